@@ -1,0 +1,8 @@
+// Public engine API: device, tensors, autograd, scopes and ops.
+export { createDevice, adapterName, Device, DeviceLostError, type DeviceOptions, type Backend } from './device.ts';
+export { Tensor, Storage, shapeSize, shapeStr, type DType, type Shape } from './tensor.ts';
+export { backward, grad, noGrad, isGradEnabled, record, type GradNode } from './autograd.ts';
+export { scope, scopeAsync, keep } from './scope.ts';
+export * from './ops/elementwise.ts';
+export * from './ops/reduce.ts';
+export * from './ops/reshape.ts';

@@ -1,0 +1,468 @@
+// The activation table: for each activation kind, WGSL f / df/dx / df/dparam snippets
+// (f32, overflow-safe) and the matching float64 references. Formulas and derivative
+// conventions follow REFERENCE.md section 2. Snippets call the k_ helpers of
+// wgsl_math.ts; the caller concatenates wgslMath() once into the shader.
+//
+// Parameters are the EFFECTIVE values (after any abs/square reparametrisation, which
+// the layer owns together with its chain rule). In WGSL they arrive as p: vec2<f32>,
+// first parameter in p.x, second in p.y; dp returns vec2<f32> in the same order
+// (zeros for unused slots).
+
+import {
+  expm1MinusXExp64,
+  normalCdf64,
+  normalPdf64,
+  sigmoid64,
+  xMinusLog1p64,
+} from './reference_math.ts';
+
+export type ActivationKind =
+  | 'relu'
+  | 'softplus'
+  | 'psoftplus'
+  | 'silu'
+  | 'gelu'
+  | 'gelu_tanh'
+  | 'elu'
+  | 'celu'
+  | 'smooth_relu'
+  | 'prelu'
+  | 'pssilu';
+
+export const ACTIVATION_KINDS: ActivationKind[] = [
+  'relu',
+  'softplus',
+  'psoftplus',
+  'silu',
+  'gelu',
+  'gelu_tanh',
+  'elu',
+  'celu',
+  'smooth_relu',
+  'prelu',
+  'pssilu',
+];
+
+export interface ActivationDef {
+  kind: ActivationKind;
+  /** Effective parameter names, in p order. */
+  paramNames: string[];
+  /** Default effective parameter values (the papers' initialisations). */
+  defaults: number[];
+  /** Default hint: whether the papers train the parameter(s). */
+  learnable: boolean;
+  /**
+   * WGSL defining `${prefix}_f(x: f32, p: vec2<f32>) -> f32`, `${prefix}_df(...) -> f32`
+   * (df/dx) and `${prefix}_dp(...) -> vec2<f32>` (df/dparam). Needs wgslMath().
+   */
+  wgsl(prefix: string): string;
+  /** float64 reference of f. */
+  f(x: number, p: number[]): number;
+  /** float64 reference of df/dx. */
+  df(x: number, p: number[]): number;
+  /** float64 reference of df/dparam, one entry per paramNames entry ([] if none). */
+  dp(x: number, p: number[]): number[];
+}
+
+// NOTE: x is clamped to [-1e30, 1e30] before it is multiplied by a parameter, so that
+// a*x stays finite in f32 for any a up to ~1e8 (a = 1e3 gives 1e33 < 3.4e38). Beyond
+// |x| = 1e30 every saturating term (sigmoid, exp) is exactly 0 or 1 anyway.
+const XCLAMP = 'clamp(x, -1e30, 1e30)';
+
+// NOTE: the SiLU/PSSiLU parameter derivative x^2 s(z) s(-z), z = a x, is computed as
+// xc * (xc * s s') and forced to 0 for |z| > 88: s s' <= e^-88 there, and the explicit
+// branch rules out inf * 0 even where exp misbehaves in its far tail.
+const SIG_TAIL = '88.0';
+
+function checkPrefix(prefix: string): void {
+  if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(prefix) || prefix.startsWith('__')) {
+    throw new Error(`activation WGSL prefix "${prefix}" is not a valid WGSL identifier`);
+  }
+}
+
+/** Builds the three WGSL functions from their bodies (which see x: f32, p: vec2<f32>). */
+function wgslFns(prefix: string, kind: string, f: string, df: string, dp: string): string {
+  checkPrefix(prefix);
+  return `
+// activation: ${kind}
+fn ${prefix}_f(x: f32, p: vec2<f32>) -> f32 {
+${f}
+}
+fn ${prefix}_df(x: f32, p: vec2<f32>) -> f32 {
+${df}
+}
+fn ${prefix}_dp(x: f32, p: vec2<f32>) -> vec2<f32> {
+${dp}
+}
+`;
+}
+
+const ZERO2 = '  return vec2<f32>(0.0, 0.0);';
+
+// ---------------------------------------------------------------------------------
+// ReLU: max(0, x); f'(0) = 0 (PyTorch and TF convention).
+const relu: ActivationDef = {
+  kind: 'relu',
+  paramNames: [],
+  defaults: [],
+  learnable: false,
+  wgsl: (prefix) =>
+    wgslFns(prefix, 'relu', '  return max(x, 0.0);', '  return select(0.0, 1.0, x > 0.0);', ZERO2),
+  f: (x) => (x > 0 ? x : 0),
+  df: (x) => (x > 0 ? 1 : 0),
+  dp: () => [],
+};
+
+// ---------------------------------------------------------------------------------
+// Softplus(a) = softplus(a x)/a, a > 0. PSoftplus (PAF) is the same function with a
+// learnable a: -(1/a) logsigmoid(-a x).
+// NOTE: f = max(x, 0) + log1p(exp(-|z|))/a (z = a x) instead of softplus(z)/a: same
+// value, but the large linear part never goes through a*x and back. df = s(z).
+// df/da = -(|z| s(-|z|) + log1p(exp(-|z|)))/a^2 (cancellation-free, always <= 0),
+// evaluated as -(|x| s(-|z|) + log1p(e)/a)/a so no a^2 or |z|*tiny product appears.
+const SOFTPLUS_WGSL_F = `  let a = p.x;
+  let z = a * ${XCLAMP};
+  return max(x, 0.0) + k_log1p01(k_exp_neg(-abs(z))) / a;`;
+const SOFTPLUS_WGSL_DF = `  let z = p.x * ${XCLAMP};
+  return k_sigmoid(z);`;
+const SOFTPLUS_WGSL_DP = `  let a = p.x;
+  let xc = ${XCLAMP};
+  let e = k_exp_neg(-abs(a * xc));
+  let s_neg = e / (1.0 + e);
+  return vec2<f32>(-(abs(xc) * s_neg + k_log1p01(e) / a) / a, 0.0);`;
+
+function softplusF(x: number, p: number[]): number {
+  const a = p[0]!;
+  return Math.max(x, 0) + Math.log1p(Math.exp(-Math.abs(a * x))) / a;
+}
+function softplusDf(x: number, p: number[]): number {
+  return sigmoid64(p[0]! * x);
+}
+function softplusDp(x: number, p: number[]): number[] {
+  const a = p[0]!;
+  const e = Math.exp(-Math.abs(a * x));
+  const sNeg = e / (1 + e);
+  return [-(Math.abs(x) * sNeg + Math.log1p(e) / a) / a];
+}
+
+function makeSoftplus(kind: 'softplus' | 'psoftplus', learnable: boolean): ActivationDef {
+  return {
+    kind,
+    paramNames: ['a'],
+    defaults: [1],
+    learnable,
+    wgsl: (prefix) => wgslFns(prefix, kind, SOFTPLUS_WGSL_F, SOFTPLUS_WGSL_DF, SOFTPLUS_WGSL_DP),
+    f: softplusF,
+    df: softplusDf,
+    dp: softplusDp,
+  };
+}
+
+// ---------------------------------------------------------------------------------
+// SiLU / Swish(b) = x s(b x); b = 1 is SiLU.
+// df = s(z) + z s(z) s(-z), z = b x. d/db = x^2 s(z) s(-z).
+const silu: ActivationDef = {
+  kind: 'silu',
+  paramNames: ['b'],
+  defaults: [1],
+  learnable: false,
+  wgsl: (prefix) =>
+    wgslFns(
+      prefix,
+      'silu',
+      `  let z = p.x * ${XCLAMP};
+  return x * k_sigmoid(z);`,
+      `  let z = p.x * ${XCLAMP};
+  let s = k_sigmoid2(z);
+  return s.x + z * (s.x * s.y);`,
+      `  let xc = ${XCLAMP};
+  let z = p.x * xc;
+  if (abs(z) > ${SIG_TAIL}) {
+    return vec2<f32>(0.0, 0.0);
+  }
+  let s = k_sigmoid2(z);
+  return vec2<f32>(xc * (xc * (s.x * s.y)), 0.0);`,
+    ),
+  f: (x, p) => x * sigmoid64(p[0]! * x),
+  df: (x, p) => {
+    const z = p[0]! * x;
+    const s = sigmoid64(z);
+    return s + z * (s * sigmoid64(-z));
+  },
+  dp: (x, p) => {
+    const z = p[0]! * x;
+    return [x * (x * (sigmoid64(z) * sigmoid64(-z)))];
+  },
+};
+
+// ---------------------------------------------------------------------------------
+// GELU (exact) = x Phi(x); df = Phi(x) + x phi(x).
+// NOTE: Phi comes from k_normal_cdf, which is accurate in relative terms in the lower
+// tail (1 + erf(x/sqrt2) would cancel there).
+const gelu: ActivationDef = {
+  kind: 'gelu',
+  paramNames: [],
+  defaults: [],
+  learnable: false,
+  wgsl: (prefix) =>
+    wgslFns(
+      prefix,
+      'gelu',
+      '  return x * k_normal_cdf(x);',
+      '  return k_normal_cdf(x) + x * k_normal_pdf(x);',
+      ZERO2,
+    ),
+  f: (x) => x * normalCdf64(x),
+  df: (x) => normalCdf64(x) + x * normalPdf64(x),
+  dp: () => [],
+};
+
+// ---------------------------------------------------------------------------------
+// GELU (tanh form, SAT's code) = x s(2u), u = sqrt(2/pi)(x + 0.044715 x^3), using
+// 1/2 (1 + tanh u) = s(2u) exactly (WGSL tanh is loosely specified).
+// df = s(2u) + 2x s(2u) s(-2u) sqrt(2/pi)(1 + 0.134145 x^2).
+// NOTE: x is clamped to [-20, 20] inside u (x^3 overflows f32 beyond 7e12): at |x| = 20,
+// |2u| = 602, so s(2u) is already exactly 0 or 1 and the derivative term exactly 0.
+const GELU_TANH_2K = '1.5957691216057308'; // 2 sqrt(2/pi)
+const GELU_TANH_2K_64 = 2 * Math.sqrt(2 / Math.PI);
+const gelu_tanh: ActivationDef = {
+  kind: 'gelu_tanh',
+  paramNames: [],
+  defaults: [],
+  learnable: false,
+  wgsl: (prefix) =>
+    wgslFns(
+      prefix,
+      'gelu_tanh',
+      `  let xc = clamp(x, -20.0, 20.0);
+  let z = ${GELU_TANH_2K} * (xc + 0.044715 * xc * xc * xc);
+  return x * k_sigmoid(z);`,
+      `  let xc = clamp(x, -20.0, 20.0);
+  let z = ${GELU_TANH_2K} * (xc + 0.044715 * xc * xc * xc);
+  let s = k_sigmoid2(z);
+  return s.x + xc * (s.x * s.y) * ${GELU_TANH_2K} * (1.0 + 0.134145 * xc * xc);`,
+      ZERO2,
+    ),
+  f: (x) => {
+    const xc = Math.min(Math.max(x, -40), 40); // |2u| > 4600 beyond: exactly 0/1 in f64
+    return x * sigmoid64(GELU_TANH_2K_64 * (xc + 0.044715 * xc * xc * xc));
+  },
+  df: (x) => {
+    const xc = Math.min(Math.max(x, -40), 40);
+    const z = GELU_TANH_2K_64 * (xc + 0.044715 * xc * xc * xc);
+    const s = sigmoid64(z);
+    const sp = s * sigmoid64(-z);
+    return s + xc * sp * GELU_TANH_2K_64 * (1 + 0.134145 * xc * xc);
+  },
+  dp: () => [],
+};
+
+// ---------------------------------------------------------------------------------
+// ELU(a) = x for x > 0, a expm1(x) for x <= 0. df = 1 for x > 0, a exp(x) for x <= 0,
+// so f'(0) = a (PyTorch). d/da = expm1(x) for x <= 0, else 0.
+const elu: ActivationDef = {
+  kind: 'elu',
+  paramNames: ['a'],
+  defaults: [1],
+  learnable: false,
+  wgsl: (prefix) =>
+    wgslFns(
+      prefix,
+      'elu',
+      `  if (x > 0.0) {
+    return x;
+  }
+  return p.x * k_expm1_neg(x);`,
+      `  if (x > 0.0) {
+    return 1.0;
+  }
+  return p.x * k_exp_neg(x);`,
+      `  if (x > 0.0) {
+    return vec2<f32>(0.0, 0.0);
+  }
+  return vec2<f32>(k_expm1_neg(x), 0.0);`,
+    ),
+  f: (x, p) => (x > 0 ? x : p[0]! * Math.expm1(x)),
+  df: (x, p) => (x > 0 ? 1 : p[0]! * Math.exp(x)),
+  dp: (x) => [x > 0 ? 0 : Math.expm1(x)],
+};
+
+// ---------------------------------------------------------------------------------
+// CELU(a) = x for x > 0, a expm1(x/a) for x <= 0. df = exp(x/a) for x <= 0 (f'(0) = 1).
+// d/da = exp(y) - 1 - y exp(y), y = x/a, for x <= 0 (cancellation-free helper).
+// NOTE: y = x/a is clamped to >= -200 (exp(y) is exactly 0 well before), which also
+// keeps x/a finite for tiny a.
+const CELU_Y = `  let y = max(max(x, -1e30) / p.x, -200.0);`;
+const celu: ActivationDef = {
+  kind: 'celu',
+  paramNames: ['a'],
+  defaults: [1],
+  learnable: false,
+  wgsl: (prefix) =>
+    wgslFns(
+      prefix,
+      'celu',
+      `  if (x > 0.0) {
+    return x;
+  }
+${CELU_Y}
+  return p.x * k_expm1_neg(y);`,
+      `  if (x > 0.0) {
+    return 1.0;
+  }
+${CELU_Y}
+  return k_exp_neg(y);`,
+      `  if (x > 0.0) {
+    return vec2<f32>(0.0, 0.0);
+  }
+${CELU_Y}
+  return vec2<f32>(k_expm1_minus_xexp(y), 0.0);`,
+    ),
+  f: (x, p) => (x > 0 ? x : p[0]! * Math.expm1(x / p[0]!)),
+  df: (x, p) => (x > 0 ? 1 : Math.exp(x / p[0]!)),
+  dp: (x, p) => [x > 0 ? 0 : expm1MinusXExp64(x / p[0]!)],
+};
+
+// ---------------------------------------------------------------------------------
+// SmoothReLU(a) (SAT) = x - log1p(a x)/a for x >= 0, 0 below; a = w^2 (w init 20).
+// With u = a x: f = (u - log1p(u))/a, df = u/(1+u), d/da = (log1p(u) - u/(1+u))/a^2.
+// NOTE: u - log1p(u) ~ u^2/2 near 0: k_x_minus_log1p avoids the cancellation. For d/da
+// with u <= 1, log1p(u) - u/(1+u) = u^2/(1+u) - (u - log1p(u)) (at most a factor-2
+// cancellation); for u > 1 the direct form has no cancellation and avoids squaring u.
+// The division by a^2 is done as two divisions by a.
+const SRELU_U = `  let u = p.x * min(x, 1e30);`;
+const smooth_relu: ActivationDef = {
+  kind: 'smooth_relu',
+  paramNames: ['a'],
+  defaults: [400],
+  learnable: true,
+  wgsl: (prefix) =>
+    wgslFns(
+      prefix,
+      'smooth_relu',
+      `  if (x <= 0.0) {
+    return 0.0;
+  }
+${SRELU_U}
+  return k_x_minus_log1p(u) / p.x;`,
+      `  if (x <= 0.0) {
+    return 0.0;
+  }
+${SRELU_U}
+  return u / (1.0 + u);`,
+      `  if (x <= 0.0) {
+    return vec2<f32>(0.0, 0.0);
+  }
+${SRELU_U}
+  let r = u / (1.0 + u);
+  var g: f32;
+  if (u <= 1.0) {
+    g = u * r - k_x_minus_log1p(u);
+  } else {
+    g = log(1.0 + u) - r;
+  }
+  return vec2<f32>(g / p.x / p.x, 0.0);`,
+    ),
+  f: (x, p) => (x <= 0 ? 0 : xMinusLog1p64(p[0]! * x) / p[0]!),
+  df: (x, p) => {
+    if (x <= 0) return 0;
+    const u = p[0]! * x;
+    return u / (1 + u);
+  },
+  dp: (x, p) => {
+    if (x <= 0) return [0];
+    const a = p[0]!;
+    const u = a * x;
+    const r = u / (1 + u);
+    const g = u <= 1 ? u * r - xMinusLog1p64(u) : Math.log1p(u) - r;
+    return [g / a / a];
+  },
+};
+
+// ---------------------------------------------------------------------------------
+// PReLU(a) = x for x > 0, a x otherwise; df = 1 for x > 0, a otherwise (f'(0) = a,
+// PyTorch). d/da = x for x <= 0, else 0. PAF initialises a = 0 (starts as ReLU).
+const prelu: ActivationDef = {
+  kind: 'prelu',
+  paramNames: ['a'],
+  defaults: [0],
+  learnable: true,
+  wgsl: (prefix) =>
+    wgslFns(
+      prefix,
+      'prelu',
+      `  return select(p.x * x, x, x > 0.0);`,
+      `  return select(p.x, 1.0, x > 0.0);`,
+      `  return vec2<f32>(select(x, 0.0, x > 0.0), 0.0);`,
+    ),
+  f: (x, p) => (x > 0 ? x : p[0]! * x),
+  df: (x, p) => (x > 0 ? 1 : p[0]!),
+  dp: (x) => [x > 0 ? 0 : x],
+};
+
+// ---------------------------------------------------------------------------------
+// PSSiLU(a, b) (PAF's pssilu2) = x (s(a x) - b)/(1 - b), with a = |a_raw|, b = |b_raw|
+// (the layer applies the abs chain rule). df = (s(z) - b + z s(z) s(-z))/(1 - b),
+// d/da = x^2 s(z) s(-z)/(1 - b), d/db = -x s(-z)/(1 - b)^2, z = a x.
+const pssilu: ActivationDef = {
+  kind: 'pssilu',
+  paramNames: ['a', 'b'],
+  defaults: [1, 1e-8],
+  learnable: true,
+  wgsl: (prefix) =>
+    wgslFns(
+      prefix,
+      'pssilu',
+      `  let z = p.x * ${XCLAMP};
+  return x * (k_sigmoid(z) - p.y) / (1.0 - p.y);`,
+      `  let z = p.x * ${XCLAMP};
+  let s = k_sigmoid2(z);
+  return (s.x - p.y + z * (s.x * s.y)) / (1.0 - p.y);`,
+      `  let xc = ${XCLAMP};
+  let z = p.x * xc;
+  let s = k_sigmoid2(z);
+  let omb = 1.0 - p.y;
+  var da: f32 = 0.0;
+  if (abs(z) <= ${SIG_TAIL}) {
+    da = xc * (xc * (s.x * s.y)) / omb;
+  }
+  let db = -(xc * s.y) / omb / omb;
+  return vec2<f32>(da, db);`,
+    ),
+  f: (x, p) => (x * (sigmoid64(p[0]! * x) - p[1]!)) / (1 - p[1]!),
+  df: (x, p) => {
+    const z = p[0]! * x;
+    const s = sigmoid64(z);
+    return (s - p[1]! + z * (s * sigmoid64(-z))) / (1 - p[1]!);
+  },
+  dp: (x, p) => {
+    const z = p[0]! * x;
+    const omb = 1 - p[1]!;
+    const sNeg = sigmoid64(-z);
+    return [(x * (x * (sigmoid64(z) * sNeg))) / omb, -(x * sNeg) / omb / omb];
+  },
+};
+
+export const ACTIVATIONS: Record<ActivationKind, ActivationDef> = {
+  relu,
+  softplus: makeSoftplus('softplus', false),
+  psoftplus: makeSoftplus('psoftplus', true),
+  silu,
+  gelu,
+  gelu_tanh,
+  elu,
+  celu,
+  smooth_relu,
+  prelu,
+  pssilu,
+};
+
+/** Looks up an activation by name; throws naming the bad kind and the valid ones. */
+export function activationDef(kind: string): ActivationDef {
+  if (Object.prototype.hasOwnProperty.call(ACTIVATIONS, kind)) {
+    return ACTIVATIONS[kind as ActivationKind];
+  }
+  throw new Error(
+    `unknown activation kind "${kind}"; valid kinds: ${ACTIVATION_KINDS.join(', ')}`,
+  );
+}

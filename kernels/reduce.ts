@@ -1,0 +1,97 @@
+// WGSL builders for reductions over the middle axis of an [outer, R, inner] view:
+// a thread-per-output kernel (many outputs), a workgroup-per-output-chunk kernel with a
+// shared-memory tree (few outputs, long rows), and argmax.
+
+export type ReduceOp = 'sum' | 'max';
+
+export const RED_WG = 256;
+
+const IDENT: Record<ReduceOp, string> = { sum: '0.0', max: '-3.4e38' };
+const COMB: Record<ReduceOp, (a: string, b: string) => string> = {
+  sum: (a, b) => `${a} + ${b}`,
+  max: (a, b) => `max(${a}, ${b})`,
+};
+
+/** One thread per output (o = outer index * inner + inner index). Uniforms: outer, R, inner, gx. */
+export function reduceRowsWgsl(op: ReduceOp): string {
+  return `// reduce_${op} (thread per output)
+struct U { outer: u32, R: u32, inner: u32, gx: u32 };
+@group(0) @binding(0) var<uniform> u: U;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> y: array<f32>;
+@compute @workgroup_size(${RED_WG})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let o = gid.x + gid.y * u.gx;
+  if (o >= u.outer * u.inner) { return; }
+  let ou = o / u.inner;
+  let iv = o % u.inner;
+  var base = ou * u.R * u.inner + iv;
+  var acc = ${IDENT[op]};
+  for (var r = 0u; r < u.R; r++) {
+    acc = ${COMB[op]('acc', 'x[base]')};
+    base += u.inner;
+  }
+  y[o] = acc;
+}
+`;
+}
+
+/**
+ * Workgroup (o, c) reduces rows r in [c*L, min((c+1)*L, R)) of output o into y[(ou*C + c)*inner + iv]
+ * (an [outer, C, inner] tensor of partials). Uniforms: outer, R, inner, L, C.
+ */
+export function reduceChunksWgsl(op: ReduceOp): string {
+  return `// reduce_${op} (workgroup per output chunk)
+struct U { outer: u32, R: u32, inner: u32, L: u32, C: u32, p0: u32, p1: u32, p2: u32 };
+@group(0) @binding(0) var<uniform> u: U;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> y: array<f32>;
+var<workgroup> part: array<f32, ${RED_WG}>;
+@compute @workgroup_size(${RED_WG})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  let o = wid.x;
+  let c = wid.y;
+  let ou = o / u.inner;
+  let iv = o % u.inner;
+  let r0 = c * u.L;
+  let r1 = min(r0 + u.L, u.R);
+  var acc = ${IDENT[op]};
+  for (var r = r0 + li; r < r1; r += ${RED_WG}u) {
+    acc = ${COMB[op]('acc', 'x[(ou * u.R + r) * u.inner + iv]')};
+  }
+  part[li] = acc;
+  workgroupBarrier();
+  for (var s = ${RED_WG / 2}u; s > 0u; s = s >> 1u) {
+    if (li < s) { part[li] = ${COMB[op]('part[li]', 'part[li + s]')}; }
+    workgroupBarrier();
+  }
+  if (li == 0u) { y[(ou * u.C + c) * u.inner + iv] = part[0]; }
+}
+`;
+}
+
+/** argmax over the middle axis, first index on ties; output i32. Uniforms: outer, R, inner, gx. */
+export function argmaxWgsl(): string {
+  return `// argmax (thread per output)
+struct U { outer: u32, R: u32, inner: u32, gx: u32 };
+@group(0) @binding(0) var<uniform> u: U;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> y: array<i32>;
+@compute @workgroup_size(${RED_WG})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let o = gid.x + gid.y * u.gx;
+  if (o >= u.outer * u.inner) { return; }
+  let ou = o / u.inner;
+  let iv = o % u.inner;
+  var base = ou * u.R * u.inner + iv;
+  var best = x[base];
+  var bi = 0u;
+  for (var r = 1u; r < u.R; r++) {
+    base += u.inner;
+    let v = x[base];
+    if (v > best) { best = v; bi = r; }
+  }
+  y[o] = i32(bi);
+}
+`;
+}
