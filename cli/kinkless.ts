@@ -1,0 +1,51 @@
+// The kinkless command line: dispatches subcommands (doctor for now; train, attack,
+// eval, study, reproduce and bench as they land).
+import { doctor } from './doctor.ts';
+
+const USAGE = `kinkless <command> [options]
+
+Commands:
+  doctor     print the WebGPU adapter, its limits and one kernel round trip
+
+Options:
+  --help     show help for a command
+
+Examples:
+  npx kinkless doctor
+  npx kinkless doctor --adapter llvmpipe`;
+
+async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  if (!cmd || cmd === '--help' || cmd === '-h' || cmd === 'help') {
+    console.log(USAGE);
+    return cmd ? 0 : 2;
+  }
+  if (cmd === 'doctor') {
+    const opts: { adapter?: string; backend?: 'vulkan' } = {};
+    for (let i = 0; i < rest.length; i++) {
+      const a = rest[i]!;
+      if (a === '--help' || a === '-h') {
+        console.log('kinkless doctor [--adapter NAME] [--backend vulkan|metal|d3d12|opengles]\n\nPrints the adapter, its limits and one kernel round trip.\n\nExample:\n  npx kinkless doctor --adapter llvmpipe');
+        return 0;
+      } else if (a === '--adapter') opts.adapter = rest[++i];
+      else if (a === '--backend') opts.backend = rest[++i] as 'vulkan';
+      else {
+        console.error(`kinkless doctor: unknown option "${a}" (try --help)`);
+        return 2;
+      }
+    }
+    return doctor(opts);
+  }
+  console.error(`kinkless: unknown command "${cmd}"\n\n${USAGE}`);
+  return 2;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: Error) => {
+    console.error(err.message);
+    process.exitCode = 1;
+  },
+);
