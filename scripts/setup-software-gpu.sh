@@ -15,8 +15,16 @@ have_lavapipe() {
 }
 
 if have_lavapipe; then
-  echo "setup-software-gpu: Mesa lavapipe $(dpkg-query -W -f='${Version}' mesa-vulkan-drivers) already installed"
+  [ -n "${QUIET:-}" ] || echo "setup-software-gpu: Mesa lavapipe $(dpkg-query -W -f='${Version}' mesa-vulkan-drivers) already installed"
   exit 0
+fi
+# A vendor Vulkan driver (a real GPU) needs nothing from us.
+if ls /usr/share/vulkan/icd.d/*.json /etc/vulkan/icd.d/*.json 2>/dev/null | grep -qv -E 'lvp_icd|intel|radeon|virtio|nouveau|asahi|freedreno|panfrost|broadcom|powervr|gfxstream'; then
+  [ -n "${QUIET:-}" ] || echo "setup-software-gpu: a vendor Vulkan driver is installed; nothing to do"
+  exit 0
+fi
+if [ "$(uname -s)" = "Darwin" ]; then
+  exit 0 # Metal: Dawn needs nothing else.
 fi
 
 if [ ! -r /etc/os-release ]; then
