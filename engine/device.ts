@@ -68,7 +68,7 @@ export class Device {
   private destroyed = false;
 
   /** The Dawn instance; kept alive with the device, dropped on destroy(). */
-  private instance: GPU | null;
+  instance: GPU | null;
 
   constructor(gpu: GPUDevice, adapter: AdapterSummary, features: string[], opts: DeviceOptions, instance: GPU) {
     this.gpu = gpu;

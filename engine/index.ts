@@ -6,3 +6,5 @@ export { scope, scopeAsync, keep } from './scope.ts';
 export * from './ops/elementwise.ts';
 export * from './ops/reduce.ts';
 export * from './ops/reshape.ts';
+export * from './ops/loss.ts';
+export * from './ops/random.ts';
