@@ -32,6 +32,7 @@ export interface AdapterSummary {
 }
 
 let nextDeviceId = 1;
+const liveInstances: GPU[] = [];
 
 /** Limits the kernels rely on; requested up to what the adapter offers. */
 const WANTED_LIMITS = [
@@ -67,8 +68,8 @@ export class Device {
   private pendingErrors: string[] = [];
   private destroyed = false;
 
-  /** The Dawn instance; kept alive with the device, dropped on destroy(). */
-  instance: GPU | null;
+  /** The Dawn instance (also kept in a module-level list; see createDevice). */
+  readonly instance: GPU;
 
   constructor(gpu: GPUDevice, adapter: AdapterSummary, features: string[], opts: DeviceOptions, instance: GPU) {
     this.gpu = gpu;
@@ -140,7 +141,6 @@ export class Device {
     this.pool.destroyAll();
     this.lostReason = this.lostReason ?? 'device destroyed';
     this.gpu.destroy();
-    this.instance = null;
   }
 
   get isDestroyed(): boolean {
@@ -193,8 +193,10 @@ export async function createDevice(opts: DeviceOptions = {}): Promise<Device> {
   const features: GPUFeatureName[] = [];
   if (adapter.features.has('timestamp-query')) features.push('timestamp-query');
   const dev = await adapter.requestDevice({ requiredLimits, requiredFeatures: features });
-  // NOTE: the Device holds the Dawn instance: if it were garbage-collected while the
-  // device is in use, Dawn's worker threads crash (futex / std::system_error).
+  // NOTE: Dawn instances are never released: one garbage-collected while (or after) its
+  // device was in use crashes Dawn's worker threads (futex / std::system_error /
+  // Segmentation fault). Holding the reference does not keep Node from exiting.
+  liveInstances.push(gpu);
   return new Device(dev, summary, features, opts, gpu);
 }
 

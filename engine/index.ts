@@ -8,3 +8,5 @@ export * from './ops/reduce.ts';
 export * from './ops/reshape.ts';
 export * from './ops/loss.ts';
 export * from './ops/random.ts';
+export * from './ops/pool.ts';
+export * from './ops/batchnorm.ts';

@@ -37,35 +37,32 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
 }
 
 /**
- * Workgroup (o, c) reduces rows r in [c*L, min((c+1)*L, R)) of output o into y[(ou*C + c)*inner + iv]
- * (an [outer, C, inner] tensor of partials). Uniforms: outer, R, inner, L, C.
+ * Thread (o, c) reduces rows r in [c*L, min((c+1)*L, R)) of output o into y[(ou*C + c)*inner + iv]
+ * (an [outer, C, inner] tensor of partials). Uniforms: outer, R, inner, L, C, gx.
+ * NOTE: no workgroup memory or barriers: on lavapipe a barrier tree cost ~0.2 ms per
+ * workgroup, while independent per-thread slices run at memory speed.
  */
 export function reduceChunksWgsl(op: ReduceOp): string {
-  return `// reduce_${op} (workgroup per output chunk)
-struct U { outer: u32, R: u32, inner: u32, L: u32, C: u32, p0: u32, p1: u32, p2: u32 };
+  return `// reduce_${op} (thread per output chunk)
+struct U { outer: u32, R: u32, inner: u32, L: u32, C: u32, gx: u32, p1: u32, p2: u32 };
 @group(0) @binding(0) var<uniform> u: U;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;
-var<workgroup> part: array<f32, ${RED_WG}>;
 @compute @workgroup_size(${RED_WG})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
-  let o = wid.x;
-  let c = wid.y;
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let t = gid.x + gid.y * u.gx;
+  if (t >= u.outer * u.inner * u.C) { return; }
+  let o = t / u.C;
+  let c = t % u.C;
   let ou = o / u.inner;
   let iv = o % u.inner;
   let r0 = c * u.L;
   let r1 = min(r0 + u.L, u.R);
   var acc = ${IDENT[op]};
-  for (var r = r0 + li; r < r1; r += ${RED_WG}u) {
+  for (var r = r0; r < r1; r++) {
     acc = ${COMB[op]('acc', 'x[(ou * u.R + r) * u.inner + iv]')};
   }
-  part[li] = acc;
-  workgroupBarrier();
-  for (var s = ${RED_WG / 2}u; s > 0u; s = s >> 1u) {
-    if (li < s) { part[li] = ${COMB[op]('part[li]', 'part[li + s]')}; }
-    workgroupBarrier();
-  }
-  if (li == 0u) { y[(ou * u.C + c) * u.inner + iv] = part[0]; }
+  y[(ou * u.C + c) * u.inner + iv] = acc;
 }
 `;
 }

@@ -1,7 +1,7 @@
 // Reductions over axes (sum, mean, max, argmax) and sumToShape (the adjoint of broadcasting).
 import { Tensor, assertSameDevice, shapeSize, shapeStr, type Shape } from '../tensor.ts';
 import { record } from '../autograd.ts';
-import { RED_WG, argmaxWgsl, reduceChunksWgsl, reduceRowsWgsl, type ReduceOp } from '../../kernels/reduce.ts';
+import { argmaxWgsl, reduceChunksWgsl, reduceRowsWgsl, type ReduceOp } from '../../kernels/reduce.ts';
 import { grid1d } from '../../kernels/elementwise.ts';
 import { Uniforms, alloc } from './launch.ts';
 import { ew } from './elementwise.ts';
@@ -30,16 +30,18 @@ function reduceRange(x: Tensor, start: number, end: number, op: ReduceOp): Tenso
     return ew('fill', 'T(0.0)', [x.view([x.size])], { shape: outShape });
   }
   if (R >= 2048 && nOut < 2048) {
-    // Few outputs, long rows: split each row into C chunks reduced by one workgroup each.
-    const C = Math.min(Math.ceil(R / (RED_WG * 8)), Math.max(1, Math.floor(65535 / Math.max(1, nOut))), 1024);
+    // Few outputs, long rows: each thread reduces a slice of ~256 rows into partials.
+    const C = Math.min(Math.ceil(R / 256), Math.max(1, Math.floor((1 << 22) / nOut)));
     const L = Math.ceil(R / C);
-    const part = alloc(device, C === 1 ? outShape : [outer, C, inner]);
-    const u = new Uniforms().u32(outer, R, inner, L, C);
-    device.dispatch({ name: `reduce_${op}_chunks`, wgsl: reduceChunksWgsl(op), buffers: [x.buffer, part.buffer], uniforms: u.bytes(), workgroups: [nOut, C] });
-    if (C === 1) return part;
+    const part = alloc(device, [outer, C, inner]);
+    const g = grid1d(nOut * C);
+    const u = new Uniforms().u32(outer, R, inner, L, C, g.gx);
+    device.dispatch({ name: `reduce_${op}_chunks`, wgsl: reduceChunksWgsl(op), buffers: [x.buffer, part.buffer], uniforms: u.bytes(), workgroups: g.workgroups });
     const r = reduceRange(part, 1, 2, op);
     part.dispose();
-    return r;
+    const v = r.view(outShape);
+    r.dispose();
+    return v;
   }
   const out = alloc(device, outShape);
   const g = grid1d(nOut);
