@@ -10,3 +10,4 @@ export * from './ops/loss.ts';
 export * from './ops/random.ts';
 export * from './ops/pool.ts';
 export * from './ops/batchnorm.ts';
+export * from './ops/matmul.ts';
