@@ -18,6 +18,8 @@ export interface DeviceOptions {
   dumpShaders?: boolean;
   /** Wrap every dispatch in a validation error scope (slow; also env KINKLESS_DEBUG=1). */
   debug?: boolean;
+  /** Dawn toggles, e.g. "disable_robustness" (also env KINKLESS_DAWN_TOGGLES). */
+  dawnToggles?: string;
   /** Cap on bytes kept in the buffer pool's free lists (default 512 MiB). */
   poolCapBytes?: number;
 }
@@ -164,6 +166,8 @@ function noAdapterMessage(opts: DeviceOptions): string {
 export async function createDevice(opts: DeviceOptions = {}): Promise<Device> {
   const dawnOpts: string[] = [];
   if (opts.backend) dawnOpts.push(`backend=${opts.backend}`);
+  const toggles = opts.dawnToggles ?? process.env.KINKLESS_DAWN_TOGGLES;
+  if (toggles) dawnOpts.push(`enable-dawn-features=${toggles}`);
   const gpu = create(dawnOpts) as GPU;
   const reqOpts: GPURequestAdapterOptions = {};
   if (opts.powerPreference) reqOpts.powerPreference = opts.powerPreference;
