@@ -11,3 +11,5 @@ export * from './ops/random.ts';
 export * from './ops/pool.ts';
 export * from './ops/batchnorm.ts';
 export * from './ops/matmul.ts';
+export * from './ops/layout.ts';
+export * from './ops/indexing.ts';
