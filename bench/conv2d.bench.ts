@@ -1,0 +1,85 @@
+// conv2d GFLOP/s for the forward pass, the input gradient (dx) and the filter gradient
+// (dw): the fast kernels (packed where they apply), the direct register-blocked ones and
+// the naive one-output-per-thread baseline (at a batch of at most 8), in the same run;
+// ratio = our GFLOP/s / naive GFLOP/s.
+// TF.js webgpu on the same adapter (docs: /work/shared/PEERS.md), N64 32x32 64->64 3x3:
+// 6.1 fwd / 6.9 dx / 1.3 dw GFLOP/s; N64 28x28 1->32 3x3: 0.29 / 1.1 / 1.1.
+import type { Device } from '../engine/device.ts';
+import { Tensor } from '../engine/index.ts';
+import { conv2dBackwardFilter, conv2dBackwardInput, conv2dForward, conv2dGeometry, type Conv2dOptions, type ConvImpl } from '../engine/ops/conv2d.ts';
+import type { BenchCase } from './harness.ts';
+
+function rand(n: number, seed: number): Float32Array {
+  const a = new Float32Array(n);
+  let s = seed;
+  for (let i = 0; i < n; i++) {
+    s = (s * 1664525 + 1013904223) >>> 0;
+    a[i] = s / 2 ** 31 - 1;
+  }
+  return a;
+}
+
+interface Shape {
+  label: string;
+  x: [number, number, number, number];
+  w: [number, number, number, number];
+  o: Conv2dOptions;
+}
+
+type Dir = 'fwd' | 'dx' | 'dw';
+
+/** The naive kernels run at most this batch (their GFLOP/s hardly depends on N; full size takes minutes). */
+const NAIVE_MAX_N = 8;
+
+function naiveName(s: Shape): string {
+  return s.x[0] > NAIVE_MAX_N ? `naive ${s.label} (run at N=${NAIVE_MAX_N})` : `naive ${s.label}`;
+}
+
+function convCase(device: Device, s0: Shape, dir: Dir, impl: ConvImpl): BenchCase {
+  const s: Shape = impl === 'naive' ? { ...s0, x: [Math.min(s0.x[0], NAIVE_MAX_N), s0.x[1], s0.x[2], s0.x[3]] } : s0;
+  const p = conv2dGeometry(s.x, s.w, s.o);
+  let x: Tensor | null = null;
+  let w: Tensor | null = null;
+  let dy: Tensor | null = null;
+  return {
+    group: `conv2d ${dir}`,
+    name: impl === 'naive' ? naiveName(s0) : `${impl} ${s.label}`,
+    flops: 2 * p.N * p.O * p.OH * p.OW * p.Cg * p.KH * p.KW,
+    baseline: impl === 'naive' ? undefined : naiveName(s0),
+    setup() {
+      x = Tensor.from(device, rand(p.N * p.C * p.H * p.W, 1), s.x);
+      w = Tensor.from(device, rand(p.O * p.Cg * p.KH * p.KW, 2), s.w);
+      dy = Tensor.from(device, rand(p.N * p.O * p.OH * p.OW, 3), [p.N, p.O, p.OH, p.OW]);
+    },
+    run() {
+      const r = dir === 'fwd' ? conv2dForward(x!, w!, null, p, impl) : dir === 'dx' ? conv2dBackwardInput(dy!, w!, p, impl) : conv2dBackwardFilter(dy!, x!, p, impl);
+      r.dispose();
+    },
+    teardown() {
+      x?.dispose();
+      w?.dispose();
+      dy?.dispose();
+    },
+  };
+}
+
+export function cases(device: Device, opts: { quick: boolean }): BenchCase[] {
+  const shapes: Shape[] = opts.quick
+    ? [
+        { label: 'N16 28x28 1->32 3x3', x: [16, 1, 28, 28], w: [32, 1, 3, 3], o: {} },
+        { label: 'N8 32x32 64->64 3x3 pad 1', x: [8, 64, 32, 32], w: [64, 64, 3, 3], o: { padding: 1 } },
+      ]
+    : [
+        { label: 'N128 28x28 1->32 3x3', x: [128, 1, 28, 28], w: [32, 1, 3, 3], o: {} },
+        { label: 'N128 14x14 32->64 3x3 pad 1', x: [128, 32, 14, 14], w: [64, 32, 3, 3], o: { padding: 1 } },
+        { label: 'N64 32x32 64->64 3x3 pad 1', x: [64, 64, 32, 32], w: [64, 64, 3, 3], o: { padding: 1 } },
+      ];
+  const out: BenchCase[] = [];
+  for (const dir of ['fwd', 'dx', 'dw'] as const) {
+    for (const s of shapes) {
+      // NOTE: dw has one fast kernel ('direct' and 'fast' are the same launch).
+      for (const impl of dir === 'dw' ? (['naive', 'fast'] as const) : (['naive', 'direct', 'fast'] as const)) out.push(convCase(device, s, dir, impl));
+    }
+  }
+  return out;
+}
