@@ -1,0 +1,35 @@
+// Attacks: FGSM, FGM, PGD (L-inf / L2, restarts, targeted), APGD-CE; and makeAttack, which
+// builds one from a plain JSON spec (CLI, configs, reports).
+import { Fgsm, type FgsmOptions } from './fgsm.ts';
+import { Fgm, type FgmOptions } from './fgm.ts';
+import { Pgd, type PgdOptions } from './pgd.ts';
+import { Apgd, type ApgdOptions } from './apgd.ts';
+import type { Attack } from './common.ts';
+
+export * from './common.ts';
+export { Fgsm, fgsm, fmt, type FgsmOptions } from './fgsm.ts';
+export { Fgm, fgm, type FgmOptions } from './fgm.ts';
+export { Pgd, pgd, type PgdOptions, type StepTrace } from './pgd.ts';
+export { Apgd, apgd, apgdCheckpoints, type ApgdOptions } from './apgd.ts';
+
+export type AttackSpec =
+  | ({ kind: 'fgsm' } & FgsmOptions)
+  | ({ kind: 'fgm' } & FgmOptions)
+  | ({ kind: 'pgd' } & PgdOptions)
+  | ({ kind: 'apgd' } & ApgdOptions);
+
+/** Build an attack from { kind, ...options }; errors name the unknown kind. */
+export function makeAttack(spec: AttackSpec): Attack {
+  switch (spec?.kind) {
+    case 'fgsm':
+      return new Fgsm(spec);
+    case 'fgm':
+      return new Fgm(spec);
+    case 'pgd':
+      return new Pgd(spec);
+    case 'apgd':
+      return new Apgd(spec);
+    default:
+      throw new Error(`kinkless: makeAttack: kind must be 'fgsm', 'fgm', 'pgd' or 'apgd', got ${JSON.stringify((spec as { kind?: unknown })?.kind)}`);
+  }
+}

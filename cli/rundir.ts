@@ -1,0 +1,55 @@
+// Run directories: every CLI run writes runs/<name>/ with config.json, results.json,
+// metrics.csv, report.md and SVG plots. JSON and reports are written atomically.
+import { mkdirSync, writeFileSync, renameSync, appendFileSync, existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+
+function atomicWrite(path: string, text: string): void {
+  const tmp = `${path}.tmp-${process.pid}`;
+  writeFileSync(tmp, text);
+  renameSync(tmp, path);
+}
+
+export class RunDir {
+  readonly dir: string;
+  private csvHeader: string[] | null = null;
+
+  constructor(name: string, base = 'runs') {
+    if (!/^[A-Za-z0-9._-]+$/.test(name)) throw new Error(`kinkless: run name must use letters, digits, '.', '_' or '-', got "${name}"`);
+    this.dir = resolve(base, name);
+    mkdirSync(this.dir, { recursive: true });
+  }
+
+  path(file: string): string {
+    return join(this.dir, file);
+  }
+
+  writeJson(file: string, obj: unknown): void {
+    atomicWrite(this.path(file), `${JSON.stringify(obj, null, 2)}\n`);
+  }
+
+  writeText(file: string, text: string): void {
+    atomicWrite(this.path(file), text);
+  }
+
+  /** Append one row to metrics.csv (the first row fixes the columns). */
+  metric(row: Record<string, number | string>): void {
+    const p = this.path('metrics.csv');
+    if (!this.csvHeader) {
+      this.csvHeader = Object.keys(row);
+      if (!existsSync(p)) writeFileSync(p, `${this.csvHeader.join(',')}\n`);
+    }
+    const cells = this.csvHeader.map((k) => {
+      const v = row[k];
+      if (v === undefined) return '';
+      return typeof v === 'number' ? (Number.isInteger(v) ? String(v) : v.toPrecision(6)) : `"${String(v).replace(/"/g, '""')}"`;
+    });
+    appendFileSync(p, `${cells.join(',')}\n`);
+  }
+}
+
+/** A default run name: <prefix>-YYYYMMDD-HHMMSS. */
+export function defaultRunName(prefix: string): string {
+  const d = new Date();
+  const p = (n: number) => String(n).padStart(2, '0');
+  return `${prefix}-${d.getFullYear()}${p(d.getMonth() + 1)}${p(d.getDate())}-${p(d.getHours())}${p(d.getMinutes())}${p(d.getSeconds())}`;
+}

@@ -1,0 +1,108 @@
+// Activation module built from an ActivationSpec: kind, parameters (fixed or learnable),
+// shared by a whole network (Dai et al.) or owned by one layer (SAT), and an optional
+// surrogate derivative (e.g. ReLU forward with a softplus(a=10) backward, SAT's ablation).
+import { Tensor, type Device } from '../engine/index.ts';
+import { activation } from '../engine/ops/activation.ts';
+import { activationDef, type ActivationKind } from '../kernels/activations.ts';
+import { Module, parameter } from './module.ts';
+
+export interface ActivationSpec {
+  kind: ActivationKind;
+  /** Parameter values (effective); defaults from the activation table. */
+  params?: number[];
+  /** Learn the parameters (default: the table's hint, e.g. true for pssilu, prelu). */
+  learnable?: boolean;
+  /** One parameter set for the whole network (true, PAF) or one per layer (false, SAT). */
+  shared?: boolean;
+  /** Surrogate derivative: forward of `kind`, derivative of this spec. */
+  backward?: { kind: ActivationKind; params?: number[] };
+}
+
+/** Validate a spec and fill in defaults; errors name the field and the value. */
+export function resolveSpec(spec: ActivationSpec | ActivationKind): Required<Omit<ActivationSpec, 'backward'>> & Pick<ActivationSpec, 'backward'> {
+  const s: ActivationSpec = typeof spec === 'string' ? { kind: spec } : spec;
+  const def = activationDef(s.kind);
+  const params = s.params ?? def.defaults;
+  if (params.length !== def.paramNames.length) {
+    throw new Error(`kinkless: activation ${s.kind}: expects ${def.paramNames.length} parameter(s) [${def.paramNames.join(', ')}], got ${params.length}`);
+  }
+  for (const p of params) if (!Number.isFinite(p)) throw new Error(`kinkless: activation ${s.kind}: parameters must be finite numbers, got ${p}`);
+  if (s.backward) {
+    const bd = activationDef(s.backward.kind);
+    const bp = s.backward.params ?? bd.defaults;
+    if (bp.length !== bd.paramNames.length) throw new Error(`kinkless: surrogate ${s.backward.kind}: expects ${bd.paramNames.length} parameter(s), got ${bp.length}`);
+  }
+  const learnable = (s.learnable ?? def.learnable) && def.paramNames.length > 0;
+  return { kind: s.kind, params, learnable, shared: s.shared ?? false, backward: s.backward };
+}
+
+/** Creates the learnable raw-parameter tensor for a spec (null when not learnable). */
+export function makeActivationParams(device: Device, spec: ActivationSpec | ActivationKind): Tensor | null {
+  const r = resolveSpec(spec);
+  if (!r.learnable) return null;
+  const c = paramConstraint(r.kind);
+  const raw = c === 'square' ? r.params.map((v) => Math.sqrt(v)) : r.params;
+  return parameter(device, Float32Array.from(raw), [raw.length], 'activation');
+}
+
+/**
+ * How learnable raw parameters map to effective ones, following the reference code:
+ * SmoothReLU a = w^2 (SAT, w init 20); PReLU raw (PAF init 0, where abs would freeze it);
+ * everything else |raw| (PAF).
+ */
+export function paramConstraint(kind: ActivationKind): 'abs' | 'square' | 'none' {
+  return kind === 'smooth_relu' ? 'square' : kind === 'prelu' ? 'none' : 'abs';
+}
+
+export class Activation extends Module {
+  readonly spec: ReturnType<typeof resolveSpec>;
+  readonly params: Tensor | null;
+  /**
+   * `sharedParams`: the network-wide parameter tensor (when spec.shared); it is
+   * registered by the model, not by this layer.
+   */
+  constructor(device: Device, spec: ActivationSpec | ActivationKind, sharedParams?: Tensor | null) {
+    super();
+    this.spec = resolveSpec(spec);
+    if (this.spec.learnable) {
+      if (this.spec.shared) {
+        if (!sharedParams) throw new Error(`kinkless: Activation ${this.spec.kind}: shared learnable parameters must be created by the model (makeActivationParams) and passed in`);
+        this.params = sharedParams;
+      } else this.params = this.registerParameter('params', makeActivationParams(device, this.spec)!);
+    } else this.params = null;
+  }
+  /** Use the surrogate derivative (when the spec has one) in forwards recorded from now on. */
+  surrogateOn = true;
+
+  forward(x: Tensor): Tensor {
+    return activation(x, {
+      kind: this.spec.kind,
+      params: this.params ?? this.spec.params,
+      constraint: this.params ? paramConstraint(this.spec.kind) : 'none',
+      backward: this.surrogateOn ? this.spec.backward : undefined,
+    });
+  }
+}
+
+/** Every Activation layer in a model (depth-first). */
+export function activationLayers(m: Module): Activation[] {
+  const out: Activation[] = [];
+  const walk = (mod: Module) => {
+    if (mod instanceof Activation) out.push(mod);
+    for (const [, c] of mod.children()) walk(c);
+  };
+  walk(m);
+  return out;
+}
+
+/**
+ * Switch the surrogate derivative on or off for every activation in the model (SAT's
+ * ablation: separate switches for the attacker's and the optimizer's backward pass).
+ * Returns the previous states so they can be restored.
+ */
+export function setSurrogate(m: Module, on: boolean): boolean[] {
+  const layers = activationLayers(m);
+  const prev = layers.map((l) => l.surrogateOn);
+  for (const l of layers) l.surrogateOn = on;
+  return prev;
+}

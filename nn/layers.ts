@@ -1,0 +1,197 @@
+// Layers: Sequential, Linear, Conv2d, BatchNorm2d, pooling, Flatten, Dropout (with a
+// reusable mask, which FreeLB needs) and Normalize (input normalisation inside the model,
+// so attacks always work in [0,1] pixel space).
+import { Tensor, keep, flatten, sub, div, ew, record, type Device } from '../engine/index.ts';
+import { linear } from '../engine/ops/matmul.ts';
+import { conv2d } from '../engine/ops/conv2d.ts';
+import { maxPool2d, avgPool2d, globalAvgPool2d } from '../engine/ops/pool.ts';
+import { batchNorm2d } from '../engine/ops/batchnorm.ts';
+import { bernoulliMask } from '../engine/ops/random.ts';
+import { Module, parameter } from './module.ts';
+import { initValues } from './init.ts';
+
+export class Sequential extends Module {
+  readonly layers: Module[];
+  constructor(...layers: Module[]) {
+    super();
+    this.layers = layers;
+    layers.forEach((l, i) => this.registerModule(String(i), l));
+  }
+  forward(x: Tensor): Tensor {
+    let h = x;
+    for (const l of this.layers) {
+      const next = l.forward(h);
+      h = next;
+    }
+    return h;
+  }
+}
+
+function posInt(layer: string, arg: string, v: number): void {
+  if (!Number.isInteger(v) || v < 1) throw new Error(`kinkless: ${layer}: ${arg} must be a positive integer, got ${String(v)}`);
+}
+
+export interface LinearOptions {
+  bias?: boolean;
+  seed?: number;
+}
+
+/** y = x w^T + b; w [out, in] (PyTorch layout), PyTorch's default init. */
+export class Linear extends Module {
+  readonly weight: Tensor;
+  readonly bias: Tensor | null;
+  constructor(device: Device, readonly inFeatures: number, readonly outFeatures: number, opts: LinearOptions = {}) {
+    super();
+    posInt('Linear', 'inFeatures', inFeatures);
+    posInt('Linear', 'outFeatures', outFeatures);
+    const seed = opts.seed ?? 0;
+    this.weight = this.registerParameter('weight', parameter(device, initValues('kaiming_uniform', [outFeatures, inFeatures], seed, { a: Math.sqrt(5) }), [outFeatures, inFeatures]));
+    this.bias =
+      opts.bias === false
+        ? null
+        : this.registerParameter('bias', parameter(device, initValues('uniform', [outFeatures], seed + 1, { bound: 1 / Math.sqrt(inFeatures) }), [outFeatures], 'bias'));
+  }
+  forward(x: Tensor): Tensor {
+    if (x.rank !== 2 || x.shape[1] !== this.inFeatures) {
+      throw new Error(`kinkless: Linear(${this.inFeatures} -> ${this.outFeatures}): input must be [N, ${this.inFeatures}], got [${x.shape.join(', ')}]`);
+    }
+    return linear(x, this.weight, this.bias ?? undefined);
+  }
+}
+
+export interface Conv2dOptions {
+  stride?: number;
+  padding?: number;
+  dilation?: number;
+  groups?: number;
+  bias?: boolean;
+  seed?: number;
+}
+
+export class Conv2d extends Module {
+  readonly weight: Tensor;
+  readonly bias: Tensor | null;
+  constructor(device: Device, readonly inChannels: number, readonly outChannels: number, readonly kernel: number, readonly opts: Conv2dOptions = {}) {
+    super();
+    posInt('Conv2d', 'inChannels', inChannels);
+    posInt('Conv2d', 'outChannels', outChannels);
+    posInt('Conv2d', 'kernel', kernel);
+    const groups = opts.groups ?? 1;
+    if (inChannels % groups || outChannels % groups) throw new Error(`kinkless: Conv2d: channels ${inChannels} -> ${outChannels} must be divisible by groups = ${groups}`);
+    const shape = [outChannels, inChannels / groups, kernel, kernel];
+    const seed = opts.seed ?? 0;
+    this.weight = this.registerParameter('weight', parameter(device, initValues('kaiming_uniform', shape, seed, { a: Math.sqrt(5) }), shape));
+    const fanIn = (inChannels / groups) * kernel * kernel;
+    this.bias = opts.bias === false ? null : this.registerParameter('bias', parameter(device, initValues('uniform', [outChannels], seed + 1, { bound: 1 / Math.sqrt(fanIn) }), [outChannels], 'bias'));
+  }
+  forward(x: Tensor): Tensor {
+    const o = this.opts;
+    return conv2d(x, this.weight, this.bias ?? undefined, { stride: o.stride ?? 1, padding: o.padding ?? 0, dilation: o.dilation ?? 1, groups: o.groups ?? 1 });
+  }
+}
+
+export interface BatchNormOptions {
+  momentum?: number;
+  eps?: number;
+  affine?: boolean;
+}
+
+export class BatchNorm2d extends Module {
+  readonly weight: Tensor | null;
+  readonly bias: Tensor | null;
+  readonly runningMean: Tensor;
+  readonly runningVar: Tensor;
+  constructor(device: Device, readonly channels: number, readonly opts: BatchNormOptions = {}) {
+    super();
+    posInt('BatchNorm2d', 'channels', channels);
+    const affine = opts.affine ?? true;
+    this.weight = affine ? this.registerParameter('weight', parameter(device, new Float32Array(channels).fill(1), [channels], 'bn')) : null;
+    this.bias = affine ? this.registerParameter('bias', parameter(device, new Float32Array(channels), [channels], 'bn')) : null;
+    this.runningMean = this.registerBuffer('running_mean', Tensor.from(device, new Float32Array(channels), [channels]));
+    this.runningVar = this.registerBuffer('running_var', Tensor.from(device, new Float32Array(channels).fill(1), [channels]));
+  }
+  forward(x: Tensor): Tensor {
+    return batchNorm2d(x, this.weight, this.bias, { mean: this.runningMean, var: this.runningVar }, { training: this.training, momentum: this.opts.momentum ?? 0.1, eps: this.opts.eps ?? 1e-5 });
+  }
+}
+
+export class MaxPool2d extends Module {
+  constructor(readonly kernel: number, readonly stride = kernel, readonly padding = 0) {
+    super();
+  }
+  forward(x: Tensor): Tensor {
+    return maxPool2d(x, { kernel: this.kernel, stride: this.stride, padding: this.padding });
+  }
+}
+
+export class AvgPool2d extends Module {
+  constructor(readonly kernel: number, readonly stride = kernel, readonly padding = 0) {
+    super();
+  }
+  forward(x: Tensor): Tensor {
+    return avgPool2d(x, { kernel: this.kernel, stride: this.stride, padding: this.padding });
+  }
+}
+
+/** [N, C, H, W] -> [N, C]. */
+export class GlobalAvgPool2d extends Module {
+  forward(x: Tensor): Tensor {
+    return globalAvgPool2d(x);
+  }
+}
+
+export class Flatten extends Module {
+  forward(x: Tensor): Tensor {
+    return flatten(x, 1);
+  }
+}
+
+/**
+ * Inverted dropout. The mask of the last training forward is kept (`lastMask`); set
+ * `fixedMask` to reuse a mask (FreeLB runs K forwards with the same masks).
+ */
+export class Dropout extends Module {
+  lastMask: Tensor | null = null;
+  fixedMask: Tensor | null = null;
+  private calls = 0;
+  constructor(readonly p: number, readonly seed = 0) {
+    super();
+    if (!(p >= 0 && p < 1)) throw new Error(`kinkless: Dropout: p must be in [0, 1), got ${p}`);
+  }
+  forward(x: Tensor): Tensor {
+    if (!this.training || this.p === 0) return x;
+    let mask = this.fixedMask;
+    if (!mask) {
+      mask = keep(bernoulliMask(x.device, x.shape, 1 - this.p, { seed: this.seed, offset: this.calls++ * x.size }));
+      this.lastMask?.dispose();
+      this.lastMask = mask;
+    }
+    if (mask.size !== x.size) throw new Error(`kinkless: Dropout: fixed mask has shape [${mask.shape.join(', ')}], input has [${x.shape.join(', ')}]`);
+    const m = mask;
+    const scale = 1 / (1 - this.p);
+    const y = ew('dropout', 'a0 * a1 * s.x', [x, m], { scalars: [scale] });
+    return record(y, 'dropout', [x], (dy) => [ew('dropout_backward', 'a0 * a1 * s.x', [dy, m], { scalars: [scale] })]);
+  }
+  override dispose(): void {
+    this.lastMask?.dispose();
+    this.lastMask = null;
+    super.dispose();
+  }
+}
+
+/** (x - mean) / std per channel, inside the model: attacks see [0,1] pixels. */
+export class Normalize extends Module {
+  readonly mean: Tensor;
+  readonly std: Tensor;
+  constructor(device: Device, mean: number[], std: number[]) {
+    super();
+    if (mean.length !== std.length || mean.length === 0) throw new Error(`kinkless: Normalize: mean and std must be non-empty and the same length, got ${mean.length} and ${std.length}`);
+    for (const s of std) if (!(s > 0)) throw new Error(`kinkless: Normalize: std values must be > 0, got ${s}`);
+    const c = mean.length;
+    this.mean = this.registerBuffer('mean', Tensor.from(device, mean, [1, c, 1, 1]));
+    this.std = this.registerBuffer('std', Tensor.from(device, std, [1, c, 1, 1]));
+  }
+  forward(x: Tensor): Tensor {
+    return div(sub(x, this.mean), this.std);
+  }
+}
