@@ -14,3 +14,4 @@ export * from './ops/matmul.ts';
 export * from './ops/layout.ts';
 export * from './ops/indexing.ts';
 export { conv2d, conv2dGeometry, conv2dForward, conv2dBackwardInput, conv2dBackwardFilter, type Conv2dOptions, type ConvImpl, type ConvGeom } from './ops/conv2d.ts';
+export * from './ops/activation.ts';
