@@ -1,11 +1,14 @@
 // The kinkless command line: dispatches subcommands (doctor for now; train, attack,
 // eval, study, reproduce and bench as they land).
 import { doctor } from './doctor.ts';
+import { cmdTrain } from './cmd_train.ts';
+import { UsageError } from './args.ts';
 
 const USAGE = `kinkless <command> [options]
 
 Commands:
   doctor     print the WebGPU adapter, its limits and one kernel round trip
+  train      train a model (standard or adversarial loop) on MNIST / CIFAR-10
 
 Options:
   --help     show help for a command
@@ -36,6 +39,7 @@ async function main(argv: string[]): Promise<number> {
     }
     return doctor(opts);
   }
+  if (cmd === 'train') return cmdTrain(rest);
   console.error(`kinkless: unknown command "${cmd}"\n\n${USAGE}`);
   return 2;
 }
@@ -45,7 +49,7 @@ main(process.argv.slice(2)).then(
     process.exitCode = code;
   },
   (err: Error) => {
-    console.error(err.message);
-    process.exitCode = 1;
+    console.error(err instanceof UsageError ? `${err.message}\n(see --help)` : err.message);
+    process.exitCode = err instanceof UsageError ? 2 : 1;
   },
 );
