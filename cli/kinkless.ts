@@ -2,6 +2,7 @@
 // eval, study, reproduce and bench as they land).
 import { doctor } from './doctor.ts';
 import { cmdTrain } from './cmd_train.ts';
+import { cmdReproduce } from './cmd_reproduce.ts';
 import { UsageError } from './args.ts';
 
 const USAGE = `kinkless <command> [options]
@@ -9,6 +10,7 @@ const USAGE = `kinkless <command> [options]
 Commands:
   doctor     print the WebGPU adapter, its limits and one kernel round trip
   train      train a model (standard or adversarial loop) on MNIST / CIFAR-10
+  reproduce  reproduce an experiment: 'reproduce sat' (activation comparison + ablation)
 
 Options:
   --help     show help for a command
@@ -40,6 +42,7 @@ async function main(argv: string[]): Promise<number> {
     return doctor(opts);
   }
   if (cmd === 'train') return cmdTrain(rest);
+  if (cmd === 'reproduce') return cmdReproduce(rest);
   console.error(`kinkless: unknown command "${cmd}"\n\n${USAGE}`);
   return 2;
 }
