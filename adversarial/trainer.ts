@@ -33,7 +33,8 @@ export interface EpochStats {
 }
 
 export interface TrainHooks {
-  onStep?(info: StepInfo): void | Promise<void>;
+  /** Called every `logEvery` steps (and at the end of each epoch); return 'stop' to end training. */
+  onStep?(info: StepInfo): void | 'stop' | Promise<void | 'stop'>;
   /** Called after each epoch; may add fields to stats (e.g. test accuracy). Return 'stop' to end training. */
   onEpoch?(stats: EpochStats): void | 'stop' | Promise<void | 'stop'>;
 }
@@ -102,7 +103,8 @@ export async function train(loop: TrainLoop, ctx: Omit<TrainContext, 'step' | 'e
   const stats: EpochStats[] = [];
   const device = ctx.device;
   ctx.model.train(true);
-  while (it.epoch < opts.epochs) {
+  let stopped = false;
+  while (it.epoch < opts.epochs && !stopped) {
     const epoch = it.epoch;
     full.epoch = epoch;
     const t0 = performance.now();
@@ -130,10 +132,11 @@ export async function train(loop: TrainLoop, ctx: Omit<TrainContext, 'step' | 'e
       const stepInEpoch = it.epoch === epoch ? it.position / opts.batchSize : steps;
       if (opts.hooks?.onStep && (full.step % logEvery === 0 || stepInEpoch === steps)) {
         const loss = (await r.last.item()) / batch.indices.length;
-        await opts.hooks.onStep({ epoch, step: full.step, stepInEpoch, stepsPerEpoch: steps, lr, loss });
+        if ((await opts.hooks.onStep({ epoch, step: full.step, stepInEpoch, stepsPerEpoch: steps, lr, loss })) === 'stop') stopped = true;
       }
       if (r.last !== r.l) r.last.dispose();
       full.step++;
+      if (stopped) break;
     }
     const trainLoss = (await lossAcc!.item()) / seen;
     const trainAcc = (await corrAcc!.item()) / seen;
@@ -141,7 +144,7 @@ export async function train(loop: TrainLoop, ctx: Omit<TrainContext, 'step' | 'e
     corrAcc!.dispose();
     const s: EpochStats = { epoch, trainLoss, trainAcc, seconds: (performance.now() - t0) / 1000, lr };
     stats.push(s);
-    if (opts.hooks?.onEpoch && (await opts.hooks.onEpoch(s)) === 'stop') break;
+    if (opts.hooks?.onEpoch && (await opts.hooks.onEpoch(s)) === 'stop') stopped = true;
   }
   return { epochs: stats, iterator: it, step: full.step };
 }
