@@ -1,7 +1,8 @@
 // conv2d GFLOP/s for the forward pass, the input gradient (dx) and the filter gradient
-// (dw): the fast kernels (packed where they apply), the direct register-blocked ones and
-// the naive one-output-per-thread baseline (at a batch of at most 8), in the same run;
-// ratio = our GFLOP/s / naive GFLOP/s.
+// (dw): the fast kernels (packed where they apply), the direct register-blocked ones, the
+// GEMM path (im2col + matmul), the 'auto' choice and the naive one-output-per-thread
+// baseline (at a batch of at most 8), in the same run; ratio = our GFLOP/s / naive GFLOP/s.
+// The full set includes the two conv layers of the small MNIST CNN at batch 128.
 // TF.js webgpu on the same adapter (docs: /work/shared/PEERS.md), N64 32x32 64->64 3x3:
 // 6.1 fwd / 6.9 dx / 1.3 dw GFLOP/s; N64 28x28 1->32 3x3: 0.29 / 1.1 / 1.1.
 import type { Device } from '../engine/device.ts';
@@ -70,7 +71,8 @@ export function cases(device: Device, opts: { quick: boolean }): BenchCase[] {
         { label: 'N8 32x32 64->64 3x3 pad 1', x: [8, 64, 32, 32], w: [64, 64, 3, 3], o: { padding: 1 } },
       ]
     : [
-        { label: 'N128 28x28 1->32 3x3', x: [128, 1, 28, 28], w: [32, 1, 3, 3], o: {} },
+        { label: 'N128 28x28 1->32 3x3 (MNIST conv1)', x: [128, 1, 28, 28], w: [32, 1, 3, 3], o: {} },
+        { label: 'N128 26x26 32->64 3x3 stride 2 (MNIST conv2)', x: [128, 32, 26, 26], w: [64, 32, 3, 3], o: { stride: 2 } },
         { label: 'N128 14x14 32->64 3x3 pad 1', x: [128, 32, 14, 14], w: [64, 32, 3, 3], o: { padding: 1 } },
         { label: 'N64 32x32 64->64 3x3 pad 1', x: [64, 64, 32, 32], w: [64, 64, 3, 3], o: { padding: 1 } },
       ];
@@ -78,7 +80,8 @@ export function cases(device: Device, opts: { quick: boolean }): BenchCase[] {
   for (const dir of ['fwd', 'dx', 'dw'] as const) {
     for (const s of shapes) {
       // NOTE: dw has one fast kernel ('direct' and 'fast' are the same launch).
-      for (const impl of dir === 'dw' ? (['naive', 'fast'] as const) : (['naive', 'direct', 'fast'] as const)) out.push(convCase(device, s, dir, impl));
+      const impls = dir === 'dw' ? (['naive', 'fast', 'gemm', 'auto'] as const) : (['naive', 'direct', 'fast', 'gemm', 'auto'] as const);
+      for (const impl of impls) out.push(convCase(device, s, dir, impl));
     }
   }
   return out;

@@ -228,12 +228,14 @@ export class FastAt implements TrainLoop {
   /**
    * Hooks for train(): flush at every logged step and at each epoch end; onEpoch adds
    * coDetected (0/1), coPgdAcc, coFgsmAcc (latest check) and coStep (-1 until detected)
-   * to the epoch stats and returns 'stop' once CO is detected (when earlyStop).
+   * to the epoch stats and returns 'stop' (from onStep or onEpoch) once CO is detected
+   * (when earlyStop).
    */
   hooks(): TrainHooks {
     return {
       onStep: async () => {
-        await this.flush();
+        const s = await this.flush();
+        if (s?.coDetected && this.opts.co!.earlyStop !== false) return 'stop';
       },
       onEpoch: async (stats) => {
         const s = await this.flush();

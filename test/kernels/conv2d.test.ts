@@ -37,7 +37,7 @@ const size = (s: readonly number[]): number => s.reduce((a, b) => a * b, 1);
 
 describe('conv2d vs float64 reference', () => {
   for (const c of CASES) {
-    for (const impl of ['fast', 'direct', 'naive'] as const) {
+    for (const impl of ['fast', 'gemm', 'direct', 'naive'] as const) {
       it(`${impl}: ${c.name}`, async () => {
         const d = await testDevice();
         const p = geom64(c.x, c.w, c.o);
@@ -109,7 +109,7 @@ describe('conv2d extremes, epilogue, errors', () => {
     const x64 = f32(randArray(size(c.x), 41, -1e15, 1e15));
     const w64 = f32(randArray(size(c.w), 42, -1e15, 1e15));
     const dy64 = f32(randArray(p.N * p.O * p.OH * p.OW, 43, -1e15, 1e15));
-    for (const impl of ['fast', 'direct', 'naive'] as const) {
+    for (const impl of ['fast', 'gemm', 'direct', 'naive'] as const) {
       const X = E.Tensor.from(d, Float32Array.from(x64), c.x);
       const Wt = E.Tensor.from(d, Float32Array.from(w64), c.w);
       X.requiresGrad = true;
@@ -139,7 +139,7 @@ describe('conv2d extremes, epilogue, errors', () => {
     const b64 = f32(randArray(c.w[0], 53));
     const act = 'fn epi_act(z: f32) -> f32 { return max(z, 0.0) + 0.5 * min(z, 0.0); }';
     const want = conv64(x64, w64, b64, p).map((z) => Math.max(z, 0) + 0.5 * Math.min(z, 0));
-    for (const impl of ['fast', 'direct', 'naive'] as const) {
+    for (const impl of ['fast', 'gemm', 'direct', 'naive'] as const) {
       const X = E.Tensor.from(d, Float32Array.from(x64), c.x);
       const Wt = E.Tensor.from(d, Float32Array.from(w64), c.w);
       const B = E.Tensor.from(d, Float32Array.from(b64), [c.w[0]]);
