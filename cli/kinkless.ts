@@ -3,6 +3,7 @@
 import { doctor } from './doctor.ts';
 import { cmdTrain } from './cmd_train.ts';
 import { cmdReproduce } from './cmd_reproduce.ts';
+import { cmdEval } from './cmd_eval.ts';
 import { UsageError } from './args.ts';
 
 const USAGE = `kinkless <command> [options]
@@ -10,6 +11,8 @@ const USAGE = `kinkless <command> [options]
 Commands:
   doctor     print the WebGPU adapter, its limits and one kernel round trip
   train      train a model (standard or adversarial loop) on MNIST / CIFAR-10
+  attack     run attacks on a model (checkpoint) and report robust accuracy
+  eval       clean and robust accuracy plus gradient-masking sanity checks
   reproduce  reproduce an experiment: 'reproduce sat' (activation comparison + ablation)
 
 Options:
@@ -43,6 +46,7 @@ async function main(argv: string[]): Promise<number> {
   }
   if (cmd === 'train') return cmdTrain(rest);
   if (cmd === 'reproduce') return cmdReproduce(rest);
+  if (cmd === 'eval' || cmd === 'attack') return cmdEval(rest, cmd);
   console.error(`kinkless: unknown command "${cmd}"\n\n${USAGE}`);
   return 2;
 }

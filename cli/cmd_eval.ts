@@ -1,0 +1,130 @@
+// `kinkless eval` and `kinkless attack`: load a checkpoint (or build a fresh model) and
+// measure clean accuracy, robust accuracy per attack with the per-example worst case,
+// and (eval) the gradient-masking sanity checks. Writes runs/<name>/.
+import { existsSync } from 'node:fs';
+import { createDevice } from '../engine/index.ts';
+import { evaluateRobust, maskingChecks } from '../adversarial/eval.ts';
+import { makeAttack, type Attack } from '../adversarial/attacks/index.ts';
+import { loadCheckpointFile } from '../nn/checkpoint.ts';
+import { loadModel } from '../nn/model_checkpoint.ts';
+import { helpText, parseFlags, UsageError, type FlagSpec } from './args.ts';
+import { DATA_FLAGS, MODEL_FLAGS, buildModel, loadData } from './setup.ts';
+import { RunDir, defaultRunName } from './rundir.ts';
+import { barChart, lineChart } from './svg.ts';
+
+const ATTACK_KINDS = ['fgsm', 'fgm', 'pgd', 'pgd_l2', 'apgd'];
+
+const FLAGS: Record<string, FlagSpec> = {
+  checkpoint: { type: 'string', help: 'model checkpoint (.safetensors written by kinkless); without it a fresh model is built from the model flags' },
+  ...DATA_FLAGS,
+  ...MODEL_FLAGS,
+  attacks: { type: 'list', help: 'attacks to run (worst case per example over all)', choices: ATTACK_KINDS, default: ['fgsm', 'pgd'] },
+  eps: { type: 'number', help: 'attack radius', default: 0.1, min: 0 },
+  steps: { type: 'int', help: 'PGD / APGD iterations', default: 20, min: 1 },
+  restarts: { type: 'int', help: 'PGD / APGD restarts', default: 1, min: 1 },
+  alpha: { type: 'number', help: 'PGD step (default eps/4; L2: eps/4 too)', min: 0 },
+  bnMode: { type: 'string', help: 'batch-norm mode during the attack', choices: ['eval', 'train'], default: 'eval' },
+  limit: { type: 'int', help: 'number of test images', default: 1000, min: 1 },
+  batchSize: { type: 'int', help: 'evaluation batch size', default: 250, min: 1 },
+  masking: { type: 'bool', help: 'eval: run the gradient-masking sanity checks', default: true },
+  name: { type: 'string', help: 'run name (directory under --out)' },
+  out: { type: 'string', help: 'output directory', default: 'runs' },
+};
+
+export const EVAL_HELP = helpText(
+  'kinkless eval [options]',
+  'Clean and robust accuracy of a model (per attack and the per-example worst case over all\nattacks and restarts), plus gradient-masking sanity checks: robust accuracy must not rise\nwith eps, PGD must be no weaker than FGSM, a huge eps must drive accuracy to ~0, and\nexamples with all-zero input gradients are counted.',
+  FLAGS,
+  ['npx kinkless eval --checkpoint runs/my-run/small_cnn.safetensors --eps 0.1 --attacks fgsm,pgd,apgd', 'npx kinkless eval --checkpoint model.safetensors --limit 200 --no-masking'],
+);
+
+export const ATTACK_HELP = helpText(
+  'kinkless attack [options]',
+  'Run attacks on a model and report accuracy under each attack and the per-example worst case.',
+  FLAGS,
+  ['npx kinkless attack --checkpoint runs/my-run/small_cnn.safetensors --attacks pgd --eps 0.3 --steps 40 --restarts 5'],
+);
+
+function buildAttacks(f: Record<string, unknown>): Attack[] {
+  const eps = f.eps as number;
+  const steps = f.steps as number;
+  const restarts = f.restarts as number;
+  const alpha = (f.alpha as number | undefined) ?? eps / 4;
+  const bnMode = f.bnMode as 'eval' | 'train';
+  const seed = f.seed as number;
+  return (f.attacks as string[]).map((k) => {
+    switch (k) {
+      case 'fgsm':
+        return makeAttack({ kind: 'fgsm', eps, bnMode });
+      case 'fgm':
+        return makeAttack({ kind: 'fgm', eps, bnMode });
+      case 'pgd_l2':
+        return makeAttack({ kind: 'pgd', norm: 'l2', eps, alpha, steps, restarts, randomStart: true, bnMode, seed });
+      case 'apgd':
+        return makeAttack({ kind: 'apgd', eps, steps, restarts, bnMode, seed });
+      default:
+        return makeAttack({ kind: 'pgd', eps, alpha, steps, restarts, randomStart: true, bnMode, seed });
+    }
+  });
+}
+
+export async function cmdEval(argv: string[], mode: 'eval' | 'attack'): Promise<number> {
+  const { flags, help } = parseFlags(`kinkless ${mode}`, argv, FLAGS);
+  if (help) {
+    console.log(mode === 'eval' ? EVAL_HELP : ATTACK_HELP);
+    return 0;
+  }
+  const ckpt = flags.checkpoint as string | undefined;
+  if (ckpt !== undefined && !existsSync(ckpt)) throw new UsageError(`--checkpoint: file "${ckpt}" does not exist`);
+  let modelFlags: Record<string, unknown> = flags;
+  if (ckpt) {
+    // Rebuild the architecture from the checkpoint's metadata.
+    const meta = loadCheckpointFile(ckpt).metadata;
+    let cfg: Record<string, unknown>;
+    try {
+      cfg = JSON.parse(meta.config ?? '{}') as Record<string, unknown>;
+    } catch {
+      throw new UsageError(`--checkpoint: "${ckpt}" has no readable model config in its metadata`);
+    }
+    const act = (cfg.activation ?? 'relu') as string | { kind: string; params?: number[]; learnable?: boolean; shared?: boolean; backward?: { kind: string; params?: number[] } };
+    const spec = typeof act === 'string' ? { kind: act } : act;
+    modelFlags = {
+      ...flags,
+      model: cfg.name === 'madry_mnist' || cfg.name === 'preact_resnet18' ? cfg.name : String(cfg.name ?? 'small_cnn').startsWith('wrn') ? 'wrn' : 'small_cnn',
+      activation: spec.kind,
+      actParams: spec.params?.map(String),
+      actLearnable: spec.learnable,
+      actShared: spec.shared,
+      surrogate: spec.backward ? [spec.backward.kind, ...(spec.backward.params ?? [])].join(':') : undefined,
+      seed: (cfg.seed as number | undefined) ?? flags.seed,
+    };
+  }
+  const data = loadData({ ...flags, testLimit: flags.limit });
+  const run = new RunDir((flags.name as string) ?? defaultRunName(mode), flags.out as string);
+  run.writeJson('config.json', { command: mode, ...flags });
+  const device = await createDevice();
+  try {
+    const model = buildModel(device, modelFlags, data.train);
+    if (ckpt) loadModel(ckpt, model);
+    const attacks = buildAttacks(flags);
+    console.log(`kinkless ${mode}: ${model.config.name}${ckpt ? ` from ${ckpt}` : ' (fresh, untrained)'} on ${data.test.n} test images, eps ${flags.eps}`);
+    const report = await evaluateRobust(device, model, data.test, { attacks, batchSize: flags.batchSize as number, limit: flags.limit as number, countZeroGrad: mode === 'eval' });
+    const lines = [`clean: ${(100 * report.clean.accuracy).toFixed(2)}%`, ...report.attacks.map((a) => `${a.name}: ${(100 * a.accuracy).toFixed(2)}% (${a.seconds.toFixed(1)} s)`), `worst case over ${report.worstCase.over.join(', ')}: ${(100 * report.worstCase.accuracy).toFixed(2)}%`];
+    for (const l of lines) console.log(`  ${l}`);
+    let masking = null;
+    if (mode === 'eval' && flags.masking) {
+      masking = await maskingChecks(device, model, data.test, { eps: flags.eps as number, limit: Math.min(200, flags.limit as number), seed: flags.seed as number, bnMode: flags.bnMode as 'eval' | 'train' });
+      console.log(`  gradient-masking checks: ${masking.passed ? 'passed' : 'FAILED'}`);
+      for (const w of masking.warnings) console.log(`    - ${w}`);
+      run.writeText('robust_vs_eps.svg', lineChart({ title: 'PGD accuracy against eps', xLabel: 'eps', yLabel: 'accuracy', yMin: 0, yMax: 1, series: [{ name: 'PGD', points: masking.epsCurve.map((p) => [p.eps, p.accuracy]) }] }));
+    }
+    run.writeText('accuracy.svg', barChart({ title: `Accuracy (eps ${flags.eps})`, yLabel: 'accuracy', yMax: 1, categories: ['clean', ...report.attacks.map((a) => a.name), 'worst case'], series: [{ name: 'accuracy', values: [report.clean.accuracy, ...report.attacks.map((a) => a.accuracy), report.worstCase.accuracy] }] }));
+    run.writeJson('results.json', { report, masking });
+    run.metric({ clean: report.clean.accuracy, worst: report.worstCase.accuracy, ...Object.fromEntries(report.attacks.map((a) => [a.name, a.accuracy])) });
+    run.writeText('report.md', `# kinkless ${mode}\n\n- model: ${model.config.name}${ckpt ? ` (${ckpt})` : ''}\n- ${data.test.n} test images, eps ${flags.eps}\n\n${lines.map((l) => `- ${l}`).join('\n')}\n${masking ? `\n## Gradient-masking checks: ${masking.passed ? 'passed' : 'FAILED'}\n\n${masking.warnings.map((w) => `- ${w}`).join('\n')}\n\n![robust vs eps](robust_vs_eps.svg)\n` : ''}\n![accuracy](accuracy.svg)\n`);
+    console.log(`results in ${run.dir}`);
+    return 0;
+  } finally {
+    device.destroy();
+  }
+}
