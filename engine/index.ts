@@ -13,5 +13,5 @@ export * from './ops/batchnorm.ts';
 export * from './ops/matmul.ts';
 export * from './ops/layout.ts';
 export * from './ops/indexing.ts';
-export { conv2d, conv2dGeometry, conv2dForward, conv2dBackwardInput, conv2dBackwardFilter, type Conv2dOptions, type ConvImpl, type ConvGeom } from './ops/conv2d.ts';
+export { conv2d, conv2dGeometry, conv2dForward, conv2dBackwardInput, conv2dBackwardFilter, chooseConvImpl, gemmOk, conv2dGemmLimits, conv2dIm2col, type Conv2dOptions, type ConvImpl, type ConvDir, type ConvGeom } from './ops/conv2d.ts';
 export * from './ops/activation.ts';

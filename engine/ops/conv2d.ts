@@ -1,7 +1,10 @@
 // 2-D convolution (NCHW x, OIHW w, optional bias) with stride, padding, dilation and
 // groups (depthwise included), with autograd: dx, dw and db. Launches the fast
-// register-blocked kernels of kernels/conv2d.ts, or the naive ones (kernels/conv2d_naive.ts)
-// on request or when a launch grid would exceed the device's per-dimension limit.
+// register-blocked kernels of kernels/conv2d.ts, the GEMM path (im2col / col2im of
+// kernels/conv2d_gemm.ts around the batched matmul, chunked over the batch to bound its
+// temporaries), or the naive kernels (kernels/conv2d_naive.ts) on request or when a
+// launch grid would exceed the device's per-dimension limit. The default 'auto' picks per
+// direction (forward, dx, dw) with the measured heuristic of chooseConvImpl.
 import { Tensor, assertSameDevice, shapeStr, type Shape } from '../tensor.ts';
 import { needsGrad, record } from '../autograd.ts';
 import {
@@ -154,17 +157,21 @@ function packedForward(x: Tensor, w: Tensor, b: Tensor | null, p: ConvGeom, epi:
 
 // ---------------------------------------------------------------- GEMM path
 
-/** Cap on one GEMM temporary (col, dcol, dw partials) per chunk of images, in bytes. */
-const GEMM_MAX_BYTES = 64 << 20;
+/**
+ * Cap on one GEMM temporary (col, dcol, permuted dy) per chunk of images, in bytes (also
+ * capped by the device's maxStorageBufferBindingSize). Mutable for tests of the chunking.
+ */
+export const conv2dGemmLimits = { maxBytes: 64 << 20 };
 
 /**
- * Images per chunk so that `floatsPerImage` floats fit GEMM_MAX_BYTES and the device's
- * maxStorageBufferBindingSize, and the matmul batch (images x groups) fits one grid
- * dimension; balanced over the chunks. null when even one image does not fit.
+ * Images per chunk so that `floatsPerImage` floats fit conv2dGemmLimits.maxBytes and the
+ * device's maxStorageBufferBindingSize, the matmul batch (images x groups) fits one grid
+ * dimension and so do the forward product's rows (8 per workgroup: images x OH*OW);
+ * balanced over the chunks. null when even one image does not fit.
  */
 function gemmChunk(p: ConvGeom, device: Tensor['device'], floatsPerImage: number): number | null {
-  const limit = Math.min(GEMM_MAX_BYTES, device.limits.maxStorageBufferBindingSize ?? GEMM_MAX_BYTES);
-  const cap = Math.min(p.N, Math.floor(limit / (4 * floatsPerImage)), Math.floor(MAX_GROUPS / p.G));
+  const limit = Math.min(conv2dGemmLimits.maxBytes, device.limits.maxStorageBufferBindingSize ?? conv2dGemmLimits.maxBytes);
+  const cap = Math.min(p.N, Math.floor(limit / (4 * floatsPerImage)), Math.floor(MAX_GROUPS / p.G), Math.floor((8 * MAX_GROUPS) / (p.OH * p.OW)));
   if (cap < 1) return null;
   return Math.ceil(p.N / Math.ceil(p.N / cap));
 }
@@ -174,7 +181,7 @@ export function gemmOk(p: ConvGeom, device: Tensor['device']): boolean {
   const CK = p.Cg * p.KH * p.KW;
   const OHW = p.OH * p.OW;
   const Kp = Math.ceil((CK + 1) / 4) * 4;
-  return gemmChunk(p, device, Math.max(p.G * Kp * OHW, p.O * OHW, p.O * CK)) !== null && fits(Math.ceil(OHW / 32), Math.ceil(Math.max(Kp, p.Og) / 8), Math.ceil(CK / 32));
+  return gemmChunk(p, device, Math.max(p.G * Kp * OHW, p.O * OHW, p.O * CK)) !== null && fits(Math.ceil(OHW / 8), Math.ceil(Kp / 8), Math.ceil(p.Og / 8));
 }
 
 /** im2col of images [n0, n0 + Nc) into col [G, Nc*OH*OW, Kp] (column `ones` all ones, or -1). */
@@ -294,14 +301,13 @@ function gemmBackwardFilter(dy: Tensor, x: Tensor, p: ConvGeom): Tensor {
     const dyP = alloc(device, [p.G, S, p.Og, Ns * OHW]);
     // dyP[g, s, o, m, pix] = dy[n0 + s*Ns + m, g*Og + o, pix]
     stridedCopy(dy, dyP, [p.G, S, p.Og, Ns, OHW], n0 * p.O * OHW, [p.Og * OHW, Ns * p.O * OHW, OHW, p.O * OHW, 1], 0, [S * p.Og * Ns * OHW, p.Og * Ns * OHW, Ns * OHW, OHW, 1]);
-    let part = matmulRaw(dyP, colv);
+    const prod = matmulRaw(dyP, colv);
     colv.dispose();
     dyP.dispose();
-    if (S > 1) {
-      const s = sum(part, 1);
-      part.dispose();
-      part = s;
-    }
+    const red = S > 1 ? sum(prod, 1) : prod;
+    if (red !== prod) prod.dispose();
+    const part = red.view([p.O * CK]);
+    red.dispose();
     if (acc) {
       const t = add(acc, part);
       acc.dispose();
@@ -317,12 +323,25 @@ function gemmBackwardFilter(dy: Tensor, x: Tensor, p: ConvGeom): Tensor {
 }
 
 /**
- * The implementation 'auto' uses for one direction of a geometry (never 'auto').
- * TODO(heuristic): placeholder until measured.
+ * The implementation 'auto' uses for one direction of a geometry (never 'auto'). Measured
+ * on lavapipe (see bench/conv2d.bench.ts): the packed kernels win the stride-1 layers with
+ * many channels per group; the GEMM path wins where they do not apply or are weak:
+ * - fwd: 'gemm' when Og >= 16, CK = Cg*KH*KW >= 16 and the conv is strided or the packed
+ *   kernel does not apply (MNIST conv2: 1.5x); else 'fast' (the GEMM's im2col and permute
+ *   passes cost more than they save on short reductions such as 1->32 3x3).
+ * - dx: 'gemm' when Og >= 8 and the packed dx-as-forward path does not apply (stride > 1,
+ *   or < 4 input channels per group): MNIST conv2 2.4x, conv1 4x; else 'fast'.
+ * - dw: 'gemm' when Og >= 8 and CK >= 32 (1.4-2x on every 32+ channel layer measured);
+ *   else 'fast' (for CK < 32 the product's 32-column blocks run mostly idle).
+ * Any case the GEMM temporaries cannot hold one image of goes to 'fast'.
  */
 export function chooseConvImpl(p: ConvGeom, dir: ConvDir, device: Tensor['device']): Exclude<ConvImpl, 'auto'> {
-  void dir;
-  return gemmOk(p, device) ? 'gemm' : 'fast';
+  if (!gemmOk(p, device)) return 'fast';
+  const CK = p.Cg * p.KH * p.KW;
+  const strided = p.sh > 1 || p.sw > 1;
+  if (dir === 'fwd') return p.Og >= 16 && CK >= 16 && (strided || !packedOk(p)) ? 'gemm' : 'fast';
+  if (dir === 'dx') return p.Og >= 8 && packedDxGeom(p) === null ? 'gemm' : 'fast';
+  return p.Og >= 8 && CK >= 32 ? 'gemm' : 'fast';
 }
 
 function resolveImpl(p: ConvGeom, dir: ConvDir, impl: ConvImpl, device: Tensor['device']): Exclude<ConvImpl, 'auto'> {
@@ -352,20 +371,27 @@ export function conv2dForward(x: Tensor, w: Tensor, b: Tensor | null, p: ConvGeo
   return y;
 }
 
+/**
+ * The dx-as-forward geometry when the packed kernel computes the input gradient, else null.
+ * NOTE: with stride 1 the input gradient is a forward conv of dy with the flipped,
+ * channel-transposed filter and padding (K-1)*dilation - padding.
+ */
+function packedDxGeom(p: ConvGeom): ConvGeom | null {
+  if (p.sh !== 1 || p.sw !== 1 || p.ph > (p.KH - 1) * p.dlh || p.pw > (p.KW - 1) * p.dlw) return null;
+  const q: ConvGeom = {
+    ...p, C: p.O, H: p.OH, W: p.OW, O: p.C, OH: p.H, OW: p.W, Cg: p.Og, Og: p.Cg,
+    ph: (p.KH - 1) * p.dlh - p.ph, pw: (p.KW - 1) * p.dlw - p.pw,
+  };
+  return packedOk(q) && fits(Math.ceil((q.OH * Math.ceil(q.OW / 4)) / CONV_WG), q.G * Math.ceil(q.Og / 4), q.N) ? q : null;
+}
+
 /** Input gradient dx [N, C, H, W] from dy [N, O, OH, OW] (no autograd). */
 export function conv2dBackwardInput(dy: Tensor, w: Tensor, p: ConvGeom, impl: ConvImpl = 'auto'): Tensor {
   const device = dy.device;
   impl = resolveImpl(p, 'dx', impl, device);
   if (impl === 'gemm') return gemmBackwardInput(dy, w, p);
-  if (impl === 'fast' && p.sh === 1 && p.sw === 1 && p.ph <= (p.KH - 1) * p.dlh && p.pw <= (p.KW - 1) * p.dlw) {
-    // NOTE: with stride 1 the input gradient is a forward conv of dy with the flipped,
-    // channel-transposed filter and padding (K-1)*dilation - padding.
-    const q: ConvGeom = {
-      ...p, C: p.O, H: p.OH, W: p.OW, O: p.C, OH: p.H, OW: p.W, Cg: p.Og, Og: p.Cg,
-      ph: (p.KH - 1) * p.dlh - p.ph, pw: (p.KW - 1) * p.dlw - p.pw,
-    };
-    if (packedOk(q) && fits(Math.ceil((q.OH * Math.ceil(q.OW / 4)) / CONV_WG), q.G * Math.ceil(q.Og / 4), q.N)) return packedForward(dy, w, null, q, { bias: false }, true);
-  }
+  const q = impl === 'fast' ? packedDxGeom(p) : null;
+  if (q) return packedForward(dy, w, null, q, { bias: false }, true);
   const dx = alloc(device, [p.N, p.C, p.H, p.W]);
   const IB = convBlock(p.Cg);
   const gx = Math.ceil((Math.ceil(p.H / p.sh) * Math.ceil(Math.ceil(p.W / p.sw) / 4)) / CONV_WG);

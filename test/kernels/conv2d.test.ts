@@ -1,5 +1,6 @@
-// conv2d forward, dx, dw and db, fast and naive kernels, against the float64 reference
-// on shapes that divide no tile (stride, padding, dilation, groups, depthwise); the
+// conv2d forward, dx, dw and db, fast, GEMM, direct and naive kernels, against the float64
+// reference on shapes that divide no tile (stride, padding, dilation, groups, depthwise);
+// the GEMM path chunked over the batch; the 'auto' choice on the MNIST CNN layers; the
 // reference's own backward against central finite differences; extreme inputs; errors.
 import { describe, it, expect } from 'vitest';
 import { testDevice } from '../helpers/device.ts';
@@ -7,7 +8,7 @@ import { expectClose, expectNoNaN, f32, randArray } from '../helpers/compare.ts'
 import { numericGrad, dot, maxRelErr } from '../reference/gradcheck.ts';
 import { conv64, conv64BackwardBias, conv64BackwardFilter, conv64BackwardInput, geom64, type Conv64Opts } from '../reference/conv64.ts';
 import * as E from '../../engine/index.ts';
-import { conv2d, type Conv2dOptions, type ConvImpl } from '../../engine/ops/conv2d.ts';
+import { chooseConvImpl, conv2d, conv2dGemmLimits, conv2dGeometry, type Conv2dOptions, type ConvImpl } from '../../engine/ops/conv2d.ts';
 
 interface Case {
   name: string;
@@ -79,6 +80,61 @@ describe('conv2d vs float64 reference', () => {
   });
 });
 
+/** Run y, dx, dw, db of one case and compare with the float64 reference. */
+async function checkAll(c: Case, impl: ConvImpl, seed: number): Promise<void> {
+  const d = await testDevice();
+  const p = geom64(c.x, c.w, c.o);
+  const x64 = f32(randArray(size(c.x), seed, -1, 1));
+  const w64 = f32(randArray(size(c.w), seed + 1, -1, 1));
+  const b64 = f32(randArray(c.w[0], seed + 2, -1, 1));
+  const dy64 = f32(randArray(p.N * p.O * p.OH * p.OW, seed + 3, -1, 1));
+  const X = E.Tensor.from(d, Float32Array.from(x64), c.x);
+  const Wt = E.Tensor.from(d, Float32Array.from(w64), c.w);
+  const B = E.Tensor.from(d, Float32Array.from(b64), [c.w[0]]);
+  const DY = E.Tensor.from(d, Float32Array.from(dy64), [p.N, p.O, p.OH, p.OW]);
+  for (const t of [X, Wt, B]) t.requiresGrad = true;
+  const Y = conv2d(X, Wt, B, opts(c, impl));
+  // NOTE: reductions of up to ~600 (y, dx) and ~1300 (dw) terms of size <= 1 in float32.
+  expectClose(await Y.f32(), conv64(x64, w64, b64, p), { atol: 1e-4, rtol: 1e-4 }, `${impl} ${c.name} y`);
+  const [dx, dw, db] = E.grad(Y, [X, Wt, B], DY);
+  expectClose(await dx!.f32(), conv64BackwardInput(dy64, w64, p), { atol: 1e-4, rtol: 1e-4 }, `${impl} ${c.name} dx`);
+  expectClose(await dw!.f32(), conv64BackwardFilter(dy64, x64, p), { atol: 3e-4, rtol: 1e-4 }, `${impl} ${c.name} dw`);
+  expectClose(await db!.f32(), conv64BackwardBias(dy64, p), { atol: 1e-4, rtol: 1e-4 }, `${impl} ${c.name} db`);
+  for (const t of [X, Wt, B, DY, Y, dx!, dw!, db!]) t.dispose();
+}
+
+describe('conv2d GEMM path: batch chunking and the auto choice', () => {
+  it('gemm chunked over the batch (uneven chunks) matches the reference', async () => {
+    const saved = conv2dGemmLimits.maxBytes;
+    try {
+      // 2 images per chunk at most: N = 5 gives chunks of 2, 2, 1... balanced to 2, 2, 1.
+      for (const c of [CASES[0]!, CASES[5]!, CASES[7]!]) {
+        const p = geom64([1, ...c.x.slice(1)], c.w, c.o);
+        const CK = (c.w[1] * c.w[2] * c.w[3]);
+        const Kp = Math.ceil((CK + 1) / 4) * 4;
+        const per = Math.max(p.G * Kp * p.OH * p.OW, p.O * p.OH * p.OW, p.O * CK);
+        conv2dGemmLimits.maxBytes = 4 * per * 2 + 4;
+        await checkAll({ ...c, name: `${c.name}, N=5 chunked`, x: [5, c.x[1], c.x[2], c.x[3]] }, 'gemm', 71);
+      }
+    } finally {
+      conv2dGemmLimits.maxBytes = saved;
+    }
+  });
+
+  it('auto on the MNIST CNN layers (N=3) matches the reference and picks gemm where measured faster', async () => {
+    const d = await testDevice();
+    const conv1: Case = { name: 'MNIST conv1 1->32 3x3', x: [3, 1, 28, 28], w: [32, 1, 3, 3], o: {} };
+    const conv2: Case = { name: 'MNIST conv2 32->64 3x3 stride 2', x: [3, 32, 26, 26], w: [64, 32, 3, 3], o: { stride: [2, 2] } };
+    const g1 = conv2dGeometry(conv1.x, conv1.w, {});
+    const g2 = conv2dGeometry(conv2.x, conv2.w, { stride: 2 });
+    expect([chooseConvImpl(g1, 'fwd', d), chooseConvImpl(g1, 'dx', d), chooseConvImpl(g1, 'dw', d)]).toEqual(['fast', 'gemm', 'fast']);
+    expect([chooseConvImpl(g2, 'fwd', d), chooseConvImpl(g2, 'dx', d), chooseConvImpl(g2, 'dw', d)]).toEqual(['gemm', 'gemm', 'gemm']);
+    await checkAll(conv1, 'auto', 81);
+    await checkAll(conv2, 'auto', 91);
+    await checkAll(conv2, 'gemm', 101);
+  });
+});
+
 describe('float64 reference backward vs central differences', () => {
   const c: Case = { name: 'fd', x: [2, 4, 6, 7], w: [6, 2, 3, 2], o: { stride: [2, 1], padding: [1, 2], dilation: [2, 1], groups: 2 } };
   const p = geom64(c.x, c.w, c.o);
@@ -130,7 +186,7 @@ describe('conv2d extremes, epilogue, errors', () => {
     }
   });
 
-  it('fused bias + activation epilogue (packed, direct and naive kernels)', async () => {
+  it('fused bias + activation epilogue (packed, GEMM, direct and naive kernels)', async () => {
     const d = await testDevice();
     for (const c of [CASES[0]!, CASES[5]!]) {
     const p = geom64(c.x, c.w, c.o);
@@ -156,17 +212,26 @@ describe('conv2d extremes, epilogue, errors', () => {
     const c = CASES[0]!;
     const X = E.Tensor.from(d, Float32Array.from(randArray(size(c.x), 61)), c.x);
     const Wt = E.Tensor.from(d, Float32Array.from(randArray(size(c.w), 62)), c.w);
-    Wt.requiresGrad = true;
-    const step = async (): Promise<void> => {
-      await E.scopeAsync(async () => {
-        const [g] = E.grad(E.sum(conv2d(X, Wt, null, { padding: 1 })), [Wt]);
-        await g!.f32();
-      });
-    };
-    await step();
-    const before = d.stats().liveBuffers;
-    for (let i = 0; i < 5; i++) await step();
-    expect(d.stats().liveBuffers).toBe(before);
+    const B = E.Tensor.from(d, Float32Array.from(randArray(c.w[0], 63)), [c.w[0]]);
+    for (const t of [X, Wt, B]) t.requiresGrad = true;
+    const saved = conv2dGemmLimits.maxBytes;
+    try {
+      for (const [impl, cap] of [['auto', saved], ['gemm', saved], ['gemm', 4 * 48 * 11 * 13 * 2]] as const) {
+        conv2dGemmLimits.maxBytes = cap;
+        const step = async (): Promise<void> => {
+          await E.scopeAsync(async () => {
+            const gs = E.grad(E.sum(conv2d(X, Wt, B, { padding: 1, impl })), [X, Wt, B]);
+            for (const g of gs) await g!.f32();
+          });
+        };
+        await step();
+        const before = d.stats().liveBuffers;
+        for (let i = 0; i < 5; i++) await step();
+        expect(d.stats().liveBuffers, `${impl} cap ${cap}`).toBe(before);
+      }
+    } finally {
+      conv2dGemmLimits.maxBytes = saved;
+    }
   });
 
   it('bad inputs give clear errors', async () => {
@@ -185,5 +250,6 @@ describe('conv2d extremes, epilogue, errors', () => {
     expect(() => conv2d(X, w([4, 6, 3, 3]), null, { groups: 0 })).toThrow(/groups must be a positive integer/);
     expect(() => conv2d(X, w([4, 6, 3, 3]), w([3]))).toThrow(/b must have shape \[4\]/);
     expect(() => conv2d(X, w([4, 6, 3, 3]), null, { act: 'nope' })).toThrow(/act must be WGSL defining fn epi_act/);
+    expect(() => conv2d(X, w([4, 6, 3, 3]), null, { impl: 'im2col' as ConvImpl })).toThrow(/conv2d: impl must be one of 'auto', 'fast', 'gemm', 'direct', 'naive', got im2col/);
   });
 });
