@@ -4,6 +4,7 @@ import { doctor } from './doctor.ts';
 import { cmdTrain } from './cmd_train.ts';
 import { cmdReproduce } from './cmd_reproduce.ts';
 import { cmdEval } from './cmd_eval.ts';
+import { cmdStudy } from './cmd_study.ts';
 import { UsageError } from './args.ts';
 
 const USAGE = `kinkless <command> [options]
@@ -13,6 +14,8 @@ Commands:
   train      train a model (standard or adversarial loop) on MNIST / CIFAR-10
   attack     run attacks on a model (checkpoint) and report robust accuracy
   eval       clean and robust accuracy plus gradient-masking sanity checks
+  study      gradient-quality studies: 'study kink' (pre-activations near ReLU's kink, gradient
+             stability, first-order fidelity, PGD success against steps)
   reproduce  reproduce an experiment: 'reproduce sat' (activation comparison + ablation)
 
 Options:
@@ -47,6 +50,7 @@ async function main(argv: string[]): Promise<number> {
   if (cmd === 'train') return cmdTrain(rest);
   if (cmd === 'reproduce') return cmdReproduce(rest);
   if (cmd === 'eval' || cmd === 'attack') return cmdEval(rest, cmd);
+  if (cmd === 'study') return cmdStudy(rest);
   console.error(`kinkless: unknown command "${cmd}"\n\n${USAGE}`);
   return 2;
 }

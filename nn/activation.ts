@@ -74,7 +74,17 @@ export class Activation extends Module {
   /** Use the surrogate derivative (when the spec has one) in forwards recorded from now on. */
   surrogateOn = true;
 
+  /**
+   * Optional global observer of every Activation layer's input (the pre-activation z), called
+   * at the start of forward(). For studies only (adversarial/study/kink.ts counts the
+   * pre-activations near ReLU's kink during attacks); undefined (the default) costs nothing.
+   * z is valid only during the call and inside the caller's scope: keep() anything derived
+   * from it, never dispose z. Set it back to undefined when done.
+   */
+  static observe: ((layer: Activation, z: Tensor) => void) | undefined = undefined;
+
   forward(x: Tensor): Tensor {
+    Activation.observe?.(this, x);
     return activation(x, {
       kind: this.spec.kind,
       params: this.params ?? this.spec.params,
