@@ -21,6 +21,12 @@ export class BufferPool {
   /** Bytes ever allocated from the driver (diagnostics). */
   createdBytes = 0;
 
+  /**
+   * Cap on live + pooled bytes (default Infinity: the driver decides). Above it, the pool
+   * first trims its free lists, then refuses the allocation with an error naming it.
+   */
+  limitBytes = Infinity;
+
   constructor(
     private readonly device: Device,
     public capBytes: number,
@@ -44,6 +50,12 @@ export class BufferPool {
       this.freeBytes -= cls;
       this.freeCount--;
     } else {
+      if (this.liveBytes + this.freeBytes + cls > this.limitBytes) this.trim();
+      if (this.liveBytes + cls > this.limitBytes) {
+        throw new Error(
+          `kinkless: out of device memory allocating ${label}: ${bytes} bytes (size class ${cls}) with ${this.liveBytes} bytes in ${this.live.size} live buffers exceeds the memory limit of ${this.limitBytes} bytes (memoryLimitBytes); dispose tensors or lower the batch size`,
+        );
+      }
       try {
         buf = this.device.gpu.createBuffer({ size: cls, usage: STORAGE_USAGE, label });
       } catch (e) {

@@ -22,6 +22,8 @@ export interface DeviceOptions {
   dawnToggles?: string;
   /** Cap on bytes kept in the buffer pool's free lists (default 512 MiB). */
   poolCapBytes?: number;
+  /** Cap on live + pooled buffer bytes; allocations above it throw a clear error (default: none). */
+  memoryLimitBytes?: number;
 }
 
 export interface AdapterSummary {
@@ -88,6 +90,7 @@ export class Device {
     const dump = opts.dumpShaders ?? process.env.KINKLESS_DUMP_SHADERS === '1';
     const debug = opts.debug ?? process.env.KINKLESS_DEBUG === '1';
     this.pool = new BufferPool(this, opts.poolCapBytes ?? 512 * 1024 * 1024);
+    if (opts.memoryLimitBytes !== undefined) this.pool.limitBytes = opts.memoryLimitBytes;
     this.pipelines = new PipelineCache(this, dump);
     this.queue = new CommandQueue(this, debug);
     gpu.onuncapturederror = (ev: GPUUncapturedErrorEvent) => {
@@ -164,6 +167,10 @@ function noAdapterMessage(opts: DeviceOptions): string {
 
 /** Create a headless device. Throws a clear error when no adapter is available. */
 export async function createDevice(opts: DeviceOptions = {}): Promise<Device> {
+  for (const k of ['poolCapBytes', 'memoryLimitBytes'] as const) {
+    const v = opts[k];
+    if (v !== undefined && (typeof v !== 'number' || Number.isNaN(v) || v < 0)) throw new Error(`kinkless: createDevice: ${k} must be a number of bytes >= 0, got ${String(v)}`);
+  }
   const dawnOpts: string[] = [];
   if (opts.backend) dawnOpts.push(`backend=${opts.backend}`);
   const toggles = opts.dawnToggles ?? process.env.KINKLESS_DAWN_TOGGLES;
