@@ -113,6 +113,7 @@ export async function train(loop: TrainLoop, ctx: Omit<TrainContext, 'step' | 'e
     let seen = 0;
     const steps = it.batchesPerEpoch;
     let lr = ctx.schedule.lr(full.step);
+    try {
     while (it.epoch === epoch) {
       const batch = it.next();
       lr = ctx.schedule.lr(full.step);
@@ -137,6 +138,12 @@ export async function train(loop: TrainLoop, ctx: Omit<TrainContext, 'step' | 'e
       if (r.last !== r.l) r.last.dispose();
       full.step++;
       if (stopped) break;
+    }
+    } catch (e) {
+      // NOTE: free the running sums before propagating (a hook or a step failed).
+      lossAcc?.dispose();
+      corrAcc?.dispose();
+      throw e;
     }
     const trainLoss = (await lossAcc!.item()) / seen;
     const trainAcc = (await corrAcc!.item()) / seen;

@@ -7,11 +7,18 @@
 //     run(): void | Promise<void>;          // ENCODE one unit of work (dispatches); do not sync
 //     teardown?(): void;                    // dispose what setup allocated
 //     bytes?: number; flops?: number;       // per run() call -> gbps / gflops columns
-//     baseline?: string;                    // name of a case in the same group (measured earlier)
+//     baseline?: string;                    // name of a case in the same group
+//     method?: 'wall' | 'timestamp';        // force this case's timing method
+//     sync?(): Promise<void>;               // wait for this case's work (a peer's own device): wall clock
+//     runs?: number; warmup?: number;       // per-case counts (expensive end-to-end steps)
+//     items?: number;                       // items (images) per run() call -> items_per_s
+//     impl?: string;                        // who runs it: 'kinkless' (default), 'tfjs', 'torch-1t', ...
 //   }
-//   measure(device, fn, { warmup = 3, runs = 10, inner = 1, method = 'auto' })
+//   measure(device, fn, { warmup = 3, runs = 10, inner = 1, method = 'auto', sync?, budgetMs?, minRuns? })
 //     -> { median, min, max, runs, method }  (ms per fn call)
-//   runCases(device, cases, opts?) -> BenchRow[]   (setup, measure, teardown; fills gflops/gbps/ratio)
+//   runCases(device, cases, opts?) -> BenchRow[]   (setup, measure, teardown; fills gflops/gbps/ratio;
+//                                           a case that throws is reported to opts.onError and skipped)
+//   linkBaselines(rows)                     // (re)compute ratios once every row is in (peers added later)
 //     ratio = our throughput / the baseline's: GFLOP/s if both have flops, else GB/s if both
 //     have bytes, else baseline median / our median. > 1 means faster than the baseline.
 //   printResults(rows)                      // JSON lines, then the table
@@ -36,6 +43,17 @@ export interface BenchCase {
   bytes?: number;
   flops?: number;
   baseline?: string;
+  /** Force this case's timing method (e.g. 'wall' for peer pairs and end-to-end steps). */
+  method?: TimingMethod;
+  /** Wait for this case's work when it runs outside `device` (TF.js on its own device); implies wall clock. */
+  sync?(): Promise<void>;
+  /** Per-case counts, overriding the run's (expensive cases). */
+  runs?: number;
+  warmup?: number;
+  /** Items (e.g. images) processed per run() call: fills items_per_s. */
+  items?: number;
+  /** Who runs the case: 'kinkless' when omitted; 'tfjs', 'torch-1t', ... for peers. */
+  impl?: string;
 }
 
 export type TimingMethod = 'wall' | 'timestamp';
@@ -46,6 +64,14 @@ export interface MeasureOptions {
   inner?: number;
   /** 'auto' uses GPU timestamps where the device supports them, else wall clock. */
   method?: TimingMethod | 'auto';
+  /** Wait for the work instead of device.sync() (work on another device); needs wall clock. */
+  sync?: () => Promise<void>;
+  /**
+   * Time budget per case (ms): when the first warm-up call shows that `runs` calls would
+   * take longer, use fewer runs (at least `minRuns`, default 3) and one more warm-up call.
+   */
+  budgetMs?: number;
+  minRuns?: number;
 }
 
 export interface Measurement {
@@ -66,8 +92,10 @@ export interface BenchRow {
   method: TimingMethod;
   gflops?: number;
   gbps?: number;
+  items_per_s?: number;
   baseline?: string;
   ratio?: number;
+  impl?: string;
 }
 
 /** GPU timestamps around a batch: two empty compute passes on either side of the work. */
@@ -121,19 +149,34 @@ function median(xs: number[]): number {
 
 /** Time `inner` calls of fn (which encodes GPU work) per run; ms per call. */
 export async function measure(device: Device, fn: () => void | Promise<void>, opts: MeasureOptions = {}): Promise<Measurement> {
-  const { warmup = 3, runs = 10, inner = 1 } = opts;
-  const want = opts.method ?? 'auto';
+  const { inner = 1 } = opts;
+  let { warmup = 3, runs = 10 } = opts;
+  const want = opts.sync ? 'wall' : (opts.method ?? 'auto');
+  if (opts.sync && opts.method === 'timestamp') throw new Error(`kinkless: bench: a custom sync (work on another device) is timed by wall clock, not 'timestamp'`);
   const method: TimingMethod = want === 'auto' ? (device.features.includes('timestamp-query') ? 'timestamp' : 'wall') : want;
   if (method === 'timestamp' && !device.features.includes('timestamp-query')) {
     throw new Error(`kinkless: bench: method 'timestamp' needs the 'timestamp-query' feature, which this device lacks`);
   }
+  const sync = opts.sync ?? (() => device.sync());
+  if (opts.budgetMs !== undefined && warmup > 0) {
+    await sync();
+    const t0 = performance.now();
+    await fn();
+    await sync();
+    const first = performance.now() - t0;
+    const fit = Math.floor(opts.budgetMs / (first * inner));
+    if (fit < runs) {
+      runs = Math.max(opts.minRuns ?? 3, fit);
+      warmup = Math.min(warmup - 1, 1);
+    } else warmup--;
+  }
   for (let i = 0; i < warmup; i++) await fn();
-  await device.sync();
+  await sync();
   const ts = method === 'timestamp' ? new TimestampPair(device) : null;
   const times: number[] = [];
   try {
     for (let r = 0; r < runs; r++) {
-      await device.sync();
+      await sync();
       let ms: number;
       if (ts) {
         ts.begin();
@@ -142,7 +185,7 @@ export async function measure(device: Device, fn: () => void | Promise<void>, op
       } else {
         const t0 = performance.now();
         for (let i = 0; i < inner; i++) await fn();
-        await device.sync();
+        await sync();
         ms = performance.now() - t0;
       }
       times.push(ms / inner);
@@ -156,30 +199,61 @@ export async function measure(device: Device, fn: () => void | Promise<void>, op
 export interface RunOptions extends MeasureOptions {
   /** Called with each row as soon as it is measured (progress output). */
   onRow?(row: BenchRow): void;
+  /** Called when a case throws (setup, run or teardown); the case is skipped. Default: rethrow. */
+  onError?(c: BenchCase, err: Error): void;
 }
 
-/** Set up, measure and tear down each case in order; fills gflops, gbps and baseline ratios. */
+/** ratio = our throughput / the baseline's (GFLOP/s, else GB/s, else items/s, else inverse time). */
+function ratioOf(row: BenchRow, base: BenchRow): number {
+  if (row.gflops !== undefined && base.gflops !== undefined) return row.gflops / base.gflops;
+  if (row.gbps !== undefined && base.gbps !== undefined) return row.gbps / base.gbps;
+  if (row.items_per_s !== undefined && base.items_per_s !== undefined) return row.items_per_s / base.items_per_s;
+  return base.median_ms / row.median_ms;
+}
+
+/** Fill `ratio` of every row whose baseline (same group) is among `rows`, wherever it sits. */
+export function linkBaselines(rows: BenchRow[]): BenchRow[] {
+  for (const r of rows) {
+    if (!r.baseline) continue;
+    const base = rows.find((b) => b.group === r.group && b.name === r.baseline);
+    if (base) r.ratio = ratioOf(r, base);
+  }
+  return rows;
+}
+
+/** Set up, measure and tear down each case in order; fills gflops, gbps, items/s and baseline ratios. */
 export async function runCases(device: Device, cases: BenchCase[], opts: RunOptions = {}): Promise<BenchRow[]> {
   const rows: BenchRow[] = [];
   for (const c of cases) {
-    await c.setup?.();
     let m: Measurement;
     try {
-      m = await measure(device, () => c.run(), opts);
-    } finally {
-      c.teardown?.();
+      await c.setup?.();
+      try {
+        const mo: MeasureOptions = { ...opts, method: c.method ?? opts.method, sync: c.sync?.bind(c) };
+        // A case that sets its own counts is not shortened by the budget.
+        if (c.runs !== undefined) {
+          mo.runs = c.runs;
+          delete mo.budgetMs;
+        }
+        if (c.warmup !== undefined) mo.warmup = c.warmup;
+        m = await measure(device, () => c.run(), mo);
+      } finally {
+        c.teardown?.();
+      }
+    } catch (e) {
+      if (!opts.onError) throw e;
+      opts.onError(c, e as Error);
+      continue;
     }
     const row: BenchRow = { group: c.group, name: c.name, median_ms: m.median, min_ms: m.min, max_ms: m.max, runs: m.runs, method: m.method };
     if (c.flops) row.gflops = c.flops / (m.median * 1e6);
     if (c.bytes) row.gbps = c.bytes / (m.median * 1e6);
+    if (c.items) row.items_per_s = c.items / (m.median / 1e3);
+    if (c.impl) row.impl = c.impl;
     if (c.baseline) {
       row.baseline = c.baseline;
       const base = rows.find((r) => r.group === c.group && r.name === c.baseline);
-      if (base) {
-        if (row.gflops !== undefined && base.gflops !== undefined) row.ratio = row.gflops / base.gflops;
-        else if (row.gbps !== undefined && base.gbps !== undefined) row.ratio = row.gbps / base.gbps;
-        else row.ratio = base.median_ms / m.median;
-      }
+      if (base) row.ratio = ratioOf(row, base);
     }
     rows.push(row);
     opts.onRow?.(row);
@@ -198,7 +272,7 @@ export function printResults(rows: BenchRow[], out: (line: string) => void = con
     for (const [k, v] of Object.entries(r)) j[k] = typeof v === 'number' ? round(v) : v;
     out(JSON.stringify(j));
   }
-  const head = ['group', 'name', 'median ms', 'min ms', 'max ms', 'runs', 'method', 'GFLOP/s', 'GB/s', 'vs baseline'];
+  const head = ['group', 'name', 'median ms', 'min ms', 'max ms', 'runs', 'method', 'GFLOP/s', 'GB/s', 'items/s', 'vs baseline'];
   const body = rows.map((r) => [
     r.group,
     r.name,
@@ -209,10 +283,11 @@ export function printResults(rows: BenchRow[], out: (line: string) => void = con
     r.method,
     r.gflops !== undefined ? r.gflops.toFixed(2) : '',
     r.gbps !== undefined ? r.gbps.toFixed(2) : '',
+    r.items_per_s !== undefined ? r.items_per_s.toFixed(1) : '',
     r.ratio !== undefined ? `${r.ratio.toFixed(2)}x ${r.baseline}` : '',
   ]);
   const w = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
-  const numeric = new Set([2, 3, 4, 5, 7, 8]);
+  const numeric = new Set([2, 3, 4, 5, 7, 8, 9]);
   const fmt = (cells: string[]) => cells.map((c, i) => (numeric.has(i) ? c.padStart(w[i]!) : c.padEnd(w[i]!))).join('  ').trimEnd();
   out('');
   out(fmt(head));

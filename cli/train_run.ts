@@ -146,7 +146,7 @@ export async function trainRun(
       if (opts.run) await saveModel(opts.run.path(`${label}.safetensors`), model, { config: model.config, step: s.epoch + 1 });
     },
   };
-  const hooks = chainHooks(opts.hooks, baseHooks, loopHooks);
+  const hooks = chainHooks(baseHooks, loopHooks, opts.hooks);
   let r: Awaited<ReturnType<typeof train>> | null = null;
   try {
     r = await train(loop, { device, model, opt, schedule }, data.train, { epochs, batchSize: bs, seed: f.seed as number, hooks, logEvery: 10 });
