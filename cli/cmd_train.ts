@@ -1,6 +1,8 @@
 // `kinkless train`: train one model (standard or adversarial loop) and write runs/<name>/.
 import { createDevice } from '../engine/index.ts';
-import { helpText, parseFlags, type FlagSpec } from './args.ts';
+import { existsSync } from 'node:fs';
+import { helpText, parseFlags, UsageError, type FlagSpec } from './args.ts';
+import { loadModel } from '../nn/model_checkpoint.ts';
 import { DATA_FLAGS, MODEL_FLAGS, buildModel, loadData } from './setup.ts';
 import { TRAIN_FLAGS, trainRun, Interrupt } from './train_run.ts';
 import { RunDir, defaultRunName } from './rundir.ts';
@@ -11,6 +13,7 @@ const FLAGS: Record<string, FlagSpec> = {
   ...DATA_FLAGS,
   ...MODEL_FLAGS,
   ...TRAIN_FLAGS,
+  from: { type: 'string', help: 'start from the weights of this checkpoint (fine-tuning; the optimizer starts fresh)' },
   name: { type: 'string', help: 'run name (directory under --out)' },
   out: { type: 'string', help: 'output directory for runs', default: 'runs' },
 };
@@ -41,6 +44,10 @@ export async function cmdTrain(argv: string[]): Promise<number> {
   const interrupt = new Interrupt().install();
   try {
     const model = buildModel(device, flags, data.train);
+    if (flags.from) {
+      if (!existsSync(flags.from as string)) throw new UsageError(`--from: file "${flags.from}" does not exist`);
+      loadModel(flags.from as string, model);
+    }
     const bs = flags.batchSize as number;
     const stepsPerEpoch = Math.ceil(data.train.n / bs);
     let prog: Progress | null = null;
