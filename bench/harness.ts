@@ -68,7 +68,8 @@ export interface MeasureOptions {
   sync?: () => Promise<void>;
   /**
    * Time budget per case (ms): when the first warm-up call shows that `runs` calls would
-   * take longer, use fewer runs (at least `minRuns`, default 3) and one more warm-up call.
+   * take longer, use fewer runs (at least `minRuns`, default 3) and at most one more
+   * warm-up call (none when the first call took over a quarter of the budget).
    */
   budgetMs?: number;
   minRuns?: number;
@@ -167,7 +168,8 @@ export async function measure(device: Device, fn: () => void | Promise<void>, op
     const fit = Math.floor(opts.budgetMs / (first * inner));
     if (fit < runs) {
       runs = Math.max(opts.minRuns ?? 3, fit);
-      warmup = Math.min(warmup - 1, 1);
+      // A call that long has compiled its pipelines and warmed the caches by itself.
+      warmup = first > opts.budgetMs / 4 ? 0 : Math.min(warmup - 1, 1);
     } else warmup--;
   }
   for (let i = 0; i < warmup; i++) await fn();

@@ -5,6 +5,7 @@ import { cmdTrain } from './cmd_train.ts';
 import { cmdReproduce } from './cmd_reproduce.ts';
 import { cmdEval } from './cmd_eval.ts';
 import { cmdStudy } from './cmd_study.ts';
+import { cmdBench } from './cmd_bench.ts';
 import { UsageError } from './args.ts';
 
 const USAGE = `kinkless <command> [options]
@@ -17,6 +18,7 @@ Commands:
   study      gradient-quality studies: 'study kink' (pre-activations near ReLU's kink, gradient
              stability, first-order fidelity, PGD success against steps)
   reproduce  reproduce an experiment: 'reproduce sat' (activation comparison + ablation)
+  bench      benchmark suite: kernels and training steps against TF.js, a copy roofline, PyTorch
 
 Options:
   --help     show help for a command
@@ -51,6 +53,7 @@ async function main(argv: string[]): Promise<number> {
   if (cmd === 'reproduce') return cmdReproduce(rest);
   if (cmd === 'eval' || cmd === 'attack') return cmdEval(rest, cmd);
   if (cmd === 'study') return cmdStudy(rest);
+  if (cmd === 'bench') return cmdBench(rest);
   console.error(`kinkless: unknown command "${cmd}"\n\n${USAGE}`);
   return 2;
 }
