@@ -11,7 +11,7 @@ function atomicWrite(path: string, text: string): void {
 
 export class RunDir {
   readonly dir: string;
-  private csvHeader: string[] | null = null;
+  private csvHeaders = new Map<string, string[]>();
 
   constructor(name: string, base = 'runs') {
     if (!/^[A-Za-z0-9._-]+$/.test(name)) throw new Error(`kinkless: run name must use letters, digits, '.', '_' or '-', got "${name}"`);
@@ -31,14 +31,16 @@ export class RunDir {
     atomicWrite(this.path(file), text);
   }
 
-  /** Append one row to metrics.csv (the first row fixes the columns). */
-  metric(row: Record<string, number | string>): void {
-    const p = this.path('metrics.csv');
-    if (!this.csvHeader) {
-      this.csvHeader = Object.keys(row);
-      if (!existsSync(p)) writeFileSync(p, `${this.csvHeader.join(',')}\n`);
+  /** Append one row to a CSV file (default metrics.csv); the file's first row fixes its columns. */
+  metric(row: Record<string, number | string>, file = 'metrics.csv'): void {
+    const p = this.path(file);
+    let header = this.csvHeaders.get(file);
+    if (!header) {
+      header = Object.keys(row);
+      this.csvHeaders.set(file, header);
+      if (!existsSync(p)) writeFileSync(p, `${header.join(',')}\n`);
     }
-    const cells = this.csvHeader.map((k) => {
+    const cells = header.map((k) => {
       const v = row[k];
       if (v === undefined) return '';
       return typeof v === 'number' ? (Number.isInteger(v) ? String(v) : v.toPrecision(6)) : `"${String(v).replace(/"/g, '""')}"`;
