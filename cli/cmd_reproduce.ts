@@ -19,7 +19,7 @@ import { lineChart, barChart } from './svg.ts';
 const SAT_ACTIVATIONS: ActivationKind[] = ['relu', 'softplus', 'silu', 'gelu', 'elu', 'smooth_relu', 'pssilu'];
 
 const FLAGS: Record<string, FlagSpec> = {
-  quick: { type: 'bool', help: 'small budget (about 3 minutes): fewer images, fewer steps', default: false },
+  quick: { type: 'bool', help: 'small budget (about 2 minutes): fewer images, fewer steps', default: false },
   activations: { type: 'list', help: `activations to compare (default: all seven; --quick: ${['relu', 'silu'].join(',')})`, choices: SAT_ACTIVATIONS },
   ablation: { type: 'bool', help: 'run the backward-only ablation (2x2 table)', default: true },
   eps: { type: 'number', help: 'L-inf radius for training and evaluation (fast-AT does not collapse at 0.1 on this CNN)', default: 0.1, min: 0 },
@@ -45,7 +45,7 @@ derivative for the attacker, the optimizer, both or neither. Runs whose FGSM acc
 exceeds their PGD accuracy are flagged (gradient masking / catastrophic overfitting).
 Writes runs/<name>/: config.json, results.json, metrics.csv, report.md, SVG plots, checkpoints.`,
   FLAGS,
-  ['npx kinkless reproduce sat            # default budget (about 15 minutes on 2 cores, software GPU)', 'npx kinkless reproduce sat --quick    # about 3 minutes', 'npx kinkless reproduce sat --activations relu,silu --epochs 2'],
+  ['npx kinkless reproduce sat            # default budget (about 10 minutes on 2 cores, software GPU)', 'npx kinkless reproduce sat --quick    # about 2 minutes', 'npx kinkless reproduce sat --activations relu,silu --epochs 2'],
 );
 
 interface Budget {
@@ -61,10 +61,10 @@ interface Budget {
 }
 
 // NOTE: budgets sized for 2 CPU cores with the software GPU (a fast-AT step of the small
-// CNN at batch 128 takes about 1 s there): 10 networks in about 15 minutes (default) or
-// 5 networks in about 3 minutes (--quick). On a real GPU raise --train-limit / --epochs.
+// CNN at batch 128 takes about 1 s there): 10 networks in about 10 minutes (default) or
+// 5 networks in about 2 minutes (--quick). On a real GPU raise --train-limit / --epochs.
 const DEFAULT_BUDGET: Budget = { epochs: 1, trainLimit: 3840, evalLimit: 200, pgdSteps: 10, pgdRestarts: 1, apgdSteps: 10, curveLimit: 100, coCheckEvery: 15 };
-const QUICK_BUDGET: Budget = { epochs: 1, trainLimit: 1280, evalLimit: 100, pgdSteps: 5, pgdRestarts: 1, apgdSteps: 5, curveLimit: 50, coCheckEvery: 0 };
+const QUICK_BUDGET: Budget = { epochs: 1, trainLimit: 2560, evalLimit: 100, pgdSteps: 5, pgdRestarts: 1, apgdSteps: 5, curveLimit: 50, coCheckEvery: 0 };
 const QUICK_ACTIVATIONS: ActivationKind[] = ['relu', 'silu'];
 
 interface RowResult {
