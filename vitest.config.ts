@@ -5,6 +5,8 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
+    // The 1000-step stress test is opt-in: KINKLESS_STRESS=1 npx vitest run test/reliability/stress.test.ts
+    exclude: process.env.KINKLESS_STRESS === '1' ? [] : ['test/reliability/stress.test.ts', '**/node_modules/**'],
     globalSetup: ['test/global-setup.ts'],
     testTimeout: 120_000,
     hookTimeout: 120_000,
