@@ -5,10 +5,9 @@ import { existsSync } from 'node:fs';
 import { createDevice } from '../engine/index.ts';
 import { evaluateRobust, maskingChecks } from '../adversarial/eval.ts';
 import { makeAttack, type Attack } from '../adversarial/attacks/index.ts';
-import { loadCheckpointFile } from '../nn/checkpoint.ts';
 import { loadModel } from '../nn/model_checkpoint.ts';
 import { helpText, parseFlags, UsageError, type FlagSpec } from './args.ts';
-import { DATA_FLAGS, MODEL_FLAGS, buildModel, loadData } from './setup.ts';
+import { DATA_FLAGS, MODEL_FLAGS, buildModel, loadData, modelFlagsFromCheckpoint } from './setup.ts';
 import { RunDir, defaultRunName } from './rundir.ts';
 import { barChart, lineChart } from './svg.ts';
 
@@ -76,29 +75,8 @@ export async function cmdEval(argv: string[], mode: 'eval' | 'attack'): Promise<
   }
   const ckpt = flags.checkpoint as string | undefined;
   if (ckpt !== undefined && !existsSync(ckpt)) throw new UsageError(`--checkpoint: file "${ckpt}" does not exist`);
-  let modelFlags: Record<string, unknown> = flags;
-  if (ckpt) {
-    // Rebuild the architecture from the checkpoint's metadata.
-    const meta = loadCheckpointFile(ckpt).metadata;
-    let cfg: Record<string, unknown>;
-    try {
-      cfg = JSON.parse(meta.config ?? '{}') as Record<string, unknown>;
-    } catch {
-      throw new UsageError(`--checkpoint: "${ckpt}" has no readable model config in its metadata`);
-    }
-    const act = (cfg.activation ?? 'relu') as string | { kind: string; params?: number[]; learnable?: boolean; shared?: boolean; backward?: { kind: string; params?: number[] } };
-    const spec = typeof act === 'string' ? { kind: act } : act;
-    modelFlags = {
-      ...flags,
-      model: cfg.name === 'madry_mnist' || cfg.name === 'preact_resnet18' ? cfg.name : String(cfg.name ?? 'small_cnn').startsWith('wrn') ? 'wrn' : 'small_cnn',
-      activation: spec.kind,
-      actParams: spec.params?.map(String),
-      actLearnable: spec.learnable,
-      actShared: spec.shared,
-      surrogate: spec.backward ? [spec.backward.kind, ...(spec.backward.params ?? [])].join(':') : undefined,
-      seed: (cfg.seed as number | undefined) ?? flags.seed,
-    };
-  }
+  // Rebuild the architecture from the checkpoint's metadata.
+  const modelFlags = ckpt ? modelFlagsFromCheckpoint(ckpt, flags) : flags;
   const data = loadData({ ...flags, testLimit: flags.limit });
   const run = new RunDir((flags.name as string) ?? defaultRunName(mode), flags.out as string);
   run.writeJson('config.json', { command: mode, ...flags });

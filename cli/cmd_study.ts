@@ -5,13 +5,12 @@
 import { existsSync, rmSync } from 'node:fs';
 import { basename } from 'node:path';
 import { createDevice, type Device } from '../engine/index.ts';
-import { loadCheckpointFile } from '../nn/checkpoint.ts';
 import { loadModel, saveModel } from '../nn/model_checkpoint.ts';
 import type { Model } from '../nn/models/common.ts';
 import { ACTIVATION_KINDS } from '../kernels/activations.ts';
 import { studyKink, compareKinkStudies, KINK_DEFAULTS, type KinkStudyResult } from '../adversarial/study/kink.ts';
 import { helpText, parseFlags, UsageError, type FlagSpec } from './args.ts';
-import { DATA_FLAGS, MODEL_FLAGS, buildModel, loadData } from './setup.ts';
+import { DATA_FLAGS, MODEL_FLAGS, buildModel, loadData, modelFlagsFromCheckpoint } from './setup.ts';
 import { trainRun, Interrupt, type TrainRunResult } from './train_run.ts';
 import { RunDir, defaultRunName } from './rundir.ts';
 import { Progress } from './progress.ts';
@@ -74,30 +73,6 @@ function numberList(flag: string, v: unknown, positive: boolean, integer = false
     if (!Number.isFinite(x) || (positive && !(x > 0)) || (integer && !Number.isInteger(x))) throw new UsageError(`kinkless study: --${flag}: "${s}" is not a ${integer ? 'positive integer' : 'positive number'}`);
     return x;
   });
-}
-
-/** Model flags rebuilt from a checkpoint's metadata "config" (as kinkless eval does). */
-export function modelFlagsFromCheckpoint(path: string, flags: Record<string, unknown>): Record<string, unknown> {
-  if (!existsSync(path)) throw new UsageError(`--checkpoint: file "${path}" does not exist`);
-  let cfg: Record<string, unknown>;
-  try {
-    cfg = JSON.parse(loadCheckpointFile(path).metadata.config ?? '{}') as Record<string, unknown>;
-  } catch {
-    throw new UsageError(`--checkpoint: "${path}" has no readable model config in its metadata`);
-  }
-  const act = (cfg.activation ?? 'relu') as string | { kind: string; params?: number[]; learnable?: boolean; shared?: boolean; backward?: { kind: string; params?: number[] } };
-  const spec = typeof act === 'string' ? { kind: act } : act;
-  const name = String(cfg.name ?? 'small_cnn');
-  return {
-    ...flags,
-    model: name === 'madry_mnist' || name === 'preact_resnet18' ? name : name.startsWith('wrn') ? 'wrn' : 'small_cnn',
-    activation: spec.kind,
-    actParams: spec.params?.map(String),
-    actLearnable: spec.learnable,
-    actShared: spec.shared,
-    surrogate: spec.backward ? [spec.backward.kind, ...(spec.backward.params ?? [])].join(':') : undefined,
-    seed: (cfg.seed as number | undefined) ?? flags.seed,
-  };
 }
 
 interface Entry {

@@ -1,5 +1,6 @@
 // Shared CLI plumbing: datasets, models, activation specs and attacks from flags.
 import { existsSync } from 'node:fs';
+import { loadCheckpointFile } from '../nn/checkpoint.ts';
 import type { Device } from '../engine/index.ts';
 import { loadMnist } from '../nn/data/mnist.ts';
 import { loadCifar10 } from '../nn/data/cifar.ts';
@@ -82,4 +83,28 @@ export function buildModel(device: Device, flags: Record<string, unknown>, data:
       if (data.shape[1] !== 28) throw new UsageError(`--model small_cnn needs 28x28 inputs; the dataset has ${data.shape.join('x')}`);
       return new SmallCnn(device, cfg);
   }
+}
+
+/** Model flags rebuilt from a checkpoint's metadata "config" (eval, attack, study). */
+export function modelFlagsFromCheckpoint(path: string, flags: Record<string, unknown>): Record<string, unknown> {
+  if (!existsSync(path)) throw new UsageError(`--checkpoint: file "${path}" does not exist`);
+  let cfg: Record<string, unknown>;
+  try {
+    cfg = JSON.parse(loadCheckpointFile(path).metadata.config ?? '{}') as Record<string, unknown>;
+  } catch {
+    throw new UsageError(`--checkpoint: "${path}" has no readable model config in its metadata`);
+  }
+  const act = (cfg.activation ?? 'relu') as string | { kind: string; params?: number[]; learnable?: boolean; shared?: boolean; backward?: { kind: string; params?: number[] } };
+  const spec = typeof act === 'string' ? { kind: act } : act;
+  const name = String(cfg.name ?? 'small_cnn');
+  return {
+    ...flags,
+    model: name === 'madry_mnist' || name === 'preact_resnet18' ? name : name.startsWith('wrn') ? 'wrn' : 'small_cnn',
+    activation: spec.kind,
+    actParams: spec.params?.map(String),
+    actLearnable: spec.learnable,
+    actShared: spec.shared,
+    surrogate: spec.backward ? [spec.backward.kind, ...(spec.backward.params ?? [])].join(':') : undefined,
+    seed: (cfg.seed as number | undefined) ?? flags.seed,
+  };
 }
