@@ -3,7 +3,7 @@
 // A loop only implements trainBatch(); standard training is the simplest one.
 import { Tensor, scope, scopeAsync, noGrad, backward, add, type Device } from '../engine/index.ts';
 import { softmaxCrossEntropy, accuracyCount } from '../engine/ops/loss.ts';
-import { BatchIterator, gatherBatch, type ImageSet } from '../nn/data/loader.ts';
+import { BatchIterator, augmentBatch, deriveSeed, gatherBatch, type AugmentOptions, type ImageSet } from '../nn/data/loader.ts';
 import type { Module } from '../nn/module.ts';
 import type { LrSchedule } from '../nn/schedule.ts';
 
@@ -76,13 +76,21 @@ export interface TrainOptions {
   iteratorState?: ReturnType<BatchIterator['state']>;
   /** Start at this global step / epoch (resume). */
   startStep?: number;
+  /**
+   * CPU augmentation of each training batch (random crop after zero padding `pad`, and a
+   * horizontal flip when `flip`); drawn from the seed and the global step, so a resumed
+   * run sees the same crops. Default: none.
+   */
+  augment?: { pad: number; flip: boolean };
 }
 
 /** Upload a batch of host images/labels. */
-export function uploadBatch(device: Device, data: ImageSet, idx: Int32Array): { x: Tensor; y: Tensor } {
+export function uploadBatch(device: Device, data: ImageSet, idx: Int32Array, augment?: AugmentOptions): { x: Tensor; y: Tensor } {
   const sample = data.shape.reduce((a, b) => a * b, 1);
   const b = gatherBatch(data.images, data.labels, idx, sample);
-  return { x: Tensor.from(device, b.images, [idx.length, ...data.shape]), y: Tensor.from(device, b.labels, [idx.length], 'i32') };
+  const shape = [idx.length, ...data.shape];
+  const images = augment && (augment.pad > 0 || augment.flip) ? augmentBatch(b.images, shape as [number, number, number, number], augment) : b.images;
+  return { x: Tensor.from(device, images, shape), y: Tensor.from(device, b.labels, [idx.length], 'i32') };
 }
 
 function checkOpts(o: TrainOptions): void {
@@ -90,6 +98,10 @@ function checkOpts(o: TrainOptions): void {
     if (!Number.isInteger(o[k]) || o[k] < 1) throw new Error(`kinkless: train: ${k} must be a positive integer, got ${String(o[k])}`);
   }
   if (!Number.isInteger(o.seed)) throw new Error(`kinkless: train: seed must be an integer, got ${String(o.seed)}`);
+  if (o.augment) {
+    const pad = o.augment.pad;
+    if (!Number.isInteger(pad) || pad < 0) throw new Error(`kinkless: train: augment.pad must be an integer >= 0, got ${String(pad)}`);
+  }
 }
 
 /** Run `loop` for opts.epochs epochs over `data`. Returns per-epoch stats. */
@@ -118,7 +130,8 @@ export async function train(loop: TrainLoop, ctx: Omit<TrainContext, 'step' | 'e
       const batch = it.next();
       lr = ctx.schedule.lr(full.step);
       const r = scope(() => {
-        const { x, y } = uploadBatch(device, data, batch.indices);
+        const aug = opts.augment ? { ...opts.augment, seed: deriveSeed(opts.seed, 0x617567, full.step) } : undefined;
+        const { x, y } = uploadBatch(device, data, batch.indices, aug);
         (ctx.opt as { lr?: number }).lr = lr;
         const res = loop.trainBatch(full, x, y);
         const l: Tensor = lossAcc ? add(lossAcc, res.lossSum) : res.lossSum;

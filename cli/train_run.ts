@@ -32,6 +32,9 @@ export const TRAIN_FLAGS: Record<string, FlagSpec> = {
   attackerSmooth: { type: 'bool', help: 'SAT ablation: surrogate derivative in the attacker backward', default: true },
   optimizerSmooth: { type: 'bool', help: 'SAT ablation: surrogate derivative in the optimizer backward', default: true },
   coCheckEvery: { type: 'int', help: 'fast-AT: catastrophic-overfitting check every N steps (0: off)', default: 50, min: 0 },
+  augmentCrop: { type: 'int', help: 'augmentation: random crop after zero padding of N pixels per side (0: off)', default: 0, min: 0 },
+  augmentFlip: { type: 'bool', help: 'augmentation: random horizontal flip (not for digits)', default: false },
+  epsWarmup: { type: 'int', help: 'pgd loop: ramp eps (and alpha) linearly from 0 over the first N steps (0: off)', default: 0, min: 0 },
   evalEvery: { type: 'int', help: 'evaluate clean test accuracy every N epochs (0: only at the end)', default: 1, min: 0 },
 };
 
@@ -77,7 +80,7 @@ export function makeLoop(kind: LoopKind, f: Record<string, unknown>): TrainLoop 
     case 'standard':
       return new StandardTraining();
     case 'pgd':
-      return new PgdAt({ eps, alpha: (f.alpha as number | undefined) ?? eps / 4, steps: f.steps as number, bnMode: f.bnMode as 'eval' | 'train', seed, ...sw });
+      return new PgdAt({ eps, alpha: (f.alpha as number | undefined) ?? eps / 4, steps: f.steps as number, bnMode: f.bnMode as 'eval' | 'train', seed, epsWarmupSteps: (f.epsWarmup as number | undefined) ?? 0, ...sw });
     case 'fast':
       return new FastAt({
         eps,
@@ -149,7 +152,7 @@ export async function trainRun(
   const hooks = chainHooks(baseHooks, loopHooks, opts.hooks);
   let r: Awaited<ReturnType<typeof train>> | null = null;
   try {
-    r = await train(loop, { device, model, opt, schedule }, data.train, { epochs, batchSize: bs, seed: f.seed as number, hooks, logEvery: 10 });
+    r = await train(loop, { device, model, opt, schedule }, data.train, { epochs, batchSize: bs, seed: f.seed as number, hooks, logEvery: 10, augment: { pad: (f.augmentCrop as number | undefined) ?? 0, flip: (f.augmentFlip as boolean | undefined) ?? false } });
   } catch (e) {
     if (!(e instanceof InterruptedError)) throw e;
     interrupted = true;

@@ -9,6 +9,7 @@ import { accuracyCount } from '../../engine/ops/loss.ts';
 import type { BatchResult, TrainContext, TrainLoop } from '../trainer.ts';
 import { Pgd, type BnMode } from '../attacks/index.ts';
 import type { Norm } from '../threat.ts';
+import { deriveSeed } from '../../nn/data/loader.ts';
 import { checkActivationReg, clipPssiluBGrad, trainingObjective, type ActivationRegOptions } from './guards.ts';
 import { checkSwitches, withSurrogate, type SmoothSwitches } from './sat.ts';
 
@@ -72,6 +73,11 @@ export interface PgdAtOptions extends AdvLoopCommon {
   bounds?: [number, number];
   /** Seed of the attack's random starts (default 0). */
   seed?: number;
+  /**
+   * Curriculum: over the first N training steps eps and alpha grow linearly, to
+   * (step+1)/N of their values (default 0: full eps from the first step).
+   */
+  epsWarmupSteps?: number;
 }
 
 export class PgdAt implements TrainLoop {
@@ -81,11 +87,23 @@ export class PgdAt implements TrainLoop {
     checkOptions('PgdAt', opts);
     checkCommon('PgdAt', opts);
     checkBnMode('PgdAt', opts.bnMode, true);
+    const warm = opts.epsWarmupSteps;
+    if (warm !== undefined && (!Number.isInteger(warm) || warm < 0)) throw new Error(`kinkless: PgdAt: epsWarmupSteps must be an integer >= 0, got ${String(warm)}`);
     this.attack = new Pgd({ norm: opts.norm, eps: opts.eps, alpha: opts.alpha, steps: opts.steps, randomStart: opts.randomStart ?? true, restarts: opts.restarts, bounds: opts.bounds, bnMode: opts.bnMode, seed: opts.seed });
     this.name = opts.name ?? `pgd-at(${this.attack.name})`;
   }
+  /** The attack used at global step `step` (the warm-up scales eps and alpha). */
+  attackAt(step: number): Pgd {
+    const warm = this.opts.epsWarmupSteps ?? 0;
+    if (warm <= 0 || step >= warm - 1) return this.attack;
+    const s = (step + 1) / warm;
+    const o = this.opts;
+    // NOTE: a fresh attack per warm-up step, seeded from (seed, step) so the random starts differ.
+    return new Pgd({ norm: o.norm, eps: o.eps * s, alpha: o.alpha * s, steps: o.steps, randomStart: o.randomStart ?? true, restarts: o.restarts, bounds: o.bounds, bnMode: o.bnMode, seed: deriveSeed(o.seed ?? 0, step) });
+  }
   trainBatch(ctx: TrainContext, x: Tensor, y: Tensor): BatchResult {
-    const xAdv = withSurrogate(ctx.model, this.opts.attackerSmooth, () => this.attack.generate(ctx.model, x, y));
+    const attack = this.attackAt(ctx.step);
+    const xAdv = withSurrogate(ctx.model, this.opts.attackerSmooth, () => attack.generate(ctx.model, x, y));
     return outerStep(ctx, xAdv, y, this.opts);
   }
 }
