@@ -66,7 +66,7 @@ export async function cmdTrain(argv: string[]): Promise<number> {
         },
       },
     });
-    const results = { status: res.interrupted ? 'interrupted' : 'completed', testAcc: res.testAcc, seconds: res.seconds, steps: res.steps, epochs: res.epochs, catastrophicOverfitting: res.coDetected, coDetail: res.coDetail };
+    const results = { status: res.interrupted ? 'interrupted' : 'completed', testAcc: res.testAcc, seconds: res.seconds, steps: res.steps, epochs: res.epochs, catastrophicOverfitting: res.coDetected, coDetail: res.coDetail, restoredStep: res.restoredStep };
     run.writeJson('results.json', results);
     run.writeText(
       'accuracy.svg',

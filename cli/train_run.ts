@@ -31,6 +31,7 @@ export const TRAIN_FLAGS: Record<string, FlagSpec> = {
   bnMode: { type: 'string', help: 'batch-norm mode during the attack', choices: ['eval', 'train'], default: 'eval' },
   attackerSmooth: { type: 'bool', help: 'SAT ablation: surrogate derivative in the attacker backward', default: true },
   optimizerSmooth: { type: 'bool', help: 'SAT ablation: surrogate derivative in the optimizer backward', default: true },
+  coRestore: { type: 'bool', help: 'fast-AT: after a catastrophic-overfitting alarm, restore the parameters of the best PGD check (Wong et al.)', default: true },
   coCheckEvery: { type: 'int', help: 'fast-AT: catastrophic-overfitting check every N steps (0: off)', default: 50, min: 0 },
   augmentCrop: { type: 'int', help: 'augmentation: random crop after zero padding of N pixels per side (0: off)', default: 0, min: 0 },
   augmentFlip: { type: 'bool', help: 'augmentation: random horizontal flip (not for digits)', default: false },
@@ -46,6 +47,8 @@ export interface TrainRunResult {
   interrupted: boolean;
   coDetected: boolean | null;
   coDetail: unknown;
+  /** Fast-AT after a catastrophic-overfitting alarm: the step whose parameters were restored (else null). */
+  restoredStep: number | null;
 }
 
 /** Ctrl-C: the first SIGINT asks the run to stop at the next step (the last checkpoint is kept). */
@@ -162,10 +165,20 @@ export async function trainRun(
   const co = (loop as { detector?: { state: { coDetected: boolean } } | null }).detector ?? null;
   const epochStats = r?.epochs ?? [];
   const last = epochStats[epochStats.length - 1];
-  const testAcc = interrupted ? NaN : last?.testAcc ?? (await evaluateClean(device, model, data.test, { limit: opts.evalLimit }));
+  let testAcc = interrupted ? NaN : last?.testAcc ?? (await evaluateClean(device, model, data.test, { limit: opts.evalLimit }));
+  // Wong et al.'s early stop: after a catastrophic-overfitting alarm, keep the parameters of
+  // the best PGD check (before the collapse), not the collapsed ones.
+  let restoredStep: number | null = null;
+  if (!interrupted && co?.state.coDetected && loop instanceof FastAt && f.coRestore !== false && loop.restoreBest()) {
+    restoredStep = loop.bestStep;
+    testAcc = await evaluateClean(device, model, data.test, { limit: opts.evalLimit });
+    if (opts.run) await saveModel(opts.run.path(`${label}.safetensors`), model, { config: model.config, step: restoredStep ?? 0 });
+    process.stderr.write(`kinkless: catastrophic overfitting detected; restored the parameters of step ${restoredStep} (test acc ${(100 * testAcc).toFixed(2)}%)\n`);
+  }
   return {
     epochs: epochStats,
     testAcc,
+    restoredStep,
     seconds: (performance.now() - t0) / 1000,
     steps: r?.step ?? 0,
     interrupted,
