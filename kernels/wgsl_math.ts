@@ -2,6 +2,10 @@
 // overflow-safe building blocks that activation and loss kernels concatenate into their
 // shaders. WGSL has no erf/log1p/expm1 and may assume no Inf/NaN ever occurs (finite-math
 // rule), so every helper here only ever calls `exp` on a non-positive, bounded argument.
+// The normal pdf/CDF (k_normal_pdf, k_normal_cdf) live in kernels/wgsl_normal.ts.
+import { WGSL_EXP_NEG_HALF_SQ, WGSL_NORMAL_CDF, WGSL_NORMAL_PDF } from './wgsl_normal.ts';
+
+export { WGSL_EXP_NEG_HALF_SQ, WGSL_NORMAL_CDF, WGSL_NORMAL_PDF };
 
 // NOTE: exp(x) for x <= 0, flushed to exactly 0 below -88. f32 underflows to subnormals
 // below -87.3 and to 0 below -103.3; some drivers clamp the argument of exp2 and hand
@@ -115,7 +119,8 @@ fn k_expm1_minus_xexp(y_in: f32) -> f32 {
 // in f32 from 3.92). For t = |a| > 0.927734375, erfc(t) ~= exp(r(t)) with r from
 // k_erf_tail_r; below, an odd polynomial. Abramowitz-Stegun 7.1.26 is NOT used: its
 // relative error is 100% near 0. `fma` may or may not be fused (WGSL does not promise
-// it); either is fine here.
+// it); either is fine here. erf is accurate in absolute terms only near |a| = 4: the
+// normal CDF's lower tail (GELU) uses k_normal_cdf (wgsl_normal.ts), not 1 + erf.
 export const WGSL_ERF = /* wgsl */ `
 // r(t) with erfc(t) ~= exp(r(t)) for t in (0.927734375, 4]; r < 0 there.
 fn k_erf_tail_r(t: f32) -> f32 {
@@ -143,46 +148,6 @@ fn k_erf(a_in: f32) -> f32 {
   r = fma(r, s, -3.76125336e-1);
   r = fma(r, s, 1.28379166e-1);
   return fma(r, a, a);
-}
-`;
-
-// NOTE: standard normal density, phi(x) = exp(-x^2/2)/sqrt(2 pi). |x| is clamped to 20
-// BEFORE squaring: x*x itself overflows f32 for |x| > 1.8e19 (the finite-math rule makes
-// min(x*x, c) on an Inf unreliable). phi is exactly 0 beyond |x| = 13.3 (k_exp_neg).
-export const WGSL_NORMAL_PDF = /* wgsl */ `
-fn k_normal_pdf(x: f32) -> f32 {
-  let t = min(abs(x), 20.0);
-  return 0.3989422804014327 * k_exp_neg(-0.5 * t * t);
-}
-`;
-
-// NOTE: standard normal CDF Phi(x) = erfc(-x/sqrt2)/2 with an accurate LOWER tail
-// (GELU's x Phi(x) for x < 0). 1 + erf(x/sqrt2) cancels there (it is ~1e-5 relative at
-// x = -4), so the tail q = erfc(t)/2, t = |x|/sqrt2, is computed directly: exp(r(t))
-// from Juffa's erfc factor for t <= 1.75 (relative error < 1.2e-6 there; it grows to
-// 6e-5 by t = 3.5, where erff only needed absolute accuracy), and beyond it the
-// continued fraction erfc(t) = exp(-t^2)/sqrt(pi) / (t + (1/2)/(t + (2/2)/(t + ...)))
-// truncated after 12 levels (relative error < 1.4e-6 for t >= 1.75; f64-evaluated). x is clamped to
-// [-16, 16] so t*t stays bounded; Phi is exactly 0/1 beyond |x| ~ 13.3.
-export const WGSL_NORMAL_CDF = /* wgsl */ `
-fn k_normal_cdf(x_in: f32) -> f32 {
-  let x = clamp(x_in, -16.0, 16.0);
-  let a = x * 0.7071067811865476;
-  let t = abs(a);
-  if (t <= 0.927734375) {
-    return 0.5 + 0.5 * k_erf(a);
-  }
-  var q: f32;
-  if (t <= 1.75) {
-    q = 0.5 * exp(min(k_erf_tail_r(t), 0.0));
-  } else {
-    var d = t;
-    for (var n: i32 = 12; n > 0; n = n - 1) {
-      d = t + (0.5 * f32(n)) / d;
-    }
-    q = 0.5 * 0.5641895835477563 * k_exp_neg(-t * t) / d;
-  }
-  return select(q, 1.0 - q, x > 0.0);
 }
 `;
 
@@ -221,6 +186,7 @@ export const WGSL_MATH_FUNCTIONS: readonly string[] = [
   'k_expm1_minus_xexp',
   'k_erf_tail_r',
   'k_erf',
+  'k_exp_neg_half_sq',
   'k_normal_pdf',
   'k_normal_cdf',
   'k_x_minus_log1p',
@@ -239,6 +205,7 @@ export function wgslMath(): string {
     WGSL_EXPM1_NEG,
     WGSL_EXPM1_MINUS_XEXP,
     WGSL_ERF,
+    WGSL_EXP_NEG_HALF_SQ,
     WGSL_NORMAL_PDF,
     WGSL_NORMAL_CDF,
     WGSL_X_MINUS_LOG1P,
