@@ -15,3 +15,4 @@ export * from './ops/layout.ts';
 export * from './ops/indexing.ts';
 export { conv2d, conv2dGeometry, conv2dForward, conv2dBackwardInput, conv2dBackwardFilter, chooseConvImpl, gemmOk, conv2dGemmLimits, conv2dIm2col, type Conv2dOptions, type ConvImpl, type ConvDir, type ConvGeom } from './ops/conv2d.ts';
 export * from './ops/activation.ts';
+export { conv2dAct, linearAct } from './ops/fused.ts';

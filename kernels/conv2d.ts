@@ -21,19 +21,25 @@
 //
 // Uniform block (all i32, see convUniformWords): N C H W | O OH OW G | KH KW Cg Og |
 // sh sw ph pw | dlh dlw gx rows | S p0 p1 p2 (packed kernels: p0 = padded rows Hp,
-// p1 = padded row length / 4, p2 = padded channels per group / 4).
+// p1 = padded row length / 4, p2 = padded channels per group / 4), then, for forward
+// kernels with an activation epilogue, act: vec4<f32> (the activation's parameters).
 
 export const CONV_WG = 64;
 
-export const CONV_UNIFORM_WGSL = `struct U {
+/** The uniform block; `act` appends the epilogue's `act: vec4<f32>` field (words 24-27, f32). */
+export function convUniformWgsl(act = false): string {
+  return `struct U {
   N: i32, C: i32, H: i32, W: i32,
   O: i32, OH: i32, OW: i32, G: i32,
   KH: i32, KW: i32, Cg: i32, Og: i32,
   sh: i32, sw: i32, ph: i32, pw: i32,
   dlh: i32, dlw: i32, gx: i32, rows: i32,
-  S: i32, p0: i32, p1: i32, p2: i32,
+  S: i32, p0: i32, p1: i32, p2: i32,${act ? '\n  act: vec4<f32>,' : ''}
 };
 @group(0) @binding(0) var<uniform> u: U;`;
+}
+
+export const CONV_UNIFORM_WGSL = convUniformWgsl(false);
 
 /** Resolved convolution geometry (all sizes in elements). */
 export interface ConvGeom {
@@ -48,11 +54,62 @@ export function convUniformWords(p: ConvGeom, gx = 0, rows = 0, S = 0): number[]
   return [p.N, p.C, p.H, p.W, p.O, p.OH, p.OW, p.G, p.KH, p.KW, p.Cg, p.Og, p.sh, p.sw, p.ph, p.pw, p.dlh, p.dlw, gx, rows, S, 0, 0, 0];
 }
 
-/** Optional fused forward epilogue: bias add and/or an activation `fn epi_act(z: f32) -> f32`. */
+/**
+ * Optional fused forward epilogue: bias add and/or an activation `fn epi_act(z: f32) -> f32`.
+ * With `act` the uniform block gains `act: vec4<f32>` (see convUniformWgsl) and the snippet
+ * may declare bindings from convEpilogueBinding(epi) on. With `saveZ` the pre-activation
+ * z = conv + bias is stored too, to an output bound right after y, from the same registers.
+ */
 export interface ConvEpilogue {
   bias: boolean;
-  /** WGSL defining `fn epi_act(z: f32) -> f32` (plus any helpers it calls). */
+  /** WGSL defining `fn epi_act(z: f32) -> f32` (plus any helpers and bindings it needs). */
   act?: string;
+  /** Also write z (the value before epi_act) to a second output (needs `act`). */
+  saveZ?: boolean;
+}
+
+/** The first binding free for an epilogue's own buffers (after x, w, [b], y, [z]). */
+export function convEpilogueBinding(epi: { bias: boolean; saveZ?: boolean }): number {
+  return (epi.bias ? 4 : 3) + (epi.saveZ ? 2 : 1);
+}
+
+/** WGSL declarations of the forward kernels' outputs y and [z]. */
+export function convOutputBindings(epi: ConvEpilogue): string {
+  if (epi.saveZ && !epi.act) throw new Error('conv2d kernel: saveZ needs an act epilogue');
+  const yb = epi.bias ? 4 : 3;
+  const lines = [`@group(0) @binding(${yb}) var<storage, read_write> y: array<f32>;`];
+  if (epi.saveZ) lines.push(`@group(0) @binding(${yb + 1}) var<storage, read_write> z: array<f32>;`);
+  return lines.join('\n');
+}
+
+/**
+ * The activation epilogue's stores of a forward kernel: the OB accumulators acc0.. (type T,
+ * PB pixels each) go through a loop over channels j < min(OB, `left`) with output channel
+ * `oExpr` (WGSL, in j), adding the bias, storing y = epi_act(v) (and z = v with saveZ).
+ * NOTE: a loop with a data-dependent trip count is not unrolled, so the activation is
+ * inlined PB times instead of OB*PB times: unrolled, lavapipe's LLVM spends most of a
+ * cold shader compile on the 32 inlined activations (measured for the matmul tile:
+ * 2.6 s vs 1.1 s with GELU), and the stores are a small part of the run time.
+ */
+function actStoreLoop(OB: number, T: string, left: string, oExpr: string, PB: number, epi: ConvEpilogue): string {
+  const lines = [
+    `  var accs = array<${T}, ${OB}>(${range(OB).map((j) => `acc${j}`).join(', ')});`,
+    `  let nj = min(${OB}, ${left});`,
+    '  for (var j = 0; j < nj; j++) {',
+    `    let o = ${oExpr};`,
+    '    let yb = ((n * u.O + o) * u.OH + oh) * u.OW + ow0;',
+    `    var v = accs[j];`,
+  ];
+  if (epi.bias) lines.push(`    v += ${T}(b[u32(o)]);`);
+  comps('v', PB).forEach((c, p) => lines.push(`    if (ow0 + ${p} < u.OW) { ${convEpilogueStore(epi, `u32(yb + ${p})`, c)} }`));
+  lines.push('  }');
+  return lines.join('\n');
+}
+
+/** Stores of one output value `v` at flat index `idx` (y = epi_act(v) and, with saveZ, z = v). */
+export function convEpilogueStore(epi: ConvEpilogue, idx: string, v: string): string {
+  if (!epi.act) return `y[${idx}] = ${v};`;
+  return epi.saveZ ? `{ let zv = ${v}; y[${idx}] = epi_act(zv); z[${idx}] = zv; }` : `y[${idx}] = epi_act(${v});`;
 }
 
 const range = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
@@ -99,19 +156,18 @@ export function convBlock(perGroup: number, max = 8): number {
 /**
  * Fast forward: y[n, o, oh, ow] = sum_{ci, kh, kw} x[n, g*Cg+ci, ih, iw] * w[o, ci, kh, kw] (+ b[o]).
  * Workgroup (x: pixel blocks, y: group * channel block, z: n); each thread computes OB
- * output channels x PB consecutive ow. Bindings: x, w, [b], y.
+ * output channels x PB consecutive ow. Bindings: x, w, [b], y, [z] (see ConvEpilogue).
  */
 export function conv2dFastWgsl(OB: number, PB = 4, epi: ConvEpilogue = { bias: false }): string {
   const T = vt(PB);
   const I = vi(PB);
   const obs = range(OB);
-  const yBinding = epi.bias ? 4 : 3;
-  return `// conv2d (fast: ${OB} channels x ${PB} pixels per thread)
-${CONV_UNIFORM_WGSL}
+  return `// conv2d (fast: ${OB} channels x ${PB} pixels per thread${epi.saveZ ? ', saveZ' : ''})
+${convUniformWgsl(!!epi.act)}
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read> w: array<f32>;
 ${epi.bias ? '@group(0) @binding(3) var<storage, read> b: array<f32>;' : ''}
-@group(0) @binding(${yBinding}) var<storage, read_write> y: array<f32>;
+${convOutputBindings(epi)}
 ${epi.act ?? ''}
 @compute @workgroup_size(${CONV_WG})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
@@ -149,19 +205,22 @@ ${obs.map((j) => `        acc${j} += w[u32(wb${j} + wi)] * xv;`).join('\n')}
     }
   }
   if (i32(gid.x) >= npix) { return; }
-${obs
-  .map((j) => {
-    const lines = [`  if (o0 + ${j} <= omax) {`, `    let yb = ((n * u.O + o0 + ${j}) * u.OH + oh) * u.OW + ow0;`];
-    lines.push(`    var v = acc${j};`);
-    if (epi.bias) lines.push(`    v += ${T}(b[u32(o0 + ${j})]);`);
-    comps('v', PB).forEach((c, p) => {
-      const val = epi.act ? `epi_act(${c})` : c;
-      lines.push(`    if (ow0 + ${p} < u.OW) { y[u32(yb + ${p})] = ${val}; }`);
-    });
-    lines.push('  }');
-    return lines.join('\n');
-  })
-  .join('\n')}
+${
+  epi.act
+    ? actStoreLoop(obs.length, T, 'omax - o0 + 1', 'o0 + j', PB, epi)
+    : obs
+        .map((j) => {
+          const lines = [`  if (o0 + ${j} <= omax) {`, `    let yb = ((n * u.O + o0 + ${j}) * u.OH + oh) * u.OW + ow0;`];
+          lines.push(`    var v = acc${j};`);
+          if (epi.bias) lines.push(`    v += ${T}(b[u32(o0 + ${j})]);`);
+          comps('v', PB).forEach((c, p) => {
+            lines.push(`    if (ow0 + ${p} < u.OW) { y[u32(yb + ${p})] = ${c}; }`);
+          });
+          lines.push('  }');
+          return lines.join('\n');
+        })
+        .join('\n')
+}
 }
 `;
 }
@@ -397,7 +456,7 @@ export function convPackedSpan(s: { KW: number; sw: number; dlw: number }): numb
  * filter (wt, see conv2dPackFilterWgsl, OgP = 4*u.p2). Each thread computes OB output
  * channels x 4 consecutive ow. Per (ci, kh) it loads the x span it needs as aligned
  * vec4s once and builds every tap's 4-pixel vector by swizzles (KW, sw, dlw are
- * compile-time); per tap the OB weights are OB/4 uniform vec4 loads. Bindings: xp, wt, [b], y.
+ * compile-time); per tap the OB weights are OB/4 uniform vec4 loads. Bindings: xp, wt, [b], y, [z].
  */
 export function conv2dPackedWgsl(s: ConvPackedSpec): string {
   const epi = s.epi ?? { bias: false };
@@ -406,7 +465,6 @@ export function conv2dPackedWgsl(s: ConvPackedSpec): string {
   const qs = range(Q);
   const obs = range(s.OB);
   const el = (k: number): string => `v${Math.floor(k / 4)}.${'xyzw'[k % 4]}`;
-  const yBinding = epi.bias ? 4 : 3;
   const taps = range(s.KW)
     .map((kw) => {
       const xv = `vec4<f32>(${range(4).map((j) => el(kw * s.dlw + j * s.sw)).join(', ')})`;
@@ -419,12 +477,12 @@ export function conv2dPackedWgsl(s: ConvPackedSpec): string {
       return lines.join('\n');
     })
     .join('\n');
-  return `// conv2d (packed: ${s.OB} channels x 4 pixels per thread, KW=${s.KW} sw=${s.sw} dlw=${s.dlw})
-${CONV_UNIFORM_WGSL}
+  return `// conv2d (packed: ${s.OB} channels x 4 pixels per thread, KW=${s.KW} sw=${s.sw} dlw=${s.dlw}${epi.saveZ ? ', saveZ' : ''})
+${convUniformWgsl(!!epi.act)}
 @group(0) @binding(1) var<storage, read> xp: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> wt: array<vec4<f32>>;
 ${epi.bias ? '@group(0) @binding(3) var<storage, read> b: array<f32>;' : ''}
-@group(0) @binding(${yBinding}) var<storage, read_write> y: array<f32>;
+${convOutputBindings(epi)}
 ${epi.act ?? ''}
 @compute @workgroup_size(${CONV_WG})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
@@ -450,19 +508,22 @@ ${taps}
     }
   }
   if (i32(gid.x) >= npix) { return; }
-${obs
-  .map((j) => {
-    const lines = [`  if (ol0 + ${j} < u.Og) {`, `    let o = g * u.Og + ol0 + ${j};`, `    let yb = ((n * u.O + o) * u.OH + oh) * u.OW + ow0;`];
-    lines.push(`    var v = acc${j};`);
-    if (epi.bias) lines.push(`    v += vec4<f32>(b[u32(o)]);`);
-    comps('v', 4).forEach((c, p) => {
-      const val = epi.act ? `epi_act(${c})` : c;
-      lines.push(`    if (ow0 + ${p} < u.OW) { y[u32(yb + ${p})] = ${val}; }`);
-    });
-    lines.push('  }');
-    return lines.join('\n');
-  })
-  .join('\n')}
+${
+  epi.act
+    ? actStoreLoop(obs.length, 'vec4<f32>', 'u.Og - ol0', 'g * u.Og + ol0 + j', 4, epi)
+    : obs
+        .map((j) => {
+          const lines = [`  if (ol0 + ${j} < u.Og) {`, `    let o = g * u.Og + ol0 + ${j};`, `    let yb = ((n * u.O + o) * u.OH + oh) * u.OW + ow0;`];
+          lines.push(`    var v = acc${j};`);
+          if (epi.bias) lines.push(`    v += vec4<f32>(b[u32(o)]);`);
+          comps('v', 4).forEach((c, p) => {
+            lines.push(`    if (ow0 + ${p} < u.OW) { y[u32(yb + ${p})] = ${c}; }`);
+          });
+          lines.push('  }');
+          return lines.join('\n');
+        })
+        .join('\n')
+}
 }
 `;
 }

@@ -1,18 +1,18 @@
 // Naive 2-D convolution kernels: one output element per thread, direct loops, no
 // blocking. Kept as the correctness oracle for the fast kernels (conv2d.ts) and as the
 // speed baseline in bench/conv2d.bench.ts. Same uniform block and bindings as the fast ones.
-import { CONV_UNIFORM_WGSL, type ConvEpilogue } from './conv2d.ts';
+import { CONV_UNIFORM_WGSL, convEpilogueStore, convOutputBindings, convUniformWgsl, type ConvEpilogue } from './conv2d.ts';
 
 export const CONV_NAIVE_WG = 64;
 
-/** y[n, o, oh, ow], one per thread (index gid.x + gid.y * u.gx). Bindings: x, w, [b], y. */
+/** y[n, o, oh, ow], one per thread (index gid.x + gid.y * u.gx). Bindings: x, w, [b], y, [z] (see ConvEpilogue). */
 export function conv2dNaiveWgsl(epi: ConvEpilogue = { bias: false }): string {
-  return `// conv2d (naive)
-${CONV_UNIFORM_WGSL}
+  return `// conv2d (naive${epi.saveZ ? ', saveZ' : ''})
+${convUniformWgsl(!!epi.act)}
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read> w: array<f32>;
 ${epi.bias ? '@group(0) @binding(3) var<storage, read> b: array<f32>;' : ''}
-@group(0) @binding(${epi.bias ? 4 : 3}) var<storage, read_write> y: array<f32>;
+${convOutputBindings(epi)}
 ${epi.act ?? ''}
 @compute @workgroup_size(${CONV_NAIVE_WG})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
@@ -36,7 +36,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
   }
   ${epi.bias ? 'acc += b[u32(o)];' : ''}
-  y[u32(i)] = ${epi.act ? 'epi_act(acc)' : 'acc'};
+  ${convEpilogueStore(epi, 'u32(i)', 'acc')}
 }
 `;
 }

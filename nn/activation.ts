@@ -2,7 +2,7 @@
 // shared by a whole network (Dai et al.) or owned by one layer (SAT), and an optional
 // surrogate derivative (e.g. ReLU forward with a softplus(a=10) backward, SAT's ablation).
 import { Tensor, type Device } from '../engine/index.ts';
-import { activation } from '../engine/ops/activation.ts';
+import { activation, type ActivationSpec as EngineActivationSpec } from '../engine/ops/activation.ts';
 import { activationDef, type ActivationKind } from '../kernels/activations.ts';
 import { Module, parameter } from './module.ts';
 
@@ -83,14 +83,31 @@ export class Activation extends Module {
    */
   static observe: ((layer: Activation, z: Tensor) => void) | undefined = undefined;
 
-  forward(x: Tensor): Tensor {
-    Activation.observe?.(this, x);
-    return activation(x, {
+  /** The engine spec forward() applies now (the surrogate only while surrogateOn). */
+  engineSpec(): EngineActivationSpec {
+    return {
       kind: this.spec.kind,
       params: this.params ?? this.spec.params,
       constraint: this.params ? paramConstraint(this.spec.kind) : 'none',
       backward: this.surrogateOn ? this.spec.backward : undefined,
-    });
+    };
+  }
+
+  /**
+   * The spec a Conv2d / Linear right before this layer may fuse into its epilogue
+   * (Sequential does so by default), or null when this layer must run on its own:
+   * Activation.observe is set (it must see z at this layer's forward), or a subclass
+   * overrides forward. Surrogates and learnable params fuse: the fused op reads the
+   * surrogate state here, at forward time, exactly as forward() does.
+   */
+  fusableSpec(): EngineActivationSpec | null {
+    if (Activation.observe !== undefined || this.forward !== Activation.prototype.forward) return null;
+    return this.engineSpec();
+  }
+
+  forward(x: Tensor): Tensor {
+    Activation.observe?.(this, x);
+    return activation(x, this.engineSpec());
   }
 }
 

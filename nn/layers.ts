@@ -1,9 +1,12 @@
 // Layers: Sequential, Linear, Conv2d, BatchNorm2d, pooling, Flatten, Dropout (with a
 // reusable mask, which FreeLB needs) and Normalize (input normalisation inside the model,
-// so attacks always work in [0,1] pixel space).
+// so attacks always work in [0,1] pixel space). Sequential fuses a Conv2d / Linear
+// followed by an Activation into one fused op (engine/ops/fused.ts) by default.
 import { Tensor, keep, flatten, sub, div, ew, record, type Device } from '../engine/index.ts';
 import { linear } from '../engine/ops/matmul.ts';
-import { conv2d } from '../engine/ops/conv2d.ts';
+import { conv2d, type Conv2dOptions as EngineConvOptions } from '../engine/ops/conv2d.ts';
+import { conv2dAct, linearAct } from '../engine/ops/fused.ts';
+import { Activation } from './activation.ts';
 import { maxPool2d, avgPool2d, globalAvgPool2d } from '../engine/ops/pool.ts';
 import { batchNorm2d } from '../engine/ops/batchnorm.ts';
 import { bernoulliMask } from '../engine/ops/random.ts';
@@ -11,6 +14,16 @@ import { Module, parameter } from './module.ts';
 import { initValues } from './init.ts';
 
 export class Sequential extends Module {
+  /**
+   * Default for every Sequential: run a Conv2d or Linear immediately followed by an
+   * Activation as one fused op (conv2dAct / linearAct: bias + activation in the matmul /
+   * conv store, one fused backward), in training and in eval. The layers, their names and
+   * parameters are unchanged (checkpoints too). Set false for benchmarks and tests of the
+   * unfused path; `fuse` overrides it per instance.
+   */
+  static fuseEpilogues = true;
+  /** Per-instance override of Sequential.fuseEpilogues (undefined: the static default). */
+  fuse: boolean | undefined = undefined;
   readonly layers: Module[];
   constructor(...layers: Module[]) {
     super();
@@ -18,10 +31,23 @@ export class Sequential extends Module {
     layers.forEach((l, i) => this.registerModule(String(i), l));
   }
   forward(x: Tensor): Tensor {
+    const fuse = this.fuse ?? Sequential.fuseEpilogues;
+    const L = this.layers;
     let h = x;
-    for (const l of this.layers) {
-      const next = l.forward(h);
-      h = next;
+    for (let i = 0; i < L.length; i++) {
+      const l = L[i]!;
+      const next = L[i + 1];
+      if (fuse && next instanceof Activation && (l instanceof Conv2d || l instanceof Linear)) {
+        // NOTE: null when either layer must run on its own (Activation.observe set, an
+        // overridden forward); then both run unfused below.
+        const y = l.forwardAct(h, next);
+        if (y) {
+          h = y;
+          i++;
+          continue;
+        }
+      }
+      h = l.forward(h);
     }
     return h;
   }
@@ -51,11 +77,22 @@ export class Linear extends Module {
         ? null
         : this.registerParameter('bias', parameter(device, initValues('uniform', [outFeatures], seed + 1, { bound: 1 / Math.sqrt(inFeatures) }), [outFeatures], 'bias'));
   }
-  forward(x: Tensor): Tensor {
+  private checkInput(x: Tensor): void {
     if (x.rank !== 2 || x.shape[1] !== this.inFeatures) {
       throw new Error(`kinkless: Linear(${this.inFeatures} -> ${this.outFeatures}): input must be [N, ${this.inFeatures}], got [${x.shape.join(', ')}]`);
     }
+  }
+  forward(x: Tensor): Tensor {
+    this.checkInput(x);
     return linear(x, this.weight, this.bias ?? undefined);
+  }
+  /** act.forward(this.forward(x)) as one fused op (linearAct); null when either layer must run unfused. */
+  forwardAct(x: Tensor, act: Activation): Tensor | null {
+    if (this.forward !== Linear.prototype.forward) return null;
+    const spec = act.fusableSpec();
+    if (!spec) return null;
+    this.checkInput(x);
+    return linearAct(x, this.weight, this.bias ?? undefined, spec);
   }
 }
 
@@ -84,9 +121,19 @@ export class Conv2d extends Module {
     const fanIn = (inChannels / groups) * kernel * kernel;
     this.bias = opts.bias === false ? null : this.registerParameter('bias', parameter(device, initValues('uniform', [outChannels], seed + 1, { bound: 1 / Math.sqrt(fanIn) }), [outChannels], 'bias'));
   }
-  forward(x: Tensor): Tensor {
+  private convOpts(): EngineConvOptions {
     const o = this.opts;
-    return conv2d(x, this.weight, this.bias ?? undefined, { stride: o.stride ?? 1, padding: o.padding ?? 0, dilation: o.dilation ?? 1, groups: o.groups ?? 1 });
+    return { stride: o.stride ?? 1, padding: o.padding ?? 0, dilation: o.dilation ?? 1, groups: o.groups ?? 1 };
+  }
+  forward(x: Tensor): Tensor {
+    return conv2d(x, this.weight, this.bias ?? undefined, this.convOpts());
+  }
+  /** act.forward(this.forward(x)) as one fused op (conv2dAct); null when either layer must run unfused. */
+  forwardAct(x: Tensor, act: Activation): Tensor | null {
+    if (this.forward !== Conv2d.prototype.forward) return null;
+    const spec = act.fusableSpec();
+    if (!spec) return null;
+    return conv2dAct(x, this.weight, this.bias ?? undefined, spec, this.convOpts());
   }
 }
 

@@ -5,6 +5,8 @@
 // temporaries), or the naive kernels (kernels/conv2d_naive.ts) on request or when a
 // launch grid would exceed the device's per-dimension limit. The default 'auto' picks per
 // direction (forward, dx, dw) with the measured heuristic of chooseConvImpl.
+// conv2dForwardAct is the forward with a fused activation epilogue (y = act(conv + b)
+// and optionally the pre-activation z from the same pass), used by engine/ops/fused.ts.
 import { Tensor, assertSameDevice, shapeStr, type Shape } from '../tensor.ts';
 import { needsGrad, record } from '../autograd.ts';
 import {
@@ -16,6 +18,7 @@ import {
   conv2dPackedWgsl,
   conv2dPadWgsl,
   convBlock,
+  convEpilogueBinding,
   convPackedSpan,
   type ConvEpilogue,
   convUniformWords,
@@ -23,9 +26,11 @@ import {
 } from '../../kernels/conv2d.ts';
 import { CONV_NAIVE_WG, conv2dBackwardFilterNaiveWgsl, conv2dBackwardInputNaiveWgsl, conv2dNaiveWgsl } from '../../kernels/conv2d_naive.ts';
 import { GEMM_EPT, GEMM_WG, col2imWgsl, gemmPackFilterWgsl, gemmUniformWords, im2colWgsl } from '../../kernels/conv2d_gemm.ts';
+import { GEMM_EPI_EPT, GEMM_EPI_WG, gemmEpilogueBinding, gemmPermuteActWgsl } from '../../kernels/conv2d_epilogue.ts';
 import { grid1d } from '../../kernels/elementwise.ts';
 import { Uniforms, alloc } from './launch.ts';
 import { matmulRaw } from './matmul.ts';
+import { epilogueLaunch, type EpilogueLaunch, type FusedAct } from './epilogue.ts';
 import { stridedCopy } from './layout.ts';
 import { sum } from './reduce.ts';
 import { add } from './elementwise.ts';
@@ -54,7 +59,8 @@ export interface Conv2dOptions {
   impl?: ConvImpl;
   /**
    * Fused forward epilogue: WGSL defining `fn epi_act(z: f32) -> f32`, applied to
-   * conv + bias before the store. Forward only: throws when a gradient is needed.
+   * conv + bias before the store. Forward only: throws when a gradient is needed (for a
+   * fused activation with a backward, use conv2dAct of engine/ops/fused.ts).
    */
   act?: string;
 }
@@ -102,10 +108,29 @@ export function conv2dGeometry(xShape: Shape, wShape: Shape, opts: Conv2dOptions
   return { N, C, H, W, O, OH, OW, G, KH, KW, Cg, Og: O / G, sh, sw, ph, pw, dlh, dlw };
 }
 
-function uniforms(p: ConvGeom, gx = 0, rows = 0, S = 0, extra: number[] = [0, 0, 0]): ArrayBuffer {
+function uniforms(p: ConvGeom, gx = 0, rows = 0, S = 0, extra: number[] = [0, 0, 0], epi: EpilogueLaunch | null = null): ArrayBuffer {
   const words = convUniformWords(p, gx, rows, S);
   words.splice(21, 3, ...extra);
-  return new Uniforms().i32(...words).bytes();
+  const u = new Uniforms().i32(...words);
+  if (epi) u.f32(...epi.uniformF32);
+  return u.bytes();
+}
+
+/** A forward's outputs: y, and the pre-activation z when the epilogue saves it. */
+interface FwdOut {
+  y: Tensor;
+  z: Tensor | null;
+}
+
+/** Epilogue of the direct kernels (fast / packed / naive): bindings after x, w, [b], y, [z]. */
+function directEpilogue(b: Tensor | null, act: string | FusedAct | undefined): { epi: ConvEpilogue; launch: EpilogueLaunch | null } {
+  const saveZ = typeof act === 'object' && act.saveZ;
+  const launch = epilogueLaunch('conv2d', act, convEpilogueBinding({ bias: b !== null, saveZ }));
+  return { epi: { bias: b !== null, act: launch?.act, saveZ }, launch };
+}
+
+function outBuffers(o: FwdOut, launch: EpilogueLaunch | null): GPUBuffer[] {
+  return [o.y.buffer, ...(o.z ? [o.z.buffer] : []), ...(launch?.buffers ?? [])];
 }
 
 function fits(...dims: number[]): boolean {
@@ -125,7 +150,7 @@ function packedOk(p: ConvGeom): boolean {
  * [G, Cg, KH, KW, OgP] (optionally flipped and transposed), run conv2dPackedWgsl.
  * `flip`: w is the ORIGINAL filter of a stride-1 conv whose input gradient this computes.
  */
-function packedForward(x: Tensor, w: Tensor, b: Tensor | null, p: ConvGeom, epi: ConvEpilogue, flip: boolean): Tensor {
+function packedForward(x: Tensor, w: Tensor, b: Tensor | null, p: ConvGeom, act: string | FusedAct | undefined, flip: boolean): FwdOut {
   const device = x.device;
   const OB = p.Og >= 8 ? 8 : 4;
   const OgP = Math.ceil(p.Og / OB) * OB;
@@ -139,20 +164,26 @@ function packedForward(x: Tensor, w: Tensor, b: Tensor | null, p: ConvGeom, epi:
   const wt = alloc(device, [p.G, p.Cg, p.KH, p.KW, OgP]);
   const gw = grid1d(wt.size, CONV_WG);
   device.dispatch({ name: 'conv2d_pack_filter', wgsl: conv2dPackFilterWgsl(flip), buffers: [w.buffer, wt.buffer], uniforms: uniforms(p, gw.gx, 0, 0, [Hp, Wp / 4, OgP / 4]), workgroups: gw.workgroups });
-  const y = alloc(device, [p.N, p.O, p.OH, p.OW]);
+  const { epi, launch } = directEpilogue(b, act);
+  const out = allocOut(device, p, epi.saveZ);
   const gx = Math.ceil((p.OH * OWB) / CONV_WG);
   const gy = p.G * (OgP / OB);
-  const bufs = b ? [xp.buffer, wt.buffer, b.buffer, y.buffer] : [xp.buffer, wt.buffer, y.buffer];
+  const bufs = [xp.buffer, wt.buffer, ...(b ? [b.buffer] : []), ...outBuffers(out, launch)];
   device.dispatch({
-    name: 'conv2d_packed',
+    name: typeof act === 'object' ? 'conv2d_packed_act' : 'conv2d_packed',
     wgsl: conv2dPackedWgsl({ OB, KW: p.KW, sw: p.sw, dlw: p.dlw, epi }),
     buffers: bufs,
-    uniforms: uniforms(p, 0, 0, 0, [Hp, Wp / 4, OgP / 4]),
+    uniforms: uniforms(p, 0, 0, 0, [Hp, Wp / 4, OgP / 4], launch),
     workgroups: [gx, gy, p.N],
   });
   xp.dispose();
   wt.dispose();
-  return y;
+  return out;
+}
+
+function allocOut(device: Tensor['device'], p: ConvGeom, saveZ: boolean | undefined): FwdOut {
+  const shape = [p.N, p.O, p.OH, p.OW];
+  return { y: alloc(device, shape), z: saveZ ? alloc(device, shape, 'f32', 'conv2d pre-activation') : null };
 }
 
 // ---------------------------------------------------------------- GEMM path
@@ -209,10 +240,13 @@ function batchSlice(t: Tensor, n0: number, Nc: number, rest: number[]): Tensor {
 
 /**
  * GEMM forward: per chunk of images, col = im2col(x) (with a ones column when there is a
- * bias), yT_g = col_g · [W_g | b_g | 0]^T (act in the epilogue), then one permute of
- * yT [G, Nc, OH*OW, Og] into y [N, O, OH, OW].
+ * bias), yT_g = col_g · [W_g | b_g | 0]^T (a legacy act string in the matmul epilogue), then
+ * one permute of yT [G, Nc, OH*OW, Og] into y [N, O, OH, OW].
+ * NOTE: a fused activation (FusedAct) runs in the permute instead (gemmPermuteActWgsl):
+ * the permute is the one pass over the output anyway, and there it writes y = act(z) and z
+ * together in NCHW order (in the matmul epilogue, z would need a second permute).
  */
-function gemmForward(x: Tensor, w: Tensor, b: Tensor | null, p: ConvGeom, act?: string): Tensor {
+function gemmForward(x: Tensor, w: Tensor, b: Tensor | null, p: ConvGeom, act: string | FusedAct | undefined): FwdOut {
   const device = x.device;
   const CK = p.Cg * p.KH * p.KW;
   const OHW = p.OH * p.OW;
@@ -230,18 +264,28 @@ function gemmForward(x: Tensor, w: Tensor, b: Tensor | null, p: ConvGeom, act?: 
     device.dispatch({ name: 'conv2d_gemm_pack_filter', wgsl: gemmPackFilterWgsl(!!b), buffers: b ? [w.buffer, b.buffer, wa.buffer] : [w.buffer, wa.buffer], uniforms: u, workgroups: g.workgroups });
   }
   const Nc = gemmChunk(p, device, Math.max(p.G * Kp * OHW, p.O * OHW))!;
-  const y = alloc(device, [p.N, p.O, p.OH, p.OW]);
+  const fused = typeof act === 'object' ? act : null;
+  const launch = fused ? epilogueLaunch('conv2d', fused, gemmEpilogueBinding(fused.saveZ)) : null;
+  const out = allocOut(device, p, fused?.saveZ);
+  const { y } = out;
   for (let n0 = 0; n0 < p.N; n0 += Nc) {
     const nc = Math.min(Nc, p.N - n0);
     const col = conv2dIm2col(x, p, n0, nc, Kp, ones);
-    const yt = matmulRaw(col, wa, { transB: true, act });
+    const yt = matmulRaw(col, wa, { transB: true, act: typeof act === 'string' ? act : undefined });
     col.dispose();
-    // yt [G, nc, OHW, Og] -> y[n0 + n, g*Og + o, pix], iterated in y's order (n, g, o, pix).
-    stridedCopy(yt, y, [nc, p.G, p.Og, OHW], 0, [OHW * p.Og, nc * OHW * p.Og, 1, p.Og], n0 * p.O * OHW, [p.O * OHW, p.Og * OHW, OHW, 1]);
+    if (launch) {
+      const threads = nc * p.O * Math.ceil(OHW / GEMM_EPI_EPT);
+      const g = grid1d(threads, GEMM_EPI_WG);
+      const u = new Uniforms().i32(nc, p.O, OHW, p.Og, n0, g.gx, threads, 0).f32(...launch.uniformF32).bytes();
+      device.dispatch({ name: 'conv2d_gemm_epilogue', wgsl: gemmPermuteActWgsl(launch.act, launch.saveZ), buffers: [yt.buffer, ...outBuffers(out, launch)], uniforms: u, workgroups: g.workgroups });
+    } else {
+      // yt [G, nc, OHW, Og] -> y[n0 + n, g*Og + o, pix], iterated in y's order (n, g, o, pix).
+      stridedCopy(yt, y, [nc, p.G, p.Og, OHW], 0, [OHW * p.Og, nc * OHW * p.Og, 1, p.Og], n0 * p.O * OHW, [p.O * OHW, p.Og * OHW, OHW, 1]);
+    }
     yt.dispose();
   }
   wa.dispose();
-  return y;
+  return out;
 }
 
 /**
@@ -350,25 +394,39 @@ function resolveImpl(p: ConvGeom, dir: ConvDir, impl: ConvImpl, device: Tensor['
   return impl;
 }
 
-/** Forward kernel launch (no autograd). */
+/** Forward kernel launch (no autograd); `act`: a legacy WGSL epi_act string (forward only). */
 export function conv2dForward(x: Tensor, w: Tensor, b: Tensor | null, p: ConvGeom, impl: ConvImpl = 'auto', act?: string): Tensor {
+  return forwardLaunch(x, w, b, p, impl, act).y;
+}
+
+/**
+ * Forward with a fused activation epilogue (no autograd): y = act(conv(x, w) + b) and, with
+ * fused.saveZ, the pre-activation z = conv(x, w) + b written by the same pass, on every impl
+ * (packed, direct and naive kernels: from the accumulator registers; GEMM: in the permute).
+ */
+export function conv2dForwardAct(x: Tensor, w: Tensor, b: Tensor | null, p: ConvGeom, impl: ConvImpl, fused: FusedAct): { y: Tensor; z: Tensor | null } {
+  return forwardLaunch(x, w, b, p, impl, fused);
+}
+
+function forwardLaunch(x: Tensor, w: Tensor, b: Tensor | null, p: ConvGeom, impl: ConvImpl, act: string | FusedAct | undefined): FwdOut {
   const device = x.device;
   impl = resolveImpl(p, 'fwd', impl, device);
   if (impl === 'gemm') return gemmForward(x, w, b, p, act);
-  const epi = { bias: b !== null, act };
   const OB = convBlock(p.Og);
   const gx = Math.ceil((p.OH * Math.ceil(p.OW / 4)) / CONV_WG);
   const gy = p.G * Math.ceil(p.Og / OB);
-  if (impl === 'fast' && packedOk(p) && fits(gx, gy, p.N)) return packedForward(x, w, b, p, epi, false);
-  const y = alloc(device, [p.N, p.O, p.OH, p.OW]);
-  const bufs = b ? [x.buffer, w.buffer, b.buffer, y.buffer] : [x.buffer, w.buffer, y.buffer];
+  if (impl === 'fast' && packedOk(p) && fits(gx, gy, p.N)) return packedForward(x, w, b, p, act, false);
+  const { epi, launch } = directEpilogue(b, act);
+  const out = allocOut(device, p, epi.saveZ);
+  const bufs = [x.buffer, w.buffer, ...(b ? [b.buffer] : []), ...outBuffers(out, launch)];
+  const sfx = typeof act === 'object' ? '_act' : '';
   if (impl !== 'naive' && fits(gx, gy, p.N)) {
-    device.dispatch({ name: 'conv2d', wgsl: conv2dFastWgsl(OB, 4, epi), buffers: bufs, uniforms: uniforms(p), workgroups: [gx, gy, p.N] });
+    device.dispatch({ name: `conv2d${sfx}`, wgsl: conv2dFastWgsl(OB, 4, epi), buffers: bufs, uniforms: uniforms(p, 0, 0, 0, undefined, launch), workgroups: [gx, gy, p.N] });
   } else {
-    const g = grid1d(y.size, CONV_NAIVE_WG);
-    device.dispatch({ name: 'conv2d_naive', wgsl: conv2dNaiveWgsl(epi), buffers: bufs, uniforms: uniforms(p, g.gx), workgroups: g.workgroups });
+    const g = grid1d(out.y.size, CONV_NAIVE_WG);
+    device.dispatch({ name: `conv2d_naive${sfx}`, wgsl: conv2dNaiveWgsl(epi), buffers: bufs, uniforms: uniforms(p, g.gx, 0, 0, undefined, launch), workgroups: g.workgroups });
   }
-  return y;
+  return out;
 }
 
 /**
@@ -391,7 +449,7 @@ export function conv2dBackwardInput(dy: Tensor, w: Tensor, p: ConvGeom, impl: Co
   impl = resolveImpl(p, 'dx', impl, device);
   if (impl === 'gemm') return gemmBackwardInput(dy, w, p);
   const q = impl === 'fast' ? packedDxGeom(p) : null;
-  if (q) return packedForward(dy, w, null, q, { bias: false }, true);
+  if (q) return packedForward(dy, w, null, q, undefined, true).y;
   const dx = alloc(device, [p.N, p.C, p.H, p.W]);
   const IB = convBlock(p.Cg);
   const gx = Math.ceil((Math.ceil(p.H / p.sh) * Math.ceil(Math.ceil(p.W / p.sw) / 4)) / CONV_WG);

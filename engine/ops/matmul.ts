@@ -5,9 +5,10 @@
 import { Tensor, assertSameDevice, shapeSize, shapeStr, type Shape } from '../tensor.ts';
 import { isGradEnabled, record } from '../autograd.ts';
 import { broadcastShapes } from '../../kernels/elementwise.ts';
-import { MM_FAST_DEFAULTS, MM_MAX_BATCH_DIMS, MM_TILE, matmulNaiveWgsl, matmulTiledWgsl, matmulWgsl } from '../../kernels/matmul.ts';
+import { MM_FAST_DEFAULTS, MM_MAX_BATCH_DIMS, MM_TILE, matmulEpilogueBinding, matmulNaiveWgsl, matmulTiledWgsl, matmulWgsl } from '../../kernels/matmul.ts';
 import { Uniforms, alloc } from './launch.ts';
 import { sumToShape } from './reduce.ts';
+import { epilogueLaunch, type FusedAct } from './epilogue.ts';
 
 export interface MatmulOptions {
   /** a is [..., K, M]: use its transpose. */
@@ -111,6 +112,20 @@ function plan(op: string, a: Tensor, b: Tensor, o: MatmulOptions): Plan {
 
 /** y = op(a) · op(b) (+ bias, then act) with no autograd. Batch dims broadcast. */
 export function matmulRaw(a: Tensor, b: Tensor, o: MatmulRawOptions = {}): Tensor {
+  return matmulLaunch(a, b, o, o.act).y;
+}
+
+/**
+ * y = act(op(a) · op(b) + bias) with the activation epilogue of `fused` (no autograd); with
+ * fused.saveZ also z = op(a) · op(b) + bias from the same registers (the pre-activation a
+ * fused backward needs), else z is null. `o.act` must be unset.
+ */
+export function matmulAct(a: Tensor, b: Tensor, o: MatmulRawOptions, fused: FusedAct): { y: Tensor; z: Tensor | null } {
+  if (o.act !== undefined) throw new Error('kinkless: matmulAct: pass the activation in `fused`, not o.act');
+  return matmulLaunch(a, b, o, fused);
+}
+
+function matmulLaunch(a: Tensor, b: Tensor, o: MatmulRawOptions, act: string | FusedAct | undefined): { y: Tensor; z: Tensor | null } {
   const op = 'matmul';
   const device = assertSameDevice(op, a, b, ...(o.bias ? [o.bias] : []));
   const p = plan(op, a, b, o);
@@ -121,17 +136,22 @@ export function matmulRaw(a: Tensor, b: Tensor, o: MatmulRawOptions = {}): Tenso
       throw new Error(`kinkless: ${op}: bias must be an f32 vector of shape [${N}] (N = y's last dim), got ${o.bias.dtype} ${shapeStr(o.bias.shape)}`);
     }
   }
+  const saveZ = typeof act === 'object' && act.saveZ;
+  const epi = epilogueLaunch(op, act, matmulEpilogueBinding({ bias: !!o.bias, saveZ }));
   const y = alloc(device, p.yShape);
-  if (y.size === 0) return y;
+  const z = saveZ ? alloc(device, p.yShape, 'f32', 'matmul pre-activation') : null;
+  if (y.size === 0) return { y, z };
   const nb = shapeSize(p.kShape);
   if (nb > MAX_GROUPS) throw new Error(`kinkless: ${op}: batch of ${nb} matrices exceeds ${MAX_GROUPS} (y shape ${shapeStr(p.yShape)})`);
   const pad = MM_MAX_BATCH_DIMS - p.kShape.length;
   const bshape = [...new Array<number>(pad).fill(1), ...p.kShape];
   const astr = [...new Array<number>(pad).fill(0), ...p.aStr];
   const bstr = [...new Array<number>(pad).fill(0), ...p.bStr];
-  const uni = new Uniforms().u32(M, N, K, 0).u32(...bshape).u32(...astr).u32(...bstr).bytes();
+  const un = new Uniforms().u32(M, N, K, 0).u32(...bshape).u32(...astr).u32(...bstr);
+  if (epi) un.f32(...epi.uniformF32);
+  const uni = un.bytes();
   const kernel = o.kernel ?? 'fast';
-  const flags = { transA: o.transA, transB: o.transB, bias: !!o.bias, act: o.act };
+  const flags = { transA: o.transA, transB: o.transB, bias: !!o.bias, act: epi?.act, saveZ };
   let wgsl: string;
   let groups: [number, number, number];
   if (kernel === 'naive') {
@@ -156,9 +176,10 @@ export function matmulRaw(a: Tensor, b: Tensor, o: MatmulRawOptions = {}): Tenso
     groups = [Math.ceil(N / (tn * wg[0])), Math.ceil(M / (tm * wg[1])), nb];
   }
   if (groups[0] > MAX_GROUPS || groups[1] > MAX_GROUPS) throw new Error(`kinkless: ${op}: output [${M}, ${N}] needs more than ${MAX_GROUPS} workgroups per dimension`);
-  const buffers = [a.buffer, b.buffer, ...(o.bias ? [o.bias.buffer] : []), y.buffer];
-  device.dispatch({ name: kernel === 'fast' ? 'matmul' : `matmul_${kernel}`, wgsl, buffers, uniforms: uni, workgroups: groups });
-  return y;
+  const buffers = [a.buffer, b.buffer, ...(o.bias ? [o.bias.buffer] : []), y.buffer, ...(z ? [z.buffer] : []), ...(epi?.buffers ?? [])];
+  const name = `${kernel === 'fast' ? 'matmul' : `matmul_${kernel}`}${typeof act === 'object' ? '_act' : ''}`;
+  device.dispatch({ name, wgsl, buffers, uniforms: uni, workgroups: groups });
+  return { y, z };
 }
 
 /** Reduce g to `shape` over broadcast batch dims, disposing g when a reduction was needed. */
@@ -221,7 +242,7 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
 export interface LinearOptions {
   /**
    * WGSL defining `fn epi_act(z: f32) -> f32`, fused into the store. Forward only: when a
-   * gradient is needed the caller must record its own backward (see matmulRaw).
+   * gradient is needed use linearAct (engine/ops/fused.ts), which records a fused backward.
    */
   act?: string;
 }

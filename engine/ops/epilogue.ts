@@ -1,0 +1,46 @@
+// The activation epilogue of the fused matmul / conv2d launches: turns an activation spec
+// into the `fn epi_act` WGSL the kernels include, the buffers the epilogue binds (a
+// learnable params tensor) and the four f32 uniform words of the kernels' `act` field.
+// Also accepts the legacy forward-only form (a WGSL string defining epi_act).
+import type { Tensor } from '../tensor.ts';
+import type { ActivationKind } from '../../kernels/activations.ts';
+import { wgslMath } from '../../kernels/wgsl_math.ts';
+import { activationEpilogue, type ActivationSpec } from './activation.ts';
+
+/** A fused activation for a forward launch: y = act(z); with saveZ, z is written too. */
+export interface FusedAct {
+  spec: ActivationSpec | ActivationKind;
+  /** Also write the pre-activation z (what the backward needs). */
+  saveZ: boolean;
+}
+
+/** What one kernel launch needs to apply an epilogue. */
+export interface EpilogueLaunch {
+  /** WGSL defining `fn epi_act(z: f32) -> f32` (and, for tensor params, their binding). */
+  act: string;
+  saveZ: boolean;
+  /** Buffers to append to the launch's bindings (from the binding given to epilogueLaunch). */
+  buffers: GPUBuffer[];
+  /** The `act: vec4<f32>` uniform words. */
+  uniformF32: [number, number, number, number];
+  /** Autograd inputs the epilogue adds (the learnable params tensor, if any). */
+  inputs: Tensor[];
+}
+
+/**
+ * Epilogue launch data for `a` (undefined: none). `binding` is the first binding free after
+ * the kernel's own outputs (matmulEpilogueBinding / convEpilogueBinding / gemmEpilogueBinding).
+ * NOTE: the epilogue evaluates act_f(z, act_params()) per element: uniform params come from
+ * u.act.xy; tensor params are read (and constrained) in the shader, so no readback.
+ */
+export function epilogueLaunch(op: string, a: string | FusedAct | undefined, binding: number): EpilogueLaunch | null {
+  if (a === undefined) return null;
+  if (typeof a === 'string') return { act: a, saveZ: false, buffers: [], uniformF32: [0, 0, 0, 0], inputs: [] };
+  const ep = activationEpilogue(op, a.spec, { binding, uniformField: 'u.act' });
+  const act = `${wgslMath()}
+${ep.wgsl}
+fn epi_act(z: f32) -> f32 {
+  return act_f(z, act_params());
+}`;
+  return { act, saveZ: a.saveZ, buffers: ep.buffers, uniformF32: ep.uniformF32, inputs: ep.inputs };
+}
