@@ -15,6 +15,7 @@ import { Pgd } from '../adversarial/attacks/index.ts';
 import { StandardTraining, type TrainContext, type TrainLoop } from '../adversarial/trainer.ts';
 import { loadMnist, type Mnist } from '../nn/data/mnist.ts';
 import { SmallCnn } from '../nn/models/small_cnn.ts';
+import { Sequential } from '../nn/layers.ts';
 import { SGD } from '../nn/optim.ts';
 import { constantLr } from '../nn/schedule.ts';
 import type { BenchCase } from './harness.ts';
@@ -120,6 +121,27 @@ export function cases(device: Device, opts: { quick: boolean; tfjs?: TfPeer | nu
   const fast = `e2e fast-AT step b${E2E.batch}`;
   if (peer) out.push(tfStepCase(peer, std, 'standard', tfRuns));
   out.push({ ...stepCase(device, std, () => new StandardTraining(), 5), baseline: peer ? TFJS : undefined });
+  // The same step with the bias + activation epilogues unfused (conv, then a separate
+  // activation kernel): ratio = unfused / fused throughput.
+  const unfused = stepCase(device, std, () => new StandardTraining(), 5);
+  out.push({
+    ...unfused,
+    name: `${KINKLESS} unfused epilogues`,
+    baseline: KINKLESS,
+    setup() {
+      Sequential.fuseEpilogues = false;
+      try {
+        unfused.setup?.();
+      } catch (e) {
+        Sequential.fuseEpilogues = true;
+        throw e;
+      }
+    },
+    teardown() {
+      unfused.teardown?.();
+      Sequential.fuseEpilogues = true;
+    },
+  });
   if (peer) out.push(tfStepCase(peer, fast, 'fast', tfRuns));
   out.push({ ...stepCase(device, fast, () => new FastAt({ eps: E2E.eps, alpha: E2E.fastAlpha, seed: 1 }), 5), baseline: peer ? TFJS : undefined });
   out.push(
