@@ -11,7 +11,7 @@ import { needsGrad, record } from '../autograd.ts';
 import type { ActivationKind } from '../../kernels/activations.ts';
 import { activationBackwardFromZ, resolveActivation, type ActivationSpec } from './activation.ts';
 import { conv2dBackwardFilter, conv2dBackwardInput, conv2dForwardAct, conv2dGeometry, type Conv2dOptions, type ConvImpl } from './conv2d.ts';
-import { matmulAct, matmulRaw } from './matmul.ts';
+import { checkLinearShapes, matmulAct, matmulRaw } from './matmul.ts';
 import { sum, sumToShape } from './reduce.ts';
 
 const CONV_IMPLS: readonly string[] = ['auto', 'fast', 'gemm', 'direct', 'naive'];
@@ -85,12 +85,7 @@ export function linearAct(x: Tensor, w: Tensor, b: Tensor | null | undefined, ac
   checkF32(op, [['x', x], ['w', w], ['b', b]]);
   const base = b ? [x, w, b] : [x, w];
   assertSameDevice(op, ...base);
-  if (w.rank !== 2) throw new Error(`kinkless: ${op}: w must have rank 2 [out, in], got shape ${shapeStr(w.shape)}`);
-  if (x.rank < 1) throw new Error(`kinkless: ${op}: x must have rank >= 1 [..., in], got shape ${shapeStr(x.shape)}`);
-  const [out, inF] = w.shape as [number, number];
-  const xin = x.shape[x.rank - 1]!;
-  if (xin !== inF) throw new Error(`kinkless: ${op}: x's last dim ${xin} (x shape ${shapeStr(x.shape)}) must equal w's in-features ${inF} (w shape ${shapeStr(w.shape)} = [out, in])`);
-  if (b && (b.rank !== 1 || b.shape[0] !== out)) throw new Error(`kinkless: ${op}: b must have shape [${out}] (w's out-features), got ${shapeStr(b.shape)}`);
+  const [out, inF] = checkLinearShapes(op, x, w, b);
   const spec = snapshot(act);
   const r = resolveActivation(op, spec, x.device);
   const inputs = r.tensor ? [...base, r.tensor] : base;

@@ -247,6 +247,17 @@ export interface LinearOptions {
   act?: string;
 }
 
+/** Shape checks shared by linear and linearAct; returns [out, in]. */
+export function checkLinearShapes(op: string, x: Tensor, w: Tensor, b?: Tensor | null): [number, number] {
+  if (w.rank !== 2) throw new Error(`kinkless: ${op}: w must have rank 2 [out, in], got shape ${shapeStr(w.shape)}`);
+  if (x.rank < 1) throw new Error(`kinkless: ${op}: x must have rank >= 1 [..., in], got shape ${shapeStr(x.shape)}`);
+  const [out, inF] = w.shape as [number, number];
+  const xin = x.shape[x.rank - 1]!;
+  if (xin !== inF) throw new Error(`kinkless: ${op}: x's last dim ${xin} (x shape ${shapeStr(x.shape)}) must equal w's in-features ${inF} (w shape ${shapeStr(w.shape)} = [out, in])`);
+  if (b && (b.rank !== 1 || b.shape[0] !== out)) throw new Error(`kinkless: ${op}: b must have shape [${out}] (w's out-features), got ${shapeStr(b.shape)}`);
+  return [out, inF];
+}
+
 /**
  * y = x · w^T + b with x [..., in], w [out, in] (PyTorch layout), b [out] -> [..., out].
  * Backward: dx = dy·w, dw = dy^T·x, db = sum of dy over rows.
@@ -254,12 +265,7 @@ export interface LinearOptions {
 export function linear(x: Tensor, w: Tensor, b?: Tensor | null, opts: LinearOptions = {}): Tensor {
   const op = 'linear';
   assertSameDevice(op, x, w, ...(b ? [b] : []));
-  if (w.rank !== 2) throw new Error(`kinkless: ${op}: w must have rank 2 [out, in], got shape ${shapeStr(w.shape)}`);
-  if (x.rank < 1) throw new Error(`kinkless: ${op}: x must have rank >= 1 [..., in], got shape ${shapeStr(x.shape)}`);
-  const [out, inF] = w.shape as [number, number];
-  const xin = x.shape[x.rank - 1]!;
-  if (xin !== inF) throw new Error(`kinkless: ${op}: x's last dim ${xin} (x shape ${shapeStr(x.shape)}) must equal w's in-features ${inF} (w shape ${shapeStr(w.shape)} = [out, in])`);
-  if (b && (b.rank !== 1 || b.shape[0] !== out)) throw new Error(`kinkless: ${op}: b must have shape [${out}] (w's out-features), got ${shapeStr(b.shape)}`);
+  const [out, inF] = checkLinearShapes(op, x, w, b);
   const inputs = b ? [x, w, b] : [x, w];
   const needGrad = isGradEnabled() && inputs.some((t) => t.requiresGrad);
   if (opts.act && needGrad) {
