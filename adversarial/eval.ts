@@ -40,6 +40,8 @@ export interface RobustEvalOptions {
   perExample?: boolean;
   /** Count examples with an all-zero input gradient (clean loss, eval mode). */
   countZeroGrad?: boolean;
+  /** Called after each (batch, attack) pair: examples done so far, the total, and the attack just run. */
+  onProgress?: (info: { done: number; total: number; attack: string; batchEnd: number }) => void;
 }
 
 /**
@@ -128,6 +130,7 @@ export async function evaluateRobust(device: Device, model: Module, data: ImageS
           const v = await readFlags(fl);
           secs[a]! += (performance.now() - t) / 1000;
           v.forEach((f, i) => (per[a]![s + i] = f));
+          opts.onProgress?.({ done: s + ((e - s) * (a + 1)) / attacks.length, total: n, attack: attacks[a]!.name, batchEnd: e });
         }
         if (opts.countZeroGrad) {
           const z = await readFlags(zeroGradFlags(model, x, y, 'eval'));

@@ -4,6 +4,7 @@
 import { existsSync } from 'node:fs';
 import { createDevice } from '../engine/index.ts';
 import { evaluateRobust, maskingChecks } from '../adversarial/eval.ts';
+import { Progress } from './progress.ts';
 import { makeAttack, type Attack } from '../adversarial/attacks/index.ts';
 import { loadModel } from '../nn/model_checkpoint.ts';
 import { helpText, parseFlags, UsageError, type FlagSpec } from './args.ts';
@@ -86,7 +87,15 @@ export async function cmdEval(argv: string[], mode: 'eval' | 'attack'): Promise<
     if (ckpt) loadModel(ckpt, model);
     const attacks = buildAttacks(flags);
     console.log(`kinkless ${mode}: ${model.config.name}${ckpt ? ` from ${ckpt}` : ' (fresh, untrained)'} on ${data.test.n} test images, eps ${flags.eps}`);
-    const report = await evaluateRobust(device, model, data.test, { attacks, batchSize: flags.batchSize as number, limit: flags.limit as number, countZeroGrad: mode === 'eval' });
+    const prog = new Progress(mode, Math.min(data.test.n, flags.limit as number));
+    const report = await evaluateRobust(device, model, data.test, {
+      attacks,
+      batchSize: flags.batchSize as number,
+      limit: flags.limit as number,
+      countZeroGrad: mode === 'eval',
+      onProgress: (i) => prog.update(Math.round(i.done), `images (${i.attack})`),
+    });
+    prog.done('');
     const lines = [`clean: ${(100 * report.clean.accuracy).toFixed(2)}%`, ...report.attacks.map((a) => `${a.name}: ${(100 * a.accuracy).toFixed(2)}% (${a.seconds.toFixed(1)} s)`), `worst case over ${report.worstCase.over.join(', ')}: ${(100 * report.worstCase.accuracy).toFixed(2)}%`];
     for (const l of lines) console.log(`  ${l}`);
     let masking = null;

@@ -98,7 +98,14 @@ describe('evaluateRobust end to end', () => {
     for (let i = 0; i < n; i += 3) for (let j = 0; j < D; j++) mirror[i * D + j] = data.images[i * D + j]! - (2 * z[i]! * w[j]!) / (l2 * l2);
     const attacks: Attack[] = [new Fgsm({ eps: epsInf }), new Fgm({ eps: epsL2 }), new Replay(mirror)];
     const model0 = model.train(true);
-    const r = await evaluateRobust(d, model0, data, { attacks, batchSize: 16, perExample: true, countZeroGrad: true });
+    const progress: [number, string, number][] = [];
+    const r = await evaluateRobust(d, model0, data, { attacks, batchSize: 16, perExample: true, countZeroGrad: true, onProgress: (i) => progress.push([i.done, i.attack, i.batchEnd]) });
+    // One progress call per (batch, attack), done rising to n.
+    const batches = Math.ceil(n / 16);
+    expect(progress.length).toBe(batches * attacks.length);
+    expect(progress.every((p, k) => k === 0 || p[0] > progress[k - 1]![0])).toBe(true);
+    expect(progress[progress.length - 1]).toEqual([n, 'replay', n]);
+    expect(progress.slice(0, 3).map((p) => p[1])).toEqual(attacks.map((a) => a.name));
     expect(model.training).toBe(true);
     const clean = margins.map((m) => (m > 0 ? 1 : 0));
     const fgsm = margins.map((m) => (m > epsInf * l1 ? 1 : 0));
