@@ -7,7 +7,8 @@
 // the accuracy under PGD and under FGSM, before the step's update. The counts stay on
 // the GPU; flush() (run by the loop's hooks) reads them and updates the detector, which
 // fires when the PGD accuracy falls sharply from its best while FGSM accuracy stays far
-// above it (the gradient-masking signature). The parameters at the best PGD check can be
+// above it, or when FGSM accuracy stays far above PGD accuracy for several checks in a row
+// (the gradient-masking signature, also in runs that never became robust). The parameters at the best PGD check can be
 // kept on the GPU and restored (Wong's early stop returns the pre-collapse model).
 import { Tensor, keep, noGrad, scope } from '../../engine/index.ts';
 import { slice } from '../../engine/ops/layout.ts';
@@ -30,6 +31,13 @@ export interface CoDetectorOptions {
   gap?: number;
   /** Only once the best PGD accuracy reached this (default 0.1): early noise is not a collapse. */
   minBest?: number;
+  /**
+   * Second rule, for runs that mask gradients before they ever become robust (MNIST at
+   * eps 0.3): fire when FGSM accuracy exceeds PGD accuracy by at least `maskGap`
+   * (default 0.3; 0 disables) on `maskChecks` consecutive checks (default 3).
+   */
+  maskGap?: number;
+  maskChecks?: number;
 }
 
 export interface CoCheck {
@@ -61,6 +69,9 @@ export class CoDetector {
   readonly drop: number;
   readonly gap: number;
   readonly minBest: number;
+  readonly maskGap: number;
+  readonly maskChecks: number;
+  private gapRun = 0;
   readonly state: CoState = { coDetected: false, detectedAt: null, best: null, last: null, history: [] };
 
   constructor(opts: CoDetectorOptions = {}) {
@@ -68,6 +79,10 @@ export class CoDetector {
     this.drop = fracOpt('CoDetector', 'drop', opts.drop, 0.2);
     this.gap = fracOpt('CoDetector', 'gap', opts.gap, 0.2);
     this.minBest = fracOpt('CoDetector', 'minBest', opts.minBest, 0.1);
+    this.maskGap = fracOpt('CoDetector', 'maskGap', opts.maskGap, 0.3);
+    const mc = opts.maskChecks ?? 3;
+    if (!Number.isInteger(mc) || mc < 1) throw new Error(`kinkless: CoDetector: maskChecks must be an integer >= 1, got ${String(mc)}`);
+    this.maskChecks = mc;
   }
 
   get coDetected(): boolean {
@@ -83,11 +98,13 @@ export class CoDetector {
     s.history.push(c);
     s.last = c;
     const best = s.best;
-    const fires =
+    const collapse =
       best !== null &&
       best.pgdAcc >= this.minBest &&
       (c.pgdAcc < this.fraction * best.pgdAcc || c.pgdAcc <= best.pgdAcc - this.drop) &&
       c.fgsmAcc - c.pgdAcc >= this.gap;
+    this.gapRun = this.maskGap > 0 && c.fgsmAcc - c.pgdAcc >= this.maskGap ? this.gapRun + 1 : 0;
+    const fires = collapse || this.gapRun >= this.maskChecks;
     if (!best || c.pgdAcc > best.pgdAcc) s.best = c;
     if (fires && !s.coDetected) {
       s.coDetected = true;

@@ -457,6 +457,15 @@ describe('catastrophic-overfitting detector', () => {
     expect(det.state.detectedAt).toEqual({ step: 400, pgdAcc: 0.04, fgsmAcc: 0.92 });
     expect(det.state.best!.step).toBe(200);
     expect(det.state.history.length).toBe(6);
+    // Masking from the start (the real MNIST eps 0.3 fast-AT run's first checks, PGD-10 /
+    // FGSM on 128 probe images): never robust, FGSM far above PGD; fires on the 3rd check
+    // in a row with a gap >= 0.3 (steps 100, 150, 200).
+    const masked = run([0, 0.203, 0.344, 0.219, 0.281, 0.234], [0, 0.406, 0.648, 0.695, 0.742, 0.781]);
+    expect(masked.fired).toEqual([false, false, false, false, true, false]);
+    expect(masked.det.state.detectedAt!.step).toBe(400);
+    // Two wide gaps then a narrow one: the run of gaps restarts, no alarm.
+    expect(run([0.3, 0.3, 0.3, 0.3], [0.7, 0.7, 0.35, 0.7]).det.coDetected).toBe(false);
+    expect(() => new CoDetector({ maskChecks: 0 })).toThrow(/maskChecks must be an integer >= 1, got 0/);
     // Wong's rule alone (a drop of >= 0.2 from the best) also fires.
     expect(run([0.8, 0.55], [0.85, 0.9]).det.coDetected).toBe(true);
     expect(() => new CoDetector({ fraction: 2 })).toThrow(/fraction must be a number in \[0, 1\], got 2/);
