@@ -31,6 +31,8 @@ export const TRAIN_HELP = helpText(
   ],
 );
 
+const pct = (v: number | undefined): string => (v !== undefined ? `${(100 * v).toFixed(2)}%` : '-');
+
 export async function cmdTrain(argv: string[]): Promise<number> {
   const { flags, help } = parseFlags('kinkless train', argv, FLAGS);
   if (help) {
@@ -49,9 +51,11 @@ export async function cmdTrain(argv: string[]): Promise<number> {
       loadModel(flags.from as string, model);
     }
     const bs = flags.batchSize as number;
-    const stepsPerEpoch = Math.ceil(data.train.n / bs);
+    const valN = flags.robustVal as number;
+    const trainN = valN > 0 && flags.robustValFrom !== 'test' ? data.train.n - valN : data.train.n;
+    const stepsPerEpoch = Math.ceil(trainN / bs);
     let prog: Progress | null = null;
-    console.log(`kinkless train: ${model.config.name} (${model.parameterCount()} parameters), ${flags.activation}, loop ${flags.loop}, ${data.train.n} training images -> ${run.dir}`);
+    console.log(`kinkless train: ${model.config.name} (${model.parameterCount()} parameters), ${flags.activation}, loop ${flags.loop}, ${trainN} training images${valN > 0 ? `, ${valN} held out (${flags.robustValFrom}) for the robust-overfitting guard` : ''} -> ${run.dir}`);
     const res = await trainRun(device, model, data, flags, {
       run,
       interrupt,
@@ -61,12 +65,13 @@ export async function cmdTrain(argv: string[]): Promise<number> {
           prog.update(i.stepInEpoch, `loss ${i.loss.toFixed(4)} lr ${i.lr.toExponential(2)}`);
         },
         onEpoch: (s) => {
-          prog?.done(`train loss ${s.trainLoss.toFixed(4)} acc ${(100 * s.trainAcc).toFixed(2)}%${s.testAcc !== undefined ? ` test acc ${(100 * s.testAcc).toFixed(2)}%` : ''}`);
+          const val = s.valRobust !== undefined ? ` held-out clean ${(100 * s.valClean!).toFixed(2)}% PGD-10 ${(100 * s.valRobust).toFixed(2)}% (best epoch ${s.bestEpoch! + 1})` : '';
+          prog?.done(`train loss ${s.trainLoss.toFixed(4)} acc ${(100 * s.trainAcc).toFixed(2)}%${s.testAcc !== undefined ? ` test acc ${(100 * s.testAcc).toFixed(2)}%` : ''}${val}`);
           prog = null;
         },
       },
     });
-    const results = { status: res.interrupted ? 'interrupted' : 'completed', testAcc: res.testAcc, seconds: res.seconds, steps: res.steps, epochs: res.epochs, catastrophicOverfitting: res.coDetected, coDetail: res.coDetail, restoredStep: res.restoredStep };
+    const results = { status: res.interrupted ? 'interrupted' : 'completed', testAcc: res.testAcc, seconds: res.seconds, steps: res.steps, epochs: res.epochs, catastrophicOverfitting: res.coDetected, coDetail: res.coDetail, restoredStep: res.restoredStep, robustVal: res.robustVal };
     run.writeJson('results.json', results);
     run.writeText(
       'accuracy.svg',
@@ -77,12 +82,13 @@ export async function cmdTrain(argv: string[]): Promise<number> {
         series: [
           { name: 'train', points: res.epochs.map((e) => [e.epoch + 1, e.trainAcc]) },
           { name: 'test (clean)', points: res.epochs.filter((e) => e.testAcc !== undefined).map((e) => [e.epoch + 1, e.testAcc!]) },
+          ...(res.robustVal ? [{ name: 'held-out PGD-10', points: res.robustVal.history.map((h): [number, number] => [h.epoch + 1, h.robustAcc]) }] : []),
         ],
       }),
     );
     run.writeText(
       'report.md',
-      `# kinkless train: ${run.dir}\n\n- model: ${model.config.name}, activation ${JSON.stringify(model.config.activation)}\n- loop: ${flags.loop}${flags.loop !== 'standard' ? `, eps ${flags.eps}` : ''}\n- status: ${results.status}\n- test accuracy (clean): ${(100 * res.testAcc).toFixed(2)}%\n- wall time: ${res.seconds.toFixed(1)} s, ${res.steps} steps\n${res.coDetected ? '- WARNING: catastrophic overfitting detected (PGD accuracy collapsed while FGSM accuracy stayed high)\n' : ''}\n| epoch | train loss | train acc | test acc | seconds |\n|---|---|---|---|---|\n${res.epochs.map((e) => `| ${e.epoch + 1} | ${e.trainLoss.toFixed(4)} | ${(100 * e.trainAcc).toFixed(2)}% | ${e.testAcc !== undefined ? `${(100 * e.testAcc).toFixed(2)}%` : '-'} | ${e.seconds.toFixed(1)} |`).join('\n')}\n\n![accuracy](accuracy.svg)\n`,
+      `# kinkless train: ${run.dir}\n\n- model: ${model.config.name}, activation ${JSON.stringify(model.config.activation)}\n- loop: ${flags.loop}${flags.loop !== 'standard' ? `, eps ${flags.eps}` : ''}\n- status: ${results.status}\n- test accuracy (clean): ${(100 * res.testAcc).toFixed(2)}%\n- wall time: ${res.seconds.toFixed(1)} s, ${res.steps} steps\n${res.coDetected ? '- WARNING: catastrophic overfitting detected (PGD accuracy collapsed while FGSM accuracy stayed high)\n' : ''}${res.robustVal ? `- robust-overfitting guard: ${res.robustVal.n} held-out images (${res.robustVal.from}), PGD-10 at eps ${flags.eps}; best epoch ${res.robustVal.best ? res.robustVal.best.epoch + 1 : '-'} (saved as ${model.config.name}_best.safetensors)\n` : ''}\n| epoch | train loss | train acc | test acc | held-out clean | held-out PGD-10 | seconds |\n|---|---|---|---|---|---|---|\n${res.epochs.map((e) => `| ${e.epoch + 1} | ${e.trainLoss.toFixed(4)} | ${(100 * e.trainAcc).toFixed(2)}% | ${pct(e.testAcc)} | ${pct(e.valClean)} | ${pct(e.valRobust)} | ${e.seconds.toFixed(1)} |`).join('\n')}\n\n![accuracy](accuracy.svg)\n`,
     );
     if (res.interrupted) {
       console.error(`kinkless train: interrupted; the last completed epoch's checkpoint is in ${run.dir}`);

@@ -3,10 +3,11 @@
 // `kinkless train` and by `kinkless reproduce sat` (one call per activation).
 import { type Device } from '../engine/index.ts';
 import { train, evaluateClean, StandardTraining, type TrainLoop, type EpochStats, type TrainHooks } from '../adversarial/trainer.ts';
-import { PgdAt, FastAt, FreeAt, Yopo, FreeLb, chainHooks, activationParamGroups } from '../adversarial/train/index.ts';
+import { PgdAt, FastAt, FreeAt, Yopo, FreeLb, chainHooks, activationParamGroups, RobustOverfitGuard, type GuardRecord } from '../adversarial/train/index.ts';
+import { Pgd } from '../adversarial/attacks/index.ts';
 import { Adam, SGD } from '../nn/optim.ts';
 import { makeSchedule, type LrSchedule } from '../nn/schedule.ts';
-import type { ImageSet } from '../nn/data/loader.ts';
+import { subsetImages, trainValSplit, type ImageSet } from '../nn/data/loader.ts';
 import type { Model } from '../nn/models/common.ts';
 import { saveModel } from '../nn/model_checkpoint.ts';
 import { UsageError, type FlagSpec } from './args.ts';
@@ -37,6 +38,8 @@ export const TRAIN_FLAGS: Record<string, FlagSpec> = {
   augmentFlip: { type: 'bool', help: 'augmentation: random horizontal flip (not for digits)', default: false },
   epsWarmup: { type: 'int', help: 'pgd loop: ramp eps (and alpha) linearly from 0 over the first N steps (0: off)', default: 0, min: 0 },
   evalEvery: { type: 'int', help: 'evaluate clean test accuracy every N epochs (0: only at the end)', default: 1, min: 0 },
+  robustVal: { type: 'int', help: 'robust-overfitting guard: after each epoch, clean and PGD-10 (--eps, step eps/4, random start) accuracy on N held-out images; the best epoch is saved as <model>_best.safetensors (0: off)', default: 0, min: 0 },
+  robustValFrom: { type: 'string', help: 'where --robust-val takes its images: train (a seeded random N, removed from training) or test (the LAST N test images, disjoint from a first-M evaluation while M + N <= 10000)', choices: ['train', 'test'], default: 'train' },
 };
 
 export interface TrainRunResult {
@@ -49,6 +52,24 @@ export interface TrainRunResult {
   coDetail: unknown;
   /** Fast-AT after a catastrophic-overfitting alarm: the step whose parameters were restored (else null). */
   restoredStep: number | null;
+  /** --robust-val: the guard's per-epoch records and the best one (else null). */
+  robustVal: { from: string; n: number; history: GuardRecord[]; best: GuardRecord | null } | null;
+}
+
+/**
+ * --robust-val N: the held-out split of the robust-overfitting guard and the training set
+ * without it. From 'train': a seeded random N (trainValSplit); from 'test': the last N
+ * test images (a first-M evaluation stays disjoint while M + N <= the test set's size).
+ */
+export function robustValSplit(data: { train: ImageSet; test: ImageSet }, n: number, from: string, seed: number): { train: ImageSet; val: ImageSet } {
+  if (from === 'test') {
+    if (n > data.test.n) throw new UsageError(`--robust-val: ${n} images asked from the test set, which has ${data.test.n}`);
+    const idx = Array.from({ length: n }, (_, i) => data.test.n - n + i);
+    return { train: data.train, val: subsetImages(data.test, idx) };
+  }
+  if (n >= data.train.n) throw new UsageError(`--robust-val: ${n} held-out images would leave no training images (the training set has ${data.train.n})`);
+  const s = trainValSplit(data.train.n, n, seed);
+  return { train: subsetImages(data.train, s.train), val: subsetImages(data.train, s.val) };
 }
 
 /** Ctrl-C: the first SIGINT asks the run to stop at the next step (the last checkpoint is kept). */
@@ -127,6 +148,14 @@ export async function trainRun(
 ): Promise<TrainRunResult> {
   const kind = f.loop as LoopKind;
   const loop = makeLoop(kind, f);
+  const valN = (f.robustVal as number | undefined) ?? 0;
+  let guard: RobustOverfitGuard | null = null;
+  if (valN > 0) {
+    const split = robustValSplit(data, valN, (f.robustValFrom as string | undefined) ?? 'train', f.seed as number);
+    data = { train: split.train, test: data.test };
+    const eps = f.eps as number;
+    guard = new RobustOverfitGuard(device, model, split.val, { attack: new Pgd({ eps, alpha: eps / 4, steps: 10, randomStart: true, bnMode: f.bnMode as 'eval' | 'train', seed: f.seed as number }) });
+  }
   const replays = kind === 'free' ? (f.replays as number) : 1;
   const epochs = Math.max(1, Math.round((f.epochs as number) / replays));
   const bs = f.batchSize as number;
@@ -148,8 +177,10 @@ export async function trainRun(
       if (evalEvery > 0 && ((s.epoch + 1) % evalEvery === 0 || s.epoch + 1 === epochs)) {
         s.testAcc = await evaluateClean(device, model, data.test, { limit: opts.evalLimit });
       }
-      opts.run?.metric({ run: label, epoch: s.epoch + 1, train_loss: s.trainLoss, train_acc: s.trainAcc, test_acc: s.testAcc ?? NaN, lr: s.lr, seconds: s.seconds });
+      if (guard) await guard.onEpoch(s);
+      opts.run?.metric({ run: label, epoch: s.epoch + 1, train_loss: s.trainLoss, train_acc: s.trainAcc, test_acc: s.testAcc ?? NaN, lr: s.lr, seconds: s.seconds, ...(guard ? { val_clean: s.valClean!, val_robust: s.valRobust! } : {}) });
       if (opts.run) await saveModel(opts.run.path(`${label}.safetensors`), model, { config: model.config, step: s.epoch + 1 });
+      if (opts.run && guard && s.bestEpoch === s.epoch) await saveModel(opts.run.path(`${label}_best.safetensors`), model, { config: model.config, step: s.epoch + 1 });
     },
   };
   const hooks = chainHooks(baseHooks, loopHooks, opts.hooks);
@@ -184,5 +215,6 @@ export async function trainRun(
     interrupted,
     coDetected: co ? co.state.coDetected : null,
     coDetail: co ? co.state : null,
+    robustVal: guard ? { from: (f.robustValFrom as string | undefined) ?? 'train', n: valN, history: guard.history, best: guard.best } : null,
   };
 }

@@ -111,6 +111,20 @@ export function trainValSplit(n: number, valCount: number, seed: number): { trai
   return { train, val };
 }
 
+/** The images and labels at `indices` (in that order), copied into a new ImageSet. */
+export function subsetImages(set: ImageSet, indices: ArrayLike<number>): ImageSet {
+  const per = set.shape[0] * set.shape[1] * set.shape[2];
+  const images = new Float32Array(indices.length * per);
+  const labels = new Int32Array(indices.length);
+  for (let i = 0; i < indices.length; i++) {
+    const k = indices[i]!;
+    if (!Number.isInteger(k) || k < 0 || k >= set.n) throw new Error(`subsetImages: index ${k} at position ${i} is outside 0..${set.n - 1}`);
+    images.set(set.images.subarray(k * per, (k + 1) * per), i * per);
+    labels[i] = set.labels[k]!;
+  }
+  return { images, labels, n: indices.length, shape: [...set.shape] };
+}
+
 // ---------------------------------------------------------------- batching
 
 export interface BatchIteratorOptions {
