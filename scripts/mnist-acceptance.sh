@@ -17,8 +17,10 @@ run std_ft train --from "$O/std_aug/small_cnn.safetensors" --epochs 1 --schedule
 
 # #5: fast FGSM-AT at eps 0.1 (target >= 90% PGD-40x5 and >= 98% clean on 1000 test images).
 run fast_eps01 train --loop fast --eps 0.1 --epochs 2 --schedule cosine --lr 0.001
-run eval_fast_eps01_pgd eval --checkpoint "$O/fast_eps01/small_cnn.safetensors" --eps 0.1 --attacks fgsm,pgd --steps 40 --restarts 5 --alpha 0.01 --limit 1000 --no-masking
-run eval_fast_eps01_apgd eval --checkpoint "$O/fast_eps01/small_cnn.safetensors" --eps 0.1 --attacks apgd --steps 100 --restarts 1 --limit 1000 --no-masking
+# a third epoch from that checkpoint (fresh optimizer, cosine from 5e-4)
+run fast_eps01_ft train --from "$O/fast_eps01/small_cnn.safetensors" --loop fast --eps 0.1 --epochs 1 --schedule cosine --lr 0.0005
+run eval_fast_eps01_ft_pgd eval --checkpoint "$O/fast_eps01_ft/small_cnn.safetensors" --eps 0.1 --attacks fgsm,pgd --steps 40 --restarts 5 --alpha 0.01 --limit 1000 --no-masking
+run eval_fast_eps01_ft_apgd eval --checkpoint "$O/fast_eps01_ft/small_cnn.safetensors" --eps 0.1 --attacks apgd --steps 100 --restarts 1 --limit 1000 --no-masking
 
 # #5: fast FGSM-AT at eps 0.3 overfits catastrophically; the detector must fire (the run stops).
 run fast_eps03 train --loop fast --eps 0.3 --epochs 1
