@@ -7,7 +7,7 @@
 // row per output pixel (n, oh, ow) holding its taps k = (ci*KH + kh)*KW + kw < CK =
 // Cg*KH*KW; columns k >= CK are zero padding, except column `ones` (all ones) when the
 // forward folds the bias into the product. The products (engine/ops/conv2d.ts):
-//   yT_g   = col_g · [W_g | b_g | 0]^T   [N*OH*OW, Og], then one permute to NCHW
+//   yT_g   = col_g · [W_g | b_g | 0]^T   [N*OH*OW, Og] (the filter packed transposed, [Kp, Og]), then one permute to NCHW
 //   dcol   = dy[n, g]^T · W_g            [N, G, OH*OW, CK], then dx = col2im(dcol)
 //            (or W_g^T · dy[n, g] into [N, G, CK, OH*OW] when CK < 32: see conv2d.ts)
 //   dW_g   = dyP_g · col_g               (dyP = dy permuted to [G, Og, N*OH*OW]: K is long)
@@ -177,7 +177,7 @@ ${stores('dx', '((u.n0 + n) * u.C + c) * HW + p0', 'p0', 'HW', E, vec)}
  * Bindings: w, [b], waug.
  */
 export function gemmPackFilterWgsl(bias: boolean): string {
-  return `// conv2d_gemm_pack_filter${bias ? ' (bias column)' : ''}
+  return `// conv2d_gemm_pack_filter${bias ? ' (bias row)' : ''}: W [G*Og, CK] -> W^T [G, Kp, Og]
 ${GEMM_UNIFORM_WGSL}
 @group(0) @binding(1) var<storage, read> w: array<f32>;
 ${bias ? '@group(0) @binding(2) var<storage, read> b: array<f32>;' : ''}
@@ -186,8 +186,11 @@ ${bias ? '@group(0) @binding(2) var<storage, read> b: array<f32>;' : ''}
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let i = i32(gid.x + gid.y * u32(u.gx));
   if (i >= u.threads) { return; }
-  let o = i / u.Kp;
-  let k = i % u.Kp;
+  let per = u.Kp * u.Og;
+  let g = i / per;
+  let r = i % per;
+  let k = r / u.Og;
+  let o = g * u.Og + r % u.Og;
   let CK = u.Cg * u.KH * u.KW;
   var v = select(0.0, w[u32(o * CK + min(k, CK - 1))], k < CK);
 ${bias ? '  v = select(v, b[u32(o)], k == u.ones);' : ''}
