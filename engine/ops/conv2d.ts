@@ -288,7 +288,7 @@ function gemmForward(x: Tensor, w: Tensor, b: Tensor | null, p: ConvGeom, act: s
 }
 
 /**
- * GEMM input gradient: dcol[n, g] = dy[n, g]^T · W_g ([OH*OW, CK]), then a gather col2im
+ * GEMM input gradient: dcol[n, g] = dy[n, g]^T · W_g ([OH*OW, CK]; dy[n, g]^T materialised), then a gather col2im
  * into dx. NOTE: when CK < 32 the product's 32-column blocks would be mostly idle, so it
  * runs transposed, W_g^T · dy[n, g] -> [CK, OH*OW] (measured ~3x faster for 1->32 3x3).
  */
@@ -303,9 +303,19 @@ function gemmBackwardInput(dy: Tensor, w: Tensor, p: ConvGeom): Tensor {
   const Nc = gemmChunk(p, device, Math.max(p.G * CK * OHW, p.O * OHW))!;
   for (let n0 = 0; n0 < p.N; n0 += Nc) {
     const nc = Math.min(Nc, p.N - n0);
-    const dyc = batchSlice(dy, n0, nc, [p.G, p.Og, OHW]);
-    const dcol = kMajor ? matmulRaw(wv, dyc, { transA: true }) : matmulRaw(dyc, wv, { transA: true });
-    dyc.dispose();
+    let dcol: Tensor;
+    if (kMajor) {
+      const dyc = batchSlice(dy, n0, nc, [p.G, p.Og, OHW]);
+      dcol = matmulRaw(wv, dyc, { transA: true });
+      dyc.dispose();
+    } else {
+      // NOTE: dy is permuted to [nc, G, OHW, Og] first so the product is a plain A·B: the
+      // copy plus A·B measured 12-20% faster than A^T·B on MNIST conv2's dx (interleaved A/B).
+      const dyT = alloc(device, [nc, p.G, OHW, p.Og]);
+      stridedCopy(dy, dyT, [nc, p.G, OHW, p.Og], n0 * p.O * OHW, [p.O * OHW, p.Og * OHW, 1, OHW], 0, [p.G * OHW * p.Og, OHW * p.Og, p.Og, 1]);
+      dcol = matmulRaw(dyT, wv);
+      dyT.dispose();
+    }
     const nblk = Math.ceil(HW / GEMM_EPT);
     const threads = nc * p.C * nblk;
     const g = grid1d(threads, GEMM_WG);

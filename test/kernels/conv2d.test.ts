@@ -28,6 +28,7 @@ const CASES: Case[] = [
   { name: 'groups 2, 2x5 kernel, stride [1,3]', x: [2, 6, 9, 14], w: [10, 3, 2, 5], o: { stride: [1, 3], padding: [0, 1], groups: 2 } },
   { name: '1x7 kernel pad [0,3]', x: [2, 3, 6, 17], w: [9, 3, 1, 7], o: { padding: [0, 3] } },
   { name: '2x2 stride 3 (pixels with no tap)', x: [2, 4, 10, 11], w: [6, 4, 2, 2], o: { stride: [3, 3] } },
+  { name: 'groups 2, 36 taps per group (GEMM dx row-major), stride [2,1] pad 1', x: [3, 8, 9, 10], w: [6, 4, 3, 3], o: { stride: [2, 1], padding: [1, 1], groups: 2 } },
 ];
 
 function opts(c: Case, impl: ConvImpl): Conv2dOptions {
