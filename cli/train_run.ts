@@ -37,6 +37,7 @@ export const TRAIN_FLAGS: Record<string, FlagSpec> = {
   augmentCrop: { type: 'int', help: 'augmentation: random crop after zero padding of N pixels per side (0: off)', default: 0, min: 0 },
   augmentFlip: { type: 'bool', help: 'augmentation: random horizontal flip (not for digits)', default: false },
   epsWarmup: { type: 'int', help: 'pgd loop: ramp eps (and alpha) linearly from 0 over the first N steps (0: off)', default: 0, min: 0 },
+  stopAfter: { type: 'int', help: 'stop after N epochs while keeping the LR schedule planned for --epochs (one slice of a longer run)', min: 1 },
   evalEvery: { type: 'int', help: 'evaluate clean test accuracy every N epochs (0: only at the end)', default: 1, min: 0 },
   robustVal: { type: 'int', help: 'robust-overfitting guard: after each epoch, clean and PGD-10 (--eps, step eps/4, random start) accuracy on N held-out images; the best epoch is saved as <model>_best.safetensors (0: off)', default: 0, min: 0 },
   robustValFrom: { type: 'string', help: 'where --robust-val takes its images: train (a seeded random N, removed from training) or test (the LAST N test images, disjoint from a first-M evaluation while M + N <= 10000)', choices: ['train', 'test'], default: 'train' },
@@ -169,18 +170,23 @@ export async function trainRun(
   let interrupted = false;
   const loopHooks = (loop as { hooks?: () => TrainHooks }).hooks?.call(loop);
   const evalEvery = f.evalEvery as number;
+  const stopAfter = f.stopAfter as number | undefined;
   const baseHooks: TrainHooks = {
     onStep: () => {
       if (interrupt?.requested) throw new InterruptedError();
     },
     onEpoch: async (s) => {
-      if (evalEvery > 0 && ((s.epoch + 1) % evalEvery === 0 || s.epoch + 1 === epochs)) {
+      const lastEpoch = s.epoch + 1 === epochs || (stopAfter !== undefined && s.epoch + 1 === stopAfter);
+      if (evalEvery > 0 && ((s.epoch + 1) % evalEvery === 0 || lastEpoch)) {
         s.testAcc = await evaluateClean(device, model, data.test, { limit: opts.evalLimit });
       }
       if (guard) await guard.onEpoch(s);
       opts.run?.metric({ run: label, epoch: s.epoch + 1, train_loss: s.trainLoss, train_acc: s.trainAcc, test_acc: s.testAcc ?? NaN, lr: s.lr, seconds: s.seconds, ...(guard ? { val_clean: s.valClean!, val_robust: s.valRobust! } : {}) });
       if (opts.run) await saveModel(opts.run.path(`${label}.safetensors`), model, { config: model.config, step: s.epoch + 1 });
       if (opts.run && guard && s.bestEpoch === s.epoch) await saveModel(opts.run.path(`${label}_best.safetensors`), model, { config: model.config, step: s.epoch + 1 });
+      if (stopAfter !== undefined && s.epoch + 1 >= stopAfter && s.epoch + 1 < epochs) {
+        return 'stop';
+      }
     },
   };
   const hooks = chainHooks(baseHooks, loopHooks, opts.hooks);

@@ -1,6 +1,7 @@
-// `train --robust-val N`: the robust-overfitting guard from the CLI. The held-out split is
-// disjoint from the training images (or the last N test images), every epoch records
-// held-out clean and PGD-10 accuracy, and the best epoch's checkpoint is written.
+// `train` options for long runs. --robust-val N: the robust-overfitting guard from the CLI
+// (the held-out split is disjoint from the training images, or the last N test images;
+// every epoch records held-out clean and PGD-10 accuracy; the best epoch's checkpoint is
+// written). --stop-after N: one slice of a longer LR schedule.
 import { describe, it, expect } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, existsSync, readFileSync } from 'node:fs';
@@ -67,5 +68,18 @@ describe('robust-overfitting guard from the CLI', () => {
     const bad = spawnSync(process.execPath, [BIN, 'train', '--train-limit', '100', '--robust-val', '100'], { encoding: 'utf8' });
     expect(bad.status).toBe(2);
     expect(bad.stderr).toMatch(/--robust-val: 100 held-out images would leave no training images \(the training set has 100\)/);
+  }, 300_000);
+
+  it('train --stop-after N stops after N epochs on the schedule planned for --epochs', () => {
+    const out = mkdtempSync(join(tmpdir(), 'kinkless-sa-'));
+    const r = spawnSync(process.execPath, [BIN, 'train', '--epochs', '3', '--stop-after', '1', '--schedule', 'cosine', '--lr', '0.001', '--train-limit', '256', '--test-limit', '50', '--name', 'sa', '--out', out], { encoding: 'utf8', timeout: 300_000 });
+    expect(r.status, r.stderr).toBe(0);
+    const res = JSON.parse(readFileSync(join(out, 'sa', 'results.json'), 'utf8'));
+    expect(res.steps).toBe(2);
+    expect(res.epochs.length).toBe(1);
+    // 2 steps per epoch, 6 planned: the epoch's last step (1) runs at lr/2 (1 + cos(pi/6)).
+    expect(res.epochs[0].lr).toBeCloseTo(0.0005 * (1 + Math.cos(Math.PI / 6)), 12);
+    expect(res.epochs[0].testAcc).toBeGreaterThan(0);
+    expect(readFileSync(join(out, 'sa', 'report.md'), 'utf8')).toContain("stopped after 1 of the schedule's 3 epochs");
   }, 300_000);
 });
