@@ -171,11 +171,16 @@ export async function trainRun(
   const loopHooks = (loop as { hooks?: () => TrainHooks }).hooks?.call(loop);
   const evalEvery = f.evalEvery as number;
   const stopAfter = f.stopAfter as number | undefined;
+  // NOTE: kept here too so that an interrupted run still reports its completed epochs.
+  const completed: EpochStats[] = [];
+  let stepsDone = 0;
   const baseHooks: TrainHooks = {
-    onStep: () => {
+    onStep: (i) => {
+      stepsDone = i.step + 1;
       if (interrupt?.requested) throw new InterruptedError();
     },
     onEpoch: async (s) => {
+      completed.push(s);
       const lastEpoch = s.epoch + 1 === epochs || (stopAfter !== undefined && s.epoch + 1 === stopAfter);
       if (evalEvery > 0 && ((s.epoch + 1) % evalEvery === 0 || lastEpoch)) {
         s.testAcc = await evaluateClean(device, model, data.test, { limit: opts.evalLimit });
@@ -200,9 +205,10 @@ export async function trainRun(
     opt.dispose();
   }
   const co = (loop as { detector?: { state: { coDetected: boolean } } | null }).detector ?? null;
-  const epochStats = r?.epochs ?? [];
+  const epochStats = r?.epochs ?? completed;
   const last = epochStats[epochStats.length - 1];
-  let testAcc = interrupted ? NaN : last?.testAcc ?? (await evaluateClean(device, model, data.test, { limit: opts.evalLimit }));
+  // Interrupted: the saved checkpoint is the last completed epoch's, so is the accuracy.
+  let testAcc = interrupted ? last?.testAcc ?? NaN : last?.testAcc ?? (await evaluateClean(device, model, data.test, { limit: opts.evalLimit }));
   // Wong et al.'s early stop: after a catastrophic-overfitting alarm, keep the parameters of
   // the best PGD check (before the collapse), not the collapsed ones.
   let restoredStep: number | null = null;
@@ -217,7 +223,7 @@ export async function trainRun(
     testAcc,
     restoredStep,
     seconds: (performance.now() - t0) / 1000,
-    steps: r?.step ?? 0,
+    steps: r?.step ?? stepsDone,
     interrupted,
     coDetected: co ? co.state.coDetected : null,
     coDetail: co ? co.state : null,

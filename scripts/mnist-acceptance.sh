@@ -29,5 +29,10 @@ run fast_eps03 train --loop fast --eps 0.3 --epochs 1
 run pgd_eps03 train --loop pgd --eps 0.3 --steps 3 --alpha 0.15 --eps-warmup 200 --epochs 2 --schedule cosine --lr 0.001
 # two more epochs from that checkpoint (fresh optimizer, lower peak lr)
 run pgd_eps03_ft train --from "$O/pgd_eps03/small_cnn.safetensors" --loop pgd --eps 0.3 --steps 3 --alpha 0.15 --epochs 2 --schedule cosine --lr 0.0005
-run eval_pgd_eps03_ft_pgd eval --checkpoint "$O/pgd_eps03_ft/small_cnn.safetensors" --eps 0.3 --attacks fgsm,pgd --steps 40 --restarts 5 --alpha 0.01 --limit 1000 --no-masking
-run eval_pgd_eps03_ft_apgd eval --checkpoint "$O/pgd_eps03_ft/small_cnn.safetensors" --eps 0.3 --attacks apgd --steps 100 --restarts 1 --limit 1000 --no-masking
+# one epoch of a 6-epoch cosine from 5e-4 (the run was stopped after its first epoch to
+# lengthen the plan), then 6 epochs of a 7-epoch cosine from 5e-4 (stopped after 6 to leave
+# time for the evaluation; lr was 2.5e-5 by then); held-out PGD-10 on the last 1000 test images
+run pgd_eps03_ft3 train --from "$O/pgd_eps03_ft/small_cnn.safetensors" --loop pgd --eps 0.3 --steps 3 --alpha 0.15 --epochs 6 --stop-after 1 --schedule cosine --lr 0.0005 --robust-val 1000 --robust-val-from test
+run pgd_eps03_ft4 train --from "$O/pgd_eps03_ft3/small_cnn.safetensors" --loop pgd --eps 0.3 --steps 3 --alpha 0.15 --epochs 7 --stop-after 6 --schedule cosine --lr 0.0005 --robust-val 1000 --robust-val-from test
+run eval_pgd_eps03_ft4_pgd eval --checkpoint "$O/pgd_eps03_ft4/small_cnn.safetensors" --eps 0.3 --attacks fgsm,pgd --steps 40 --restarts 5 --alpha 0.01 --limit 1000 --no-masking
+run eval_pgd_eps03_ft4_apgd eval --checkpoint "$O/pgd_eps03_ft4/small_cnn.safetensors" --eps 0.3 --attacks apgd --steps 100 --restarts 1 --limit 1000 --no-masking

@@ -99,5 +99,11 @@ describe('kinkless CLI', () => {
     expect(existsSync(join(out, 'int', 'small_cnn.safetensors'))).toBe(true);
     const res = JSON.parse(readFileSync(join(out, 'int', 'results.json'), 'utf8'));
     expect(res.status).toBe('interrupted');
+    // Nothing of the completed epochs is lost: 256 images in batches of 128 = 2 steps each.
+    expect(res.epochs.length).toBeGreaterThanOrEqual(1);
+    expect(res.epochs[0].epoch).toBe(0);
+    expect(res.steps).toBeGreaterThanOrEqual(2 * res.epochs.length);
+    expect(res.testAcc).toBeGreaterThan(0);
+    expect(readFileSync(join(out, 'int', 'report.md'), 'utf8')).toMatch(/\| 1 \| \d/);
   });
 });
