@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The real-MNIST acceptance runs of issues #4 and #5 (docs/mnist-runs.md has the results
 # measured on the 2-core lavapipe machine). Runs one job at a time: the software GPU uses
-# every core, so parallel jobs only slow each other down. Total: about 2 hours 15 minutes there.
+# every core, so parallel jobs only slow each other down. Total: about 4 hours there.
 #   bash scripts/mnist-acceptance.sh [OUT_DIR]      (default runs/acceptance)
 set -euo pipefail
 cd "$(dirname "$0")/.."
