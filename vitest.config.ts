@@ -11,6 +11,8 @@ export default defineConfig({
     testTimeout: 120_000,
     hookTimeout: 120_000,
     fileParallelism: false,
+    // Every pipeline-cache hit rebuilds its WGSL and checks that the key maps to one source.
+    env: { KINKLESS_VERIFY_KERNEL_KEYS: '1' },
     reporters: ['default'],
   },
 });

@@ -4,7 +4,7 @@
 import { create } from 'webgpu';
 import { BufferPool } from './buffer_pool.ts';
 import { PipelineCache } from './pipeline_cache.ts';
-import { CommandQueue, type DispatchSpec } from './queue.ts';
+import { CommandQueue, type DispatchSpec, type LegacyDispatchSpec } from './queue.ts';
 
 export type Backend = 'vulkan' | 'metal' | 'd3d12' | 'opengles' | 'null';
 
@@ -112,7 +112,7 @@ export class Device {
   }
 
   /** Encode one compute dispatch into the current batch (see CommandQueue). */
-  dispatch(spec: DispatchSpec): void {
+  dispatch(spec: DispatchSpec | LegacyDispatchSpec): void {
     this.queue.dispatch(spec);
   }
 

@@ -1,6 +1,11 @@
-// Compute pipelines created once and cached by their exact WGSL source. Creation runs
-// inside validation error scopes; a failure names the kernel and shows its WGSL.
+// Compute pipelines created once and cached by their kernel descriptor's key (family +
+// compile-time parameters); the WGSL is built only on a miss. Creation runs inside
+// validation error scopes; a failure names the kernel and shows its WGSL. On a miss the
+// bindings the source declares are checked against the descriptor's. With
+// KINKLESS_VERIFY_KERNEL_KEYS=1 (the test suite sets it) every hit rebuilds the source
+// and throws if the key maps to a different WGSL (a key that misses a parameter).
 import type { Device } from './device.ts';
+import { declaredBindings, type Kernel } from '../kernels/kernel.ts';
 
 export class ShaderError extends Error {
   constructor(kernel: string, detail: string, wgsl: string) {
@@ -15,8 +20,12 @@ export class ShaderError extends Error {
 
 export class PipelineCache {
   private cache = new Map<string, GPUComputePipeline>();
+  private sources = new Map<string, string>();
   private pending: Promise<void>[] = [];
   private failed: ShaderError | null = null;
+  private readonly verifyKeys = process.env.KINKLESS_VERIFY_KERNEL_KEYS === '1';
+  /** Pipelines created so far (a miss each; profiles count them). */
+  created = 0;
 
   constructor(
     private readonly device: Device,
@@ -27,11 +36,30 @@ export class PipelineCache {
     return this.cache.size;
   }
 
-  /** Get (or create) the pipeline for `wgsl` with entry point `main`. */
-  get(name: string, wgsl: string): GPUComputePipeline {
+  /** Get (or create) the pipeline of a kernel descriptor. */
+  get(kernel: Kernel): GPUComputePipeline {
     if (this.failed) throw this.failed;
-    const hit = this.cache.get(wgsl);
-    if (hit) return hit;
+    const key = kernel.cacheKey;
+    const hit = this.cache.get(key);
+    if (hit) {
+      if (this.verifyKeys && this.sources.get(key) !== kernel.build()) {
+        throw new Error(`kinkless: kernel "${kernel.name}": cache key "${key}" maps to two different WGSL sources; its descriptor's key() misses a parameter`);
+      }
+      return hit;
+    }
+    const wgsl = kernel.build();
+    const declared = declaredBindings(wgsl);
+    const ok = declared.length === kernel.bindings.length && declared.every((d, i) => d.binding === i + 1 && d.access === kernel.bindings[i]!.access);
+    if (!ok) {
+      const want = kernel.bindings.map((b, i) => `${i + 1}:${b.name}(${b.access})`).join(', ');
+      const got = declared.map((d) => `${d.binding}(${d.access})`).join(', ');
+      throw new ShaderError(kernel.name, `declared bindings [${want}] do not match the WGSL's storage bindings [${got}]`, wgsl);
+    }
+    return this.create(key, kernel.name, wgsl);
+  }
+
+  private create(key: string, name: string, wgsl: string): GPUComputePipeline {
+    this.created++;
     if (this.dump) process.stderr.write(`--- kinkless shader: ${name} ---\n${wgsl}\n`);
     const gpu = this.device.gpu;
     gpu.pushErrorScope('validation');
@@ -49,11 +77,13 @@ export class PipelineCache {
       } catch {
         /* keep the scope's message */
       }
-      this.cache.delete(wgsl);
+      this.cache.delete(key);
+      this.sources.delete(key);
       this.failed = new ShaderError(name, detail, wgsl);
     })();
     this.pending.push(check);
-    this.cache.set(wgsl, pipeline);
+    this.cache.set(key, pipeline);
+    if (this.verifyKeys) this.sources.set(key, wgsl);
     return pipeline;
   }
 
@@ -69,8 +99,8 @@ export class PipelineCache {
   }
 
   /** Create the pipeline now and wait for its validation (used by tests and doctor). */
-  async compile(name: string, wgsl: string): Promise<GPUComputePipeline> {
-    const p = this.get(name, wgsl);
+  async compile(kernel: Kernel): Promise<GPUComputePipeline> {
+    const p = this.get(kernel);
     await this.checkPending();
     return p;
   }

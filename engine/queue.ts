@@ -2,13 +2,28 @@
 // and are submitted together; the batch is flushed on readback, upload, or when full.
 // Per-dispatch uniforms live in one arena buffer written once per batch.
 import type { Device } from './device.ts';
+import { declaredBindings, type Kernel } from '../kernels/kernel.ts';
+
+/** Transitional: a kernel given as raw WGSL (being replaced by descriptors; see kernels/kernel.ts). */
+export interface LegacyDispatchSpec extends Omit<DispatchSpec, 'kernel'> {
+  name: string;
+  wgsl: string;
+}
+
+/** A legacy {name, wgsl} pair as a Kernel keyed by its whole source (the old behaviour). */
+const legacyKernels = new Map<string, Kernel>();
+function legacyKernel(name: string, wgsl: string): Kernel {
+  const hit = legacyKernels.get(wgsl);
+  if (hit && hit.name === name) return hit;
+  const k: Kernel = { family: 'legacy', name, cacheKey: `legacy|${wgsl}`, bindings: declaredBindings(wgsl).map((d) => ({ name: `b${d.binding}`, access: d.access })), build: () => wgsl };
+  legacyKernels.set(wgsl, k);
+  return k;
+}
 
 export interface DispatchSpec {
-  /** snake_case kernel name, used in errors. */
-  name: string;
-  /** Full WGSL source with entry point `main`; uniforms at binding 0, buffers from binding 1. */
-  wgsl: string;
-  /** Storage buffers bound at @binding(1), @binding(2), ... in order. */
+  /** The kernel (a descriptor from kernels/ with its parameters bound). */
+  kernel: Kernel;
+  /** Storage buffers bound at @binding(1), @binding(2), ... in the kernel's declared order. */
   buffers: GPUBuffer[];
   /** Uniform block bound at @binding(0) (at most 256 bytes). */
   uniforms?: ArrayBuffer | ArrayBufferView;
@@ -56,21 +71,26 @@ export class CommandQueue {
     }
   }
 
-  dispatch(spec: DispatchSpec): void {
+  dispatch(spec0: DispatchSpec | LegacyDispatchSpec): void {
     this.device.check();
+    const spec: DispatchSpec = 'kernel' in spec0 ? spec0 : { ...spec0, kernel: legacyKernel(spec0.name, spec0.wgsl) };
     const [x, y = 1, z = 1] = spec.workgroups;
     if (x === 0 || y === 0 || z === 0) return;
     const maxWg = this.device.limits.maxComputeWorkgroupsPerDimension ?? 65535;
     if (x > maxWg || y > maxWg || z > maxWg || !Number.isInteger(x) || !Number.isInteger(y) || !Number.isInteger(z)) {
-      throw new Error(`kinkless: kernel "${spec.name}": workgroup counts [${x}, ${y}, ${z}] must be integers <= ${maxWg}`);
+      throw new Error(`kinkless: kernel "${spec.kernel.name}": workgroup counts [${x}, ${y}, ${z}] must be integers <= ${maxWg}`);
     }
-    const pipeline = this.device.pipelines.get(spec.name, spec.wgsl);
+    const k = spec.kernel;
+    if (spec.buffers.length !== k.bindings.length) {
+      throw new Error(`kinkless: kernel "${k.name}": ${spec.buffers.length} buffers bound, but it declares ${k.bindings.length} (${k.bindings.map((b) => b.name).join(', ')})`);
+    }
+    const pipeline = this.device.pipelines.get(k);
     if (this.count >= MAX_BATCH || (spec.uniforms && this.arenaUsed + this.slot > this.arenaCpu.byteLength)) this.flush();
     const entries: GPUBindGroupEntry[] = [];
     if (spec.uniforms) {
       const u = spec.uniforms;
       const bytes = u instanceof ArrayBuffer ? new Uint8Array(u) : new Uint8Array(u.buffer, u.byteOffset, u.byteLength);
-      if (bytes.byteLength > UNIFORM_SLOT) throw new Error(`kinkless: kernel "${spec.name}": uniform block of ${bytes.byteLength} bytes exceeds ${UNIFORM_SLOT}`);
+      if (bytes.byteLength > UNIFORM_SLOT) throw new Error(`kinkless: kernel "${k.name}": uniform block of ${bytes.byteLength} bytes exceeds ${UNIFORM_SLOT}`);
       const off = this.arenaUsed;
       this.arenaCpu.set(bytes, off);
       this.arenaUsed += this.slot;
@@ -80,18 +100,17 @@ export class CommandQueue {
     spec.buffers.forEach((b, i) => entries.push({ binding: i + 1, resource: { buffer: b } }));
     const gpu = this.device.gpu;
     if (this.debug) gpu.pushErrorScope('validation');
-    const bindGroup = gpu.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries, label: spec.name });
+    const bindGroup = gpu.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries, label: k.name });
     const pass = this.ensurePass();
     pass.setPipeline(pipeline);
     pass.setBindGroup(0, bindGroup);
     pass.dispatchWorkgroups(x, y, z);
-    this.lastKernel = spec.name;
+    this.lastKernel = k.name;
     this.count++;
     this.dispatches++;
     if (this.debug) {
-      const name = spec.name;
       void gpu.popErrorScope().then((err) => {
-        if (err) console.error(`kinkless: validation error in kernel "${name}": ${err.message}\n${spec.wgsl}`);
+        if (err) console.error(`kinkless: validation error in kernel "${k.name}": ${err.message}\n${k.build()}`);
       });
     }
   }

@@ -2,6 +2,8 @@
 // contiguous scalar path, and a broadcasting path (strides in uniforms, rank <= 8).
 // The expression refers to inputs a0..a3, scalars s.x..s.w, and the value type T.
 
+import { defineKernel } from './kernel.ts';
+
 export type EwDType = 'f32' | 'i32';
 
 export const EW_WORKGROUP = 256;
@@ -73,6 +75,15 @@ ${load}
 }
 `;
 }
+
+/** Descriptor: the elementwise family, keyed by mode, dtypes, expression and preamble. */
+export const elementwiseKernel = defineKernel<ElementwiseKernel & { name: string }>({
+  name: 'elementwise',
+  label: (p) => p.name,
+  key: (p) => `${p.mode}:${p.inputs.join(',')}>${p.out}:${p.expr}:${p.preamble ?? ''}`,
+  bindings: (p) => [...p.inputs.map((_, i) => ({ name: `in${i}`, access: 'read' as const })), { name: 'out', access: 'read_write' as const }],
+  build: elementwiseWgsl,
+});
 
 /** Workgroup grid covering `threads` invocations of EW_WORKGROUP (2D when above 65535 groups). */
 export function grid1d(threads: number, wg = EW_WORKGROUP, maxPerDim = 65535): { workgroups: [number, number]; gx: number } {

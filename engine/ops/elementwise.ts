@@ -3,7 +3,7 @@
 import { Tensor, assertSameDevice, shapeStr, type DType, type Shape } from '../tensor.ts';
 import type { Device } from '../device.ts';
 import { record } from '../autograd.ts';
-import { EW_MAX_RANK, broadcastShapes, broadcastStrides, elementwiseWgsl, grid1d, type ElementwiseKernel } from '../../kernels/elementwise.ts';
+import { EW_MAX_RANK, broadcastShapes, broadcastStrides, elementwiseKernel, grid1d, type ElementwiseKernel } from '../../kernels/elementwise.ts';
 import { Uniforms, alloc, padTo } from './launch.ts';
 import { sumToShape } from './reduce.ts';
 
@@ -29,7 +29,7 @@ export function ew(name: string, expr: string, inputs: Tensor[], opts: EwOptions
   const contiguous = inputs.every((t) => sameShape(t.shape, outShape));
   const mode: ElementwiseKernel['mode'] = contiguous ? (n % 4 === 0 ? 'vec4' : 'flat') : 'broadcast';
   if (outShape.length > EW_MAX_RANK && mode === 'broadcast') throw new Error(`kinkless: ${name}: rank ${outShape.length} exceeds ${EW_MAX_RANK}`);
-  const wgsl = elementwiseWgsl({ inputs: inputs.map((t) => t.dtype), out: out.dtype, expr, mode, preamble: opts.preamble });
+  const kernel = elementwiseKernel({ name, inputs: inputs.map((t) => t.dtype), out: out.dtype, expr, mode, preamble: opts.preamble });
   const threads = mode === 'vec4' ? n / 4 : n;
   const g = grid1d(threads);
   const u = new Uniforms().u32(threads, outShape.length, g.gx, 0);
@@ -37,7 +37,7 @@ export function ew(name: string, expr: string, inputs: Tensor[], opts: EwOptions
   for (const t of inputs) u.u32(...padTo(mode === 'broadcast' ? broadcastStrides(t.shape, outShape) : [], 8, 0));
   const sc = padTo(opts.scalars ?? [], 4, 0);
   u.f32(...sc);
-  device.dispatch({ name, wgsl, buffers: [...inputs.map((t) => t.buffer), out.buffer], uniforms: u.bytes(), workgroups: g.workgroups });
+  device.dispatch({ kernel, buffers: [...inputs.map((t) => t.buffer), out.buffer], uniforms: u.bytes(), workgroups: g.workgroups });
   return out;
 }
 

@@ -92,7 +92,7 @@ describe('runtime', () => {
 
   it('shader errors name the kernel and show its WGSL', async () => {
     const d = await testDevice();
-    await expect(d.pipelines.compile('broken_kernel', '@compute @workgroup_size(1) fn main() { let x: f32 = nope; }')).rejects.toThrow(
+    await expect(d.pipelines.compile({ family: 'test', name: 'broken_kernel', cacheKey: 'test|broken', bindings: [], build: () => '@compute @workgroup_size(1) fn main() { let x: f32 = nope; }' })).rejects.toThrow(
       /kernel "broken_kernel" failed to compile[\s\S]*WGSL of broken_kernel[\s\S]*nope/,
     );
   });
