@@ -33,6 +33,7 @@
 // is performance.now() around the synced batch (it adds submit and ~17 us/dispatch of
 // encoding). Either way the value is divided by `inner`.
 import type { Device } from '../engine/device.ts';
+import { mainThreadCpuSeconds } from '../engine/gpu_wait.ts';
 
 export interface BenchCase {
   name: string;
@@ -81,6 +82,8 @@ export interface Measurement {
   max: number;
   runs: number;
   method: TimingMethod;
+  /** Median CPU time of the JS main thread per call (ms), where readable (Linux). */
+  mainCpu?: number;
 }
 
 export interface BenchRow {
@@ -91,6 +94,8 @@ export interface BenchRow {
   max_ms: number;
   runs: number;
   method: TimingMethod;
+  /** Main-thread CPU ms per call while the work ran (a busy wait shows here). */
+  main_cpu_ms?: number;
   gflops?: number;
   gbps?: number;
   items_per_s?: number;
@@ -130,7 +135,7 @@ class TimestampPair {
     this.device.flush();
     this.mark(1);
     await this.device.sync();
-    await this.read.mapAsync(0x1 /* READ */);
+    await this.device.wait(this.read.mapAsync(0x1 /* READ */));
     const t = new BigUint64Array(this.read.getMappedRange().slice(0));
     this.read.unmap();
     return Number(t[1]! - t[0]!) / 1e6;
@@ -176,9 +181,11 @@ export async function measure(device: Device, fn: () => void | Promise<void>, op
   await sync();
   const ts = method === 'timestamp' ? new TimestampPair(device) : null;
   const times: number[] = [];
+  const cpus: number[] = [];
   try {
     for (let r = 0; r < runs; r++) {
       await sync();
+      const c0 = mainThreadCpuSeconds();
       let ms: number;
       if (ts) {
         ts.begin();
@@ -191,11 +198,15 @@ export async function measure(device: Device, fn: () => void | Promise<void>, op
         ms = performance.now() - t0;
       }
       times.push(ms / inner);
+      const c1 = mainThreadCpuSeconds();
+      if (c0 !== null && c1 !== null) cpus.push(((c1 - c0) * 1e3) / inner);
     }
   } finally {
     ts?.destroy();
   }
-  return { median: median(times), min: Math.min(...times), max: Math.max(...times), runs, method };
+  const m: Measurement = { median: median(times), min: Math.min(...times), max: Math.max(...times), runs, method };
+  if (cpus.length === runs) m.mainCpu = median(cpus);
+  return m;
 }
 
 export interface RunOptions extends MeasureOptions {
@@ -248,6 +259,7 @@ export async function runCases(device: Device, cases: BenchCase[], opts: RunOpti
       continue;
     }
     const row: BenchRow = { group: c.group, name: c.name, median_ms: m.median, min_ms: m.min, max_ms: m.max, runs: m.runs, method: m.method };
+    if (m.mainCpu !== undefined) row.main_cpu_ms = m.mainCpu;
     if (c.flops) row.gflops = c.flops / (m.median * 1e6);
     if (c.bytes) row.gbps = c.bytes / (m.median * 1e6);
     if (c.items) row.items_per_s = c.items / (m.median / 1e3);
@@ -274,7 +286,7 @@ export function printResults(rows: BenchRow[], out: (line: string) => void = con
     for (const [k, v] of Object.entries(r)) j[k] = typeof v === 'number' ? round(v) : v;
     out(JSON.stringify(j));
   }
-  const head = ['group', 'name', 'median ms', 'min ms', 'max ms', 'runs', 'method', 'GFLOP/s', 'GB/s', 'items/s', 'vs baseline'];
+  const head = ['group', 'name', 'median ms', 'min ms', 'max ms', 'runs', 'method', 'main CPU ms', 'GFLOP/s', 'GB/s', 'items/s', 'vs baseline'];
   const body = rows.map((r) => [
     r.group,
     r.name,
@@ -283,13 +295,14 @@ export function printResults(rows: BenchRow[], out: (line: string) => void = con
     r.max_ms.toFixed(3),
     String(r.runs),
     r.method,
+    r.main_cpu_ms !== undefined ? r.main_cpu_ms.toFixed(0) : '',
     r.gflops !== undefined ? r.gflops.toFixed(2) : '',
     r.gbps !== undefined ? r.gbps.toFixed(2) : '',
     r.items_per_s !== undefined ? r.items_per_s.toFixed(1) : '',
     r.ratio !== undefined ? `${r.ratio.toFixed(2)}x ${r.baseline}` : '',
   ]);
   const w = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
-  const numeric = new Set([2, 3, 4, 5, 7, 8, 9]);
+  const numeric = new Set([2, 3, 4, 5, 7, 8, 9, 10]);
   const fmt = (cells: string[]) => cells.map((c, i) => (numeric.has(i) ? c.padStart(w[i]!) : c.padEnd(w[i]!))).join('  ').trimEnd();
   out('');
   out(fmt(head));

@@ -10,6 +10,8 @@ export async function doctor(opts: DeviceOptions = {}): Promise<number> {
     console.log(`vendor:    ${d.adapter.vendor} / ${d.adapter.architecture} / ${d.adapter.device}`);
     console.log(`level:     ${d.adapter.featureLevel} feature level${d.adapter.isFallbackAdapter ? ' (software fallback adapter)' : ''}`);
     console.log(`features:  ${d.features.join(', ') || '(none requested)'}`);
+    console.log('settings:');
+    for (const st of d.settings()) console.log(`  ${st.name.padEnd(36)} ${st.value}`);
     console.log('limits:');
     for (const k of Object.keys(d.limits).sort()) console.log(`  ${k.padEnd(36)} ${d.limits[k]}`);
     const n = 1 << 20;

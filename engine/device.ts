@@ -4,6 +4,7 @@
 import { create } from 'webgpu';
 import { BufferPool } from './buffer_pool.ts';
 import { PipelineCache } from './pipeline_cache.ts';
+import { gpuWait, defaultWaitMode, type WaitMode } from './gpu_wait.ts';
 import { CommandQueue, type DispatchSpec, type LegacyDispatchSpec } from './queue.ts';
 
 export type Backend = 'vulkan' | 'metal' | 'd3d12' | 'opengles' | 'null';
@@ -24,6 +25,11 @@ export interface DeviceOptions {
   poolCapBytes?: number;
   /** Cap on live + pooled buffer bytes; allocations above it throw a clear error (default: none). */
   memoryLimitBytes?: number;
+  /**
+   * How to wait for the GPU: 'timer' (default) leaves the CPU to the driver while a GPU
+   * promise is pending; 'spin' keeps dawn.node's busy ticks (env KINKLESS_GPU_WAIT=spin).
+   */
+  gpuWait?: WaitMode;
 }
 
 export interface AdapterSummary {
@@ -67,6 +73,8 @@ export class Device {
   readonly pool: BufferPool;
   readonly pipelines: PipelineCache;
   readonly queue: CommandQueue;
+  /** How this device's waits treat dawn.node's event ticks (see engine/gpu_wait.ts). */
+  readonly waitMode: WaitMode;
   /** Set when the device is lost or destroyed; every later GPU call throws it. */
   lostReason: string | null = null;
   private pendingErrors: string[] = [];
@@ -87,6 +95,7 @@ export class Device {
       lim[k] = (gpu.limits as unknown as Record<string, number>)[k]!;
     }
     this.limits = lim;
+    this.waitMode = opts.gpuWait ?? defaultWaitMode();
     const dump = opts.dumpShaders ?? process.env.KINKLESS_DUMP_SHADERS === '1';
     const debug = opts.debug ?? process.env.KINKLESS_DEBUG === '1';
     this.pool = new BufferPool(this, opts.poolCapBytes ?? 512 * 1024 * 1024);
@@ -100,6 +109,18 @@ export class Device {
     gpu.lost.then((info: GPUDeviceLostInfo) => {
       if (!this.lostReason) this.lostReason = this.destroyed ? 'device destroyed' : `device lost (${info.reason}): ${info.message}`;
     });
+  }
+
+  /** Driver and runtime settings in force, for `doctor` and reports. */
+  settings(): { name: string; value: string }[] {
+    const out = [{ name: 'gpu wait', value: this.waitMode === 'timer' ? 'timer (no busy wait; KINKLESS_GPU_WAIT=spin for dawn.node\'s own ticks)' : 'spin (dawn.node\'s immediate ticks)' }];
+    if (isLlvmpipe(this.adapter)) {
+      const t = process.env.LP_NUM_THREADS;
+      // NOTE: no thread count is forced: 2, 4, 8 and 16 threads measured no faster than the
+      // driver's default (one per core) on the MNIST steps (docs/engine.md, "Software GPU").
+      out.push({ name: 'LP_NUM_THREADS', value: t ? `${t} (from the environment)` : `unset (llvmpipe default: one thread per core)` });
+    }
+    return out;
   }
 
   /** Throws if the device is lost/destroyed or an uncaptured GPU error was reported. */
@@ -124,9 +145,14 @@ export class Device {
   /** Wait until the GPU has finished all submitted work; reports pipeline/GPU errors. */
   async sync(): Promise<void> {
     this.queue.flush();
-    await this.gpu.queue.onSubmittedWorkDone();
+    await this.wait(this.gpu.queue.onSubmittedWorkDone());
     await this.pipelines.checkPending();
     this.check();
+  }
+
+  /** Await a GPU promise without busy-waiting (this device's wait mode). */
+  wait<T>(p: Promise<T>): Promise<T> {
+    return gpuWait(p, this.waitMode);
   }
 
   /** Memory accounting, readable by tests. */
@@ -167,6 +193,9 @@ function noAdapterMessage(opts: DeviceOptions): string {
 
 /** Create a headless device. Throws a clear error when no adapter is available. */
 export async function createDevice(opts: DeviceOptions = {}): Promise<Device> {
+  if (opts.gpuWait !== undefined && opts.gpuWait !== 'timer' && opts.gpuWait !== 'spin') {
+    throw new Error(`kinkless: createDevice: gpuWait must be 'timer' or 'spin', got ${String(opts.gpuWait)}`);
+  }
   for (const k of ['poolCapBytes', 'memoryLimitBytes'] as const) {
     const v = opts[k];
     if (v !== undefined && (typeof v !== 'number' || Number.isNaN(v) || v < 0)) throw new Error(`kinkless: createDevice: ${k} must be a number of bytes >= 0, got ${String(v)}`);
@@ -203,12 +232,19 @@ export async function createDevice(opts: DeviceOptions = {}): Promise<Device> {
   }
   const features: GPUFeatureName[] = [];
   if (adapter.features.has('timestamp-query')) features.push('timestamp-query');
+  // Subgroup operations: kernels written for a known subgroup size use them where offered.
+  if (adapter.features.has('subgroups' as GPUFeatureName)) features.push('subgroups' as GPUFeatureName);
   const dev = await adapter.requestDevice({ requiredLimits, requiredFeatures: features });
   // NOTE: Dawn instances are never released: one garbage-collected while (or after) its
   // device was in use crashes Dawn's worker threads (futex / std::system_error /
   // Segmentation fault). Holding the reference does not keep Node from exiting.
   liveInstances.push(gpu);
   return new Device(dev, summary, features, opts, gpu);
+}
+
+/** Whether the adapter is Mesa's software rasterizer (lavapipe / llvmpipe). */
+export function isLlvmpipe(a: AdapterSummary): boolean {
+  return /llvmpipe|lavapipe/i.test(`${a.description} ${a.device} ${a.vendor} ${a.architecture}`);
 }
 
 /** Human-readable adapter name, e.g. "llvmpipe (LLVM 15.0.6, 256 bits)". */

@@ -1,5 +1,6 @@
 // Public engine API: device, tensors, autograd, scopes and ops.
-export { createDevice, adapterName, Device, DeviceLostError, type DeviceOptions, type Backend } from './device.ts';
+export { createDevice, adapterName, isLlvmpipe, Device, DeviceLostError, type DeviceOptions, type Backend } from './device.ts';
+export { gpuWait, mainThreadCpuSeconds, defaultWaitMode, type WaitMode } from './gpu_wait.ts';
 export { Tensor, Storage, shapeSize, shapeStr, type DType, type Shape } from './tensor.ts';
 export { backward, grad, noGrad, isGradEnabled, record, type GradNode } from './autograd.ts';
 export { scope, scopeAsync, keep } from './scope.ts';

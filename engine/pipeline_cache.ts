@@ -90,7 +90,7 @@ export class PipelineCache {
   /** Await the validation of every pipeline created so far; throws the first failure. */
   async checkPending(): Promise<void> {
     const p = this.pending.splice(0);
-    if (p.length) await Promise.all(p);
+    if (p.length) await this.device.wait(Promise.all(p));
     if (this.failed) {
       const f = this.failed;
       this.failed = null;

@@ -160,7 +160,7 @@ export class CommandQueue {
       this.copy(src, srcOffset, staging, 0, size);
       this.flush();
       try {
-        await staging.mapAsync(0x1 /* READ */);
+        await this.device.wait(staging.mapAsync(0x1 /* READ */));
       } catch (e) {
         this.device.check();
         throw new Error(`kinkless: readback failed: ${(e as Error).message}`);
