@@ -20,9 +20,23 @@ function legacyKernel(name: string, wgsl: string): Kernel {
   return k;
 }
 
+/** What a dispatch computes, for profiles (`kinkless profile`): all optional. */
+export interface DispatchInfo {
+  /** The engine op that launched it (e.g. 'conv2d', 'matmul', 'adam'). */
+  op?: string;
+  /** Its geometry in words, e.g. 'N128 C32 H26x26 -> O64 3x3 s2' or 'M128 K9216 N10'. */
+  geometry?: string;
+  /** Floating-point operations (multiply and add counted separately). */
+  flops?: number;
+  /** Bytes read plus written (the minimum traffic: each input and output once). */
+  bytes?: number;
+}
+
 export interface DispatchSpec {
   /** The kernel (a descriptor from kernels/ with its parameters bound). */
   kernel: Kernel;
+  /** What it computes (profiles); ops fill it where they know. */
+  info?: DispatchInfo;
   /** Storage buffers bound at @binding(1), @binding(2), ... in the kernel's declared order. */
   buffers: GPUBuffer[];
   /** Uniform block bound at @binding(0) (at most 256 bytes). */
