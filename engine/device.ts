@@ -117,7 +117,7 @@ export class Device {
     if (isLlvmpipe(this.adapter)) {
       const t = process.env.LP_NUM_THREADS;
       // NOTE: no thread count is forced: 2, 4, 8 and 16 threads measured no faster than the
-      // driver's default (one per core) on the MNIST steps (docs/engine.md, "Software GPU").
+      // driver's default (one per core) on the MNIST steps (docs/software-gpu.md).
       out.push({ name: 'LP_NUM_THREADS', value: t ? `${t} (from the environment)` : `unset (llvmpipe default: one thread per core)` });
     }
     return out;

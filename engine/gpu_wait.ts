@@ -6,7 +6,7 @@
 // calls while no wait of ours is pending) go to the real setImmediate unchanged, so other
 // code in the process (TF.js in the bench) keeps its behaviour.
 //
-// NOTE: measured on 2 cores with lavapipe (docs/engine.md, "GPU waits"): the main thread
+// NOTE: measured on 2 cores with lavapipe (docs/software-gpu.md): the main thread
 // burned ~1.1 s of CPU in a 1.7 s wait with immediate ticks and almost none with timer
 // ticks; a small readback waits at most one timer period (~1 ms) longer.
 
