@@ -10,6 +10,7 @@
 // standard training step and a fast-AT step (FGSM from a random start, then the step).
 // Timing uses wall clock: `sync()` ends TF.js's open compute pass, submits its command
 // encoder and waits for its queue (no readback).
+import { gpuWait } from '../../engine/gpu_wait.ts';
 import { createRequire } from 'node:module';
 import { create, globals } from 'webgpu';
 
@@ -78,7 +79,9 @@ async function load(): Promise<TfPeer> {
         be.endComputePassEncoder();
         be.submitQueue();
       }
-      await be.device.queue.onSubmittedWorkDone();
+      // The peer's best setup: its wait leaves the CPU to the driver like ours does
+      // (dawn.node's busy ticks would otherwise take a core from lavapipe; docs/software-gpu.md).
+      await gpuWait(be.device.queue.onSubmittedWorkDone());
     },
   };
 }
