@@ -1,11 +1,12 @@
 // Compute pipelines created once and cached by their kernel descriptor's key (family +
-// compile-time parameters); the WGSL is built only on a miss. Creation runs inside
-// validation error scopes; a failure names the kernel and shows its WGSL. On a miss the
-// bindings the source declares are checked against the descriptor's. With
-// KINKLESS_VERIFY_KERNEL_KEYS=1 (the test suite sets it) every hit rebuilds the source
-// and throws if the key maps to a different WGSL (a key that misses a parameter).
+// compile-time parameters); the WGSL is built only on a miss (`builds` counts them).
+// Creation runs inside validation error scopes; a failure names the kernel and shows its
+// WGSL. On a miss the storage bindings the source declares (index, access and variable
+// name) are checked against the descriptor's. With KINKLESS_VERIFY_KERNEL_KEYS=1 (the test
+// suite sets it) every hit on this device's cache rebuilds the source and throws if the key
+// maps to a different WGSL or binding list: two different kernels must never share a key.
 import type { Device } from './device.ts';
-import { declaredBindings, type Kernel } from '../kernels/kernel.ts';
+import { bindingMismatch, type Kernel } from '../kernels/kernel.ts';
 
 export class ShaderError extends Error {
   constructor(kernel: string, detail: string, wgsl: string) {
@@ -20,12 +21,15 @@ export class ShaderError extends Error {
 
 export class PipelineCache {
   private cache = new Map<string, GPUComputePipeline>();
-  private sources = new Map<string, string>();
+  /** Under key verification: the WGSL and binding signature each key was built from. */
+  private sources = new Map<string, { wgsl: string; bindings: string; name: string }>();
   private pending: Promise<void>[] = [];
   private failed: ShaderError | null = null;
   private readonly verifyKeys = process.env.KINKLESS_VERIFY_KERNEL_KEYS === '1';
   /** Pipelines created so far (a miss each; profiles count them). */
   created = 0;
+  /** Times a descriptor's WGSL builder ran for a pipeline (misses only; verification rebuilds are not counted). */
+  builds = 0;
 
   constructor(
     private readonly device: Device,
@@ -42,20 +46,29 @@ export class PipelineCache {
     const key = kernel.cacheKey;
     const hit = this.cache.get(key);
     if (hit) {
-      if (this.verifyKeys && this.sources.get(key) !== kernel.build()) {
-        throw new Error(`kinkless: kernel "${kernel.name}": cache key "${key}" maps to two different WGSL sources; its descriptor's key() misses a parameter`);
-      }
+      if (this.verifyKeys) this.verify(kernel);
       return hit;
     }
+    this.builds++;
     const wgsl = kernel.build();
-    const declared = declaredBindings(wgsl);
-    const ok = declared.length === kernel.bindings.length && declared.every((d, i) => d.binding === i + 1 && d.access === kernel.bindings[i]!.access);
-    if (!ok) {
-      const want = kernel.bindings.map((b, i) => `${i + 1}:${b.name}(${b.access})`).join(', ');
-      const got = declared.map((d) => `${d.binding}(${d.access})`).join(', ');
-      throw new ShaderError(kernel.name, `declared bindings [${want}] do not match the WGSL's storage bindings [${got}]`, wgsl);
-    }
+    const bad = bindingMismatch(kernel.bindings, wgsl);
+    if (bad) throw new ShaderError(kernel.name, `its storage bindings do not match its descriptor's: ${bad}`, wgsl);
+    if (this.verifyKeys) this.sources.set(key, { wgsl, bindings: signature(kernel), name: kernel.name });
     return this.create(key, kernel.name, wgsl);
+  }
+
+  /** Key verification: a hit must rebuild to the very source and bindings the key was first built from. */
+  private verify(kernel: Kernel): void {
+    const first = this.sources.get(kernel.cacheKey);
+    if (!first) return;
+    const wgsl = kernel.build();
+    const sig = signature(kernel);
+    if (first.wgsl !== wgsl || first.bindings !== sig) {
+      const what = first.wgsl !== wgsl ? `WGSL sources (first difference at line ${firstDiffLine(first.wgsl, wgsl)})` : `binding lists ([${first.bindings}] vs [${sig}])`;
+      throw new Error(
+        `kinkless: kernel "${kernel.name}": cache key "${kernel.cacheKey}" maps to two different ${what}; it was first built for kernel "${first.name}". The descriptor's key() misses a parameter`,
+      );
+    }
   }
 
   private create(key: string, name: string, wgsl: string): GPUComputePipeline {
@@ -83,7 +96,6 @@ export class PipelineCache {
     })();
     this.pending.push(check);
     this.cache.set(key, pipeline);
-    if (this.verifyKeys) this.sources.set(key, wgsl);
     return pipeline;
   }
 
@@ -104,4 +116,16 @@ export class PipelineCache {
     await this.checkPending();
     return p;
   }
+}
+
+function signature(k: Kernel): string {
+  return k.bindings.map((b) => `${b.name}:${b.access}`).join(', ');
+}
+
+function firstDiffLine(a: string, b: string): number {
+  const la = a.split('\n');
+  const lb = b.split('\n');
+  let i = 0;
+  while (i < la.length && i < lb.length && la[i] === lb[i]) i++;
+  return i + 1;
 }

@@ -15,7 +15,7 @@ const legacyKernels = new Map<string, Kernel>();
 function legacyKernel(name: string, wgsl: string): Kernel {
   const hit = legacyKernels.get(wgsl);
   if (hit && hit.name === name) return hit;
-  const k: Kernel = { family: 'legacy', name, cacheKey: `legacy|${wgsl}`, bindings: declaredBindings(wgsl).map((d) => ({ name: `b${d.binding}`, access: d.access })), build: () => wgsl };
+  const k: Kernel = { family: 'legacy', name, cacheKey: `legacy|${wgsl}`, bindings: declaredBindings(wgsl).map((d) => ({ name: d.name, access: d.access })), build: () => wgsl };
   legacyKernels.set(wgsl, k);
   return k;
 }

@@ -15,6 +15,8 @@
 // are merged with Chan et al.'s formula M2 = sum(M2_k + n_k (m_k - m)^2): a sum of
 // non-negative terms, no E[x^2] - E[x]^2 cancellation. In eval mode shift = running mean.
 
+import { defineKernel, type Binding } from './kernel.ts';
+
 /** Threads per workgroup of the elementwise kernels. */
 export const BN_WG = 256;
 /** Threads per workgroup of the segment and per-channel kernels. */
@@ -22,9 +24,9 @@ export const BN_CH_WG = 64;
 /** Default segment length (elements reduced by one thread). */
 export const BN_SEG = 256;
 
-type Binding = [name: string, type: string, rw: boolean];
+type BnBinding = [name: string, type: string, rw: boolean];
 
-function decls(list: Binding[]): string {
+function decls(list: BnBinding[]): string {
   return list
     .map(([n, t, rw], i) => `@group(0) @binding(${i + 1}) var<storage, ${rw ? 'read_write' : 'read'}> ${n}: array<${t}>;`)
     .join('\n');
@@ -65,10 +67,12 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
  * part[(c*P + p)*2 + 0] = segment mean of (x - shift), part[... + 1] = segment M2.
  * NOTE: no workgroup memory: on lavapipe a barrier-tree version was ~20x slower.
  */
+const STATS_B: BnBinding[] = [['x', 'f32', false], ['part', 'f32', true]];
+
 export function batchnormStatsWgsl(): string {
   return `// batchnorm_stats (thread per channel segment, two passes)
 ${SEG_U}
-${decls([['x', 'f32', false], ['part', 'f32', true]])}
+${decls(STATS_B)}
 ${SEG_HEAD}
   let shift = x[c * u.HW];
   var s = 0.0;
@@ -88,9 +92,14 @@ ${walk('      let d = (x[a] - shift) - sm;\n      q += d * d;')}
  * running = (1 - momentum) * running + momentum * batch, with the UNBIASED variance M2/(M-1).
  * Uniforms: C, HW, M, SEG, P, momentum (f32), eps (f32).
  */
-export function batchnormStatsFinishWgsl(update: boolean): string {
-  const b: Binding[] = [['x', 'f32', false], ['part', 'f32', false], ['stats', 'f32', true]];
+function statsFinishB(update: boolean): BnBinding[] {
+  const b: BnBinding[] = [['x', 'f32', false], ['part', 'f32', false], ['stats', 'f32', true]];
   if (update) b.push(['running_mean', 'f32', true], ['running_var', 'f32', true]);
+  return b;
+}
+
+export function batchnormStatsFinishWgsl(update: boolean): string {
+  const b = statsFinishB(update);
   return `// batchnorm_stats_finish${update ? ' (updates running stats)' : ''}
 struct U { C: u32, HW: u32, M: u32, SEG: u32, P: u32, momentum: f32, eps: f32, p0: u32 };
 @group(0) @binding(0) var<uniform> u: U;
@@ -125,11 +134,13 @@ ${
 }
 
 /** batchnorm_eval_stats: stats from the running statistics (thread per channel). Uniforms: C, eps (f32). */
+const EVAL_STATS_B: BnBinding[] = [['running_mean', 'f32', false], ['running_var', 'f32', false], ['stats', 'f32', true]];
+
 export function batchnormEvalStatsWgsl(): string {
   return `// batchnorm_eval_stats
 struct U { C: u32, eps: f32, p0: u32, p1: u32 };
 @group(0) @binding(0) var<uniform> u: U;
-${decls([['running_mean', 'f32', false], ['running_var', 'f32', false], ['stats', 'f32', true]])}
+${decls(EVAL_STATS_B)}
 @compute @workgroup_size(${BN_CH_WG})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let c = gid.x;
@@ -164,12 +175,18 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
 }
 
 /** batchnorm_forward: y = ((x - shift) - mr) * invstd * gamma + beta. Bindings: x, stats, [gamma], [beta], y. */
-export function batchnormForwardWgsl(o: BnAffine): string {
+function forwardB(o: BnAffine): BnBinding[] {
   const T = o.vec4 ? 'vec4<f32>' : 'f32';
-  const b: Binding[] = [['x', T, false], ['stats', 'f32', false]];
+  const b: BnBinding[] = [['x', T, false], ['stats', 'f32', false]];
   if (o.gamma) b.push(['gamma', 'f32', false]);
   if (o.beta) b.push(['beta', 'f32', false]);
   b.push(['y', T, true]);
+  return b;
+}
+
+export function batchnormForwardWgsl(o: BnAffine): string {
+  const T = o.vec4 ? 'vec4<f32>' : 'f32';
+  const b = forwardB(o);
   return `// batchnorm_forward (${o.vec4 ? 'vec4' : 'scalar'}${o.gamma ? ', gamma' : ''}${o.beta ? ', beta' : ''})
 ${EW_U}
 ${decls(b)}
@@ -185,10 +202,12 @@ ${ewHead(o.vec4)}
  * batchnorm_backward_reduce: thread (p, c) writes the sums of dy and dy * xhat over
  * segment p of channel c to part[(c*P + p)*2 + {0, 1}]. Bindings: x, dy, stats, part.
  */
+const BWD_REDUCE_B: BnBinding[] = [['x', 'f32', false], ['dy', 'f32', false], ['stats', 'f32', false], ['part', 'f32', true]];
+
 export function batchnormBackwardReduceWgsl(): string {
   return `// batchnorm_backward_reduce (thread per channel segment)
 ${SEG_U}
-${decls([['x', 'f32', false], ['dy', 'f32', false], ['stats', 'f32', false], ['part', 'f32', true]])}
+${decls(BWD_REDUCE_B)}
 ${SEG_HEAD}
   let shift = stats[c];
   let mr = stats[u.C + c];
@@ -203,10 +222,12 @@ ${walk('      let g = dy[a];\n      sg += g;\n      sgx += g * ((x[a] - shift) -
 }
 
 /** batchnorm_backward_reduce_finish: sdy[c] = sum of dy, sdyx[c] = sum of dy * xhat. Uniforms: segment layout. */
+const BWD_FINISH_B: BnBinding[] = [['part', 'f32', false], ['sdy', 'f32', true], ['sdyx', 'f32', true]];
+
 export function batchnormBackwardReduceFinishWgsl(): string {
   return `// batchnorm_backward_reduce_finish
 ${SEG_U}
-${decls([['part', 'f32', false], ['sdy', 'f32', true], ['sdyx', 'f32', true]])}
+${decls(BWD_FINISH_B)}
 @compute @workgroup_size(${BN_CH_WG})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let c = gid.x;
@@ -228,12 +249,24 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
  *   dx = gamma * invstd * (dy - sdy/M - xhat * sdyx/M); bindings x, dy, stats, [gamma], sdy, sdyx, dx.
  * Eval (running statistics, an affine map): dx = dy * gamma * invstd; bindings dy, stats, [gamma], dx.
  */
-export function batchnormBackwardWgsl(o: { vec4: boolean; gamma: boolean; training: boolean }): string {
+export interface BnBackward {
+  vec4: boolean;
+  gamma: boolean;
+  training: boolean;
+}
+
+function backwardB(o: BnBackward): BnBinding[] {
   const T = o.vec4 ? 'vec4<f32>' : 'f32';
-  const b: Binding[] = o.training ? [['x', T, false], ['dy', T, false], ['stats', 'f32', false]] : [['dy', T, false], ['stats', 'f32', false]];
+  const b: BnBinding[] = o.training ? [['x', T, false], ['dy', T, false], ['stats', 'f32', false]] : [['dy', T, false], ['stats', 'f32', false]];
   if (o.gamma) b.push(['gamma', 'f32', false]);
   if (o.training) b.push(['sdy', 'f32', false], ['sdyx', 'f32', false]);
   b.push(['dx', T, true]);
+  return b;
+}
+
+export function batchnormBackwardWgsl(o: BnBackward): string {
+  const T = o.vec4 ? 'vec4<f32>' : 'f32';
+  const b = backwardB(o);
   const body = o.training
     ? `  let xhat = ((x[t] - T(shift)) - T(mr)) * invstd;
   dx[t] = (dy[t] - T(sdy[c] * u.invM) - xhat * (sdyx[c] * u.invM)) * scale;`
@@ -248,3 +281,57 @@ ${body}
 }
 `;
 }
+
+// ---------------------------------------------------------------- descriptors
+// The binding lists above feed both the WGSL declarations and the descriptors.
+
+function bind(list: BnBinding[]): Binding[] {
+  return list.map(([name, , rw]) => ({ name, access: rw ? ('read_write' as const) : ('read' as const) }));
+}
+
+const B_STATS = bind(STATS_B);
+const B_FINISH = [bind(statsFinishB(false)), bind(statsFinishB(true))] as const;
+const B_EVAL = bind(EVAL_STATS_B);
+const B_BWD_REDUCE = bind(BWD_REDUCE_B);
+const B_BWD_FINISH = bind(BWD_FINISH_B);
+
+/** Descriptor: batchnorm_stats (segment partials). Bindings: x, part. */
+export const batchnormStatsKernel = defineKernel<void>({ name: 'batchnorm_stats', key: () => '', bindings: () => B_STATS, build: batchnormStatsWgsl })();
+
+/** Descriptor: batchnorm_stats_finish (with running-stat updates when `update`). */
+export const batchnormStatsFinishKernel = defineKernel<{ update: boolean }>({
+  name: 'batchnorm_stats_finish',
+  key: (p) => (p.update ? 'update' : 'plain'),
+  bindings: (p) => B_FINISH[p.update ? 1 : 0],
+  build: (p) => batchnormStatsFinishWgsl(p.update),
+});
+
+/** Descriptor: batchnorm_eval_stats. Bindings: running_mean, running_var, stats. */
+export const batchnormEvalStatsKernel = defineKernel<void>({ name: 'batchnorm_eval_stats', key: () => '', bindings: () => B_EVAL, build: batchnormEvalStatsWgsl })();
+
+/** Descriptor: batchnorm_forward, keyed by vec4 / gamma / beta. */
+export const batchnormForwardKernel = defineKernel<BnAffine>({
+  name: 'batchnorm_forward',
+  key: (p) => `${p.vec4 ? 'v4' : 's'}${p.gamma ? 'g' : ''}${p.beta ? 'b' : ''}`,
+  bindings: (p) => bind(forwardB(p)),
+  build: batchnormForwardWgsl,
+});
+
+/** Descriptor: batchnorm_backward_reduce. Bindings: x, dy, stats, part. */
+export const batchnormBackwardReduceKernel = defineKernel<void>({ name: 'batchnorm_backward_reduce', key: () => '', bindings: () => B_BWD_REDUCE, build: batchnormBackwardReduceWgsl })();
+
+/** Descriptor: batchnorm_backward_reduce_finish. Bindings: part, sdy, sdyx. */
+export const batchnormBackwardReduceFinishKernel = defineKernel<void>({
+  name: 'batchnorm_backward_reduce_finish',
+  key: () => '',
+  bindings: () => B_BWD_FINISH,
+  build: batchnormBackwardReduceFinishWgsl,
+})();
+
+/** Descriptor: batchnorm_backward (dx), keyed by vec4 / gamma / training. */
+export const batchnormBackwardKernel = defineKernel<BnBackward>({
+  name: 'batchnorm_backward',
+  key: (p) => `${p.vec4 ? 'v4' : 's'}${p.gamma ? 'g' : ''}${p.training ? 't' : 'e'}`,
+  bindings: (p) => bind(backwardB(p)),
+  build: batchnormBackwardWgsl,
+});

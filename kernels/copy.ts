@@ -1,6 +1,8 @@
 // Minimal vec4 device copy kernel: y[i] = x[i] over n4 vec4 elements (n % 4 == 0).
 // It is the memory-bandwidth yardstick the elementwise benchmarks compare against.
 
+import { defineKernel, reads, writes } from './kernel.ts';
+
 export const COPY_WORKGROUP = 256;
 
 /** Uniforms (u32): n4 (vec4 count), gx (threads per grid row; index = gid.x + gid.y * gx). */
@@ -17,3 +19,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
 }
 `;
 }
+
+const B_COPY = [...reads('x'), ...writes('y')];
+
+/** Descriptor: copy_vec4. Bindings: x, y (vec4 arrays). */
+export const copyVec4Kernel = defineKernel<void>({ name: 'copy_vec4', key: () => '', bindings: () => B_COPY, build: copyVec4Wgsl })();

@@ -63,13 +63,43 @@ export function writes(...names: string[]): Binding[] {
   return names.map((name) => ({ name, access: 'read_write' as const }));
 }
 
+/** A storage binding as declared in WGSL source. */
+export interface DeclaredBinding {
+  binding: number;
+  access: Access;
+  /** The variable's name in `var<storage, ...> name: ...`. */
+  name: string;
+}
+
 /**
  * The storage bindings a WGSL source declares, in binding order (for checking a
- * descriptor's declared bindings against the source it built).
+ * descriptor's declared bindings, names included, against the source it built).
  */
-export function declaredBindings(wgsl: string): { binding: number; access: Access }[] {
-  const out: { binding: number; access: Access }[] = [];
-  const re = /@binding\((\d+)\)\s*var<storage\s*(?:,\s*(read_write|read))?\s*>/g;
-  for (let m = re.exec(wgsl); m; m = re.exec(wgsl)) out.push({ binding: Number(m[1]), access: (m[2] as Access | undefined) ?? 'read' });
+export function declaredBindings(wgsl: string): DeclaredBinding[] {
+  const out: DeclaredBinding[] = [];
+  const re = /@binding\((\d+)\)\s*var<storage\s*(?:,\s*(read_write|read))?\s*>\s*([A-Za-z_][A-Za-z0-9_]*)/g;
+  for (let m = re.exec(wgsl); m; m = re.exec(wgsl)) out.push({ binding: Number(m[1]), access: (m[2] as Access | undefined) ?? 'read', name: m[3]! });
   return out.sort((a, b) => a.binding - b.binding);
+}
+
+/**
+ * Compare a descriptor's declared bindings with the ones its WGSL declares. Returns null
+ * when they agree (same count; binding i+1 has the i-th name and access), else a message
+ * naming the first mismatching binding index, what was expected and what was found.
+ */
+export function bindingMismatch(declared: readonly Binding[], wgsl: string): string | null {
+  const found = declaredBindings(wgsl);
+  const n = Math.max(declared.length, found.length);
+  for (let i = 0; i < n; i++) {
+    const want = declared[i];
+    const got = found[i];
+    const fmt = (b: { name: string; access: Access } | undefined) => (b ? `${b.name} (${b.access})` : 'nothing');
+    if (got && got.binding !== i + 1) {
+      return `@binding(${i + 1}): expected ${fmt(want)}, found the next storage binding at @binding(${got.binding}) (${fmt(got)}); storage bindings must be numbered 1, 2, ... without gaps`;
+    }
+    if (!want || !got || want.name !== got.name || want.access !== got.access) {
+      return `@binding(${i + 1}): expected ${fmt(want)}, found ${fmt(got)} in the WGSL (descriptor declares [${declared.map((b) => b.name).join(', ')}], WGSL declares [${found.map((b) => b.name).join(', ')}])`;
+    }
+  }
+  return null;
 }

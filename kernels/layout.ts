@@ -8,6 +8,8 @@
 // forward kernels and receives no gradient in the backward kernels (no readback needed;
 // see assertIndexRange in engine/ops/indexing.ts for an explicit check).
 
+import { defineKernel, reads, writes } from './kernel.ts';
+
 export const LAYOUT_WG = 256;
 /** Max rank of the strided kernels (shapes and strides live in two vec4 uniforms each). */
 export const LAYOUT_MAX_RANK = 8;
@@ -401,6 +403,73 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
 }
 `;
 }
+
+// ---------------------------------------------------------------- descriptors
+
+const B_X_Y = [...reads('x'), ...writes('y')];
+
+/** Descriptor: strided_copy (raw words; vec4 variant when everything is 4-aligned). Bindings: x, y. */
+export const stridedCopyKernel = defineKernel<{ vec4: boolean }>({
+  name: 'strided_copy',
+  label: (p) => (p.vec4 ? 'strided_copy_vec4' : 'strided_copy'),
+  key: (p) => (p.vec4 ? 'vec4' : 'u32'),
+  bindings: () => B_X_Y,
+  build: (p) => stridedCopyWgsl(p.vec4),
+});
+
+/** Descriptor: transpose_block4. Bindings: x, y. */
+export const transposeBlock4Kernel = defineKernel<void>({ name: 'transpose_block4', key: () => '', bindings: () => B_X_Y, build: transposeBlock4Wgsl })();
+
+/** Descriptor: pad_gather (unit steps) / pad_gather_strided. Bindings: x, y. */
+export const padGatherKernel = defineKernel<{ unit: boolean }>({
+  name: 'pad_gather',
+  label: (p) => (p.unit ? 'pad_gather' : 'pad_gather_strided'),
+  key: (p) => (p.unit ? 'unit' : 'strided'),
+  bindings: () => B_X_Y,
+  build: (p) => padGatherWgsl(p.unit),
+});
+
+const B_GATHER = [...reads('x', 'idx'), ...writes('y')];
+const B_GATHER_BWD = [...reads('dy', 'idx'), ...writes('dx')];
+
+/** Descriptor: gather (index_select). Bindings: x, idx, y. */
+export const gatherKernel = defineKernel<void>({ name: 'gather', key: () => '', bindings: () => B_GATHER, build: gatherWgsl })();
+
+/** Descriptor: gather_backward_naive. Bindings: dy, idx, dx. */
+export const gatherBackwardNaiveKernel = defineKernel<void>({ name: 'gather_backward_naive', key: () => '', bindings: () => B_GATHER_BWD, build: gatherBackwardNaiveWgsl })();
+
+const B_COUNT = [...reads('idx'), ...writes('cnt')];
+const B_PLACE = [...reads('idx', 'start'), ...writes('order')];
+
+/** Descriptor: gather_backward_count / gather_backward_place. Bindings: idx, cnt | idx, start, order. */
+export const gatherBucketKernel = defineKernel<{ pass: 'count' | 'place' }>({
+  name: 'gather_backward_bucket',
+  label: (p) => `gather_backward_${p.pass}`,
+  key: (p) => p.pass,
+  bindings: (p) => (p.pass === 'place' ? B_PLACE : B_COUNT),
+  build: (p) => gatherBucketWgsl(p.pass),
+});
+
+const B_SCAN = [...reads('cnt'), ...writes('start')];
+
+/** Descriptor: exclusive_scan_u32 (one workgroup). Bindings: cnt, start. */
+export const exclusiveScanKernel = defineKernel<void>({ name: 'exclusive_scan_u32', key: () => '', bindings: () => B_SCAN, build: exclusiveScanWgsl })();
+
+const B_GSUM = [...reads('dy', 'start', 'order'), ...writes('dx')];
+
+/** Descriptor: gather_backward_sum. Bindings: dy, start, order, dx. */
+export const gatherBackwardSumKernel = defineKernel<void>({ name: 'gather_backward_sum', key: () => '', bindings: () => B_GSUM, build: gatherBackwardSumWgsl })();
+
+/** Descriptor: take_along_axis. Bindings: x, idx, y. */
+export const takeAlongAxisKernel = defineKernel<void>({ name: 'take_along_axis', key: () => '', bindings: () => B_GATHER, build: takeAlongAxisWgsl })();
+
+/** Descriptor: take_along_axis_backward. Bindings: dy, idx, dx. */
+export const takeAlongAxisBackwardKernel = defineKernel<void>({ name: 'take_along_axis_backward', key: () => '', bindings: () => B_GATHER_BWD, build: takeAlongAxisBackwardWgsl })();
+
+const B_ONEHOT = [...reads('labels'), ...writes('y')];
+
+/** Descriptor: one_hot. Bindings: labels, y. */
+export const oneHotKernel = defineKernel<void>({ name: 'one_hot', key: () => '', bindings: () => B_ONEHOT, build: oneHotWgsl })();
 
 /**
  * Drop size-1 dims and merge neighbours that are contiguous in both source and destination

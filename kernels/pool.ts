@@ -7,6 +7,8 @@
 //   NC, H, W, OH, OW, KH, KW, SH, SW, PH, PW, gx, countIncludePad
 // where gx is the number of threads along x of the (possibly 2-D) grid.
 
+import { defineKernel, reads, writes } from './kernel.ts';
+
 export const POOL_WG = 256;
 
 const HEADER = `struct U {
@@ -155,3 +157,29 @@ ${forCover('      acc += dy[o] / divisor(oh * i32(u.SH) - i32(u.PH), ow * i32(u.
 }
 `;
 }
+
+// ---------------------------------------------------------------- descriptors
+
+const B_MAX = [...reads('x'), ...writes('y')];
+const B_MAX_IDX = [...reads('x'), ...writes('y', 'idx')];
+
+/** Descriptor: max_pool2d. Bindings: x, y, and idx (argmax) when `withIndex`. */
+export const maxPool2dKernel = defineKernel<{ withIndex: boolean }>({
+  name: 'max_pool2d',
+  key: (p) => (p.withIndex ? 'idx' : 'plain'),
+  bindings: (p) => (p.withIndex ? B_MAX_IDX : B_MAX),
+  build: (p) => maxPool2dWgsl(p.withIndex),
+});
+
+const B_MAXB = [...reads('dy', 'idx'), ...writes('dx')];
+
+/** Descriptor: max_pool2d_backward (gather). Bindings: dy, idx, dx. */
+export const maxPool2dBackwardKernel = defineKernel<void>({ name: 'max_pool2d_backward', key: () => '', bindings: () => B_MAXB, build: maxPool2dBackwardWgsl })();
+
+/** Descriptor: avg_pool2d. Bindings: x, y. */
+export const avgPool2dKernel = defineKernel<void>({ name: 'avg_pool2d', key: () => '', bindings: () => B_MAX, build: avgPool2dWgsl })();
+
+const B_AVGB = [...reads('dy'), ...writes('dx')];
+
+/** Descriptor: avg_pool2d_backward (gather). Bindings: dy, dx. */
+export const avgPool2dBackwardKernel = defineKernel<void>({ name: 'avg_pool2d_backward', key: () => '', bindings: () => B_AVGB, build: avgPool2dBackwardWgsl })();

@@ -23,6 +23,8 @@
 // accuracy WGSL leaves to the implementation (log is only specified to 2^-21 absolute
 // error). They agree with a float64 Box-Muller of the same words to ~1e-5.
 
+import { defineKernel, writes } from './kernel.ts';
+
 export const RNG_WG = 256;
 
 /** Philox-4x32-10 constants (the paper's multipliers and Weyl key increments). */
@@ -114,3 +116,14 @@ ${body}
 }
 `;
 }
+
+const B_RANDOM = writes('y');
+
+/** Descriptor: one Philox draw of `kind` into y (thread per block of 4). */
+export const randomKernel = defineKernel<{ kind: RandomKind }>({
+  name: 'random',
+  label: (p) => `random_${p.kind}`,
+  key: (p) => p.kind,
+  bindings: () => B_RANDOM,
+  build: (p) => randomWgsl(p.kind),
+});

@@ -2,6 +2,8 @@
 // a thread-per-output kernel (many outputs), a workgroup-per-output-chunk kernel with a
 // shared-memory tree (few outputs, long rows), and argmax.
 
+import { defineKernel, reads, writes } from './kernel.ts';
+
 export type ReduceOp = 'sum' | 'max';
 
 export const RED_WG = 256;
@@ -92,3 +94,26 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
 }
 `;
 }
+
+const B_X_Y = [...reads('x'), ...writes('y')];
+
+/** Descriptor: thread-per-output reduction. Bindings: x, y. */
+export const reduceRowsKernel = defineKernel<{ op: ReduceOp }>({
+  name: 'reduce_rows',
+  label: (p) => `reduce_${p.op}`,
+  key: (p) => p.op,
+  bindings: () => B_X_Y,
+  build: (p) => reduceRowsWgsl(p.op),
+});
+
+/** Descriptor: thread-per-output-chunk partial reduction. Bindings: x, y (partials). */
+export const reduceChunksKernel = defineKernel<{ op: ReduceOp }>({
+  name: 'reduce_chunks',
+  label: (p) => `reduce_${p.op}_chunks`,
+  key: (p) => p.op,
+  bindings: () => B_X_Y,
+  build: (p) => reduceChunksWgsl(p.op),
+});
+
+/** Descriptor: argmax over the middle axis (i32 output). Bindings: x, y. */
+export const argmaxKernel = defineKernel<void>({ name: 'argmax', key: () => '', bindings: () => B_X_Y, build: argmaxWgsl })();

@@ -9,6 +9,7 @@
 // <= 0 and goes through k_exp_neg (clamped, flushed to 0 below -88), so logits of
 // magnitude 1e30 give finite results. log-sum-exp = m + log(s) with s in [1, C].
 import { WGSL_EXP_NEG } from './wgsl_math.ts';
+import { defineKernel, reads, writes } from './kernel.ts';
 
 export const SX_WG = 64;
 
@@ -180,6 +181,45 @@ ${ROW_MAIN}
 }
 `;
 }
+
+// ---------------------------------------------------------------- descriptors
+
+const B_X_Y = [...reads('x'), ...writes('y')];
+
+/** softmax / log_softmax over the middle axis (thread per row). Bindings: x, y. */
+export const softmaxKernel = defineKernel<{ log: boolean }>({
+  name: 'softmax',
+  label: (p) => (p.log ? 'log_softmax' : 'softmax'),
+  key: (p) => (p.log ? 'log' : 'exp'),
+  bindings: () => B_X_Y,
+  build: (p) => softmaxWgsl(p.log),
+});
+
+const B_SMB = [...reads('y', 'dy'), ...writes('dx')];
+
+/** Backward of softmax / log_softmax from the saved output. Bindings: y, dy, dx. */
+export const softmaxBackwardKernel = defineKernel<{ log: boolean }>({
+  name: 'softmax_backward',
+  label: (p) => (p.log ? 'log_softmax_backward' : 'softmax_backward'),
+  key: (p) => (p.log ? 'log' : 'exp'),
+  bindings: () => B_SMB,
+  build: (p) => softmaxBackwardWgsl(p.log),
+});
+
+const B_XENT = [...reads('x', 'labels'), ...writes('losses')];
+
+/** Per-example softmax cross-entropy (no parameters). Bindings: x (logits), labels, losses. */
+export const xentKernel = defineKernel<void>({ name: 'softmax_cross_entropy', key: () => '', bindings: () => B_XENT, build: xentWgsl })();
+
+const B_XENTB = [...reads('x', 'labels', 'dy'), ...writes('dx')];
+
+/** Gradient of softmax cross-entropy w.r.t. the logits. Bindings: x, labels, dy, dx. */
+export const xentBackwardKernel = defineKernel<void>({ name: 'softmax_cross_entropy_backward', key: () => '', bindings: () => B_XENTB, build: xentBackwardWgsl })();
+
+const B_CORRECT = [...reads('x', 'labels'), ...writes('y')];
+
+/** 1.0 per row whose first argmax equals its label. Bindings: x, labels, y. */
+export const correctKernel = defineKernel<void>({ name: 'accuracy_correct', key: () => '', bindings: () => B_CORRECT, build: correctWgsl })();
 
 // ---------------------------------------------------------------- float64 references
 

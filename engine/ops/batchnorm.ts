@@ -10,14 +10,15 @@ import {
   BN_CH_WG,
   BN_SEG,
   BN_WG,
-  batchnormBackwardReduceFinishWgsl,
-  batchnormBackwardReduceWgsl,
-  batchnormBackwardWgsl,
-  batchnormEvalStatsWgsl,
-  batchnormForwardWgsl,
-  batchnormStatsFinishWgsl,
-  batchnormStatsWgsl,
+  batchnormBackwardKernel,
+  batchnormBackwardReduceFinishKernel,
+  batchnormBackwardReduceKernel,
+  batchnormEvalStatsKernel,
+  batchnormForwardKernel,
+  batchnormStatsFinishKernel,
+  batchnormStatsKernel,
 } from '../../kernels/batchnorm.ts';
+import type { DispatchInfo } from '../queue.ts';
 import { grid1d } from '../../kernels/elementwise.ts';
 import { Uniforms, alloc } from './launch.ts';
 
@@ -98,15 +99,19 @@ function batchNorm(op: string, x: Tensor, N: number, C: number, HW: number, gamm
   const chGroups: [number, number] = [Math.ceil(C / BN_CH_WG), 1];
   const sg = segments(M, C);
   const su = new Uniforms().u32(C, HW, M, sg.SEG, sg.P).bytes();
+  const n = x.size;
+  const geometry = `N${N} C${C} HW${HW}`;
+  const info = (suffix: string, flops: number, bytes: number): DispatchInfo => ({ op: `${op}${suffix}`, geometry, flops, bytes });
   if (training) {
     const part = alloc(device, [C, sg.P, 2]);
-    device.dispatch({ name: 'batchnorm_stats', wgsl: batchnormStatsWgsl(), buffers: [x.buffer, part.buffer], uniforms: su, workgroups: sg.workgroups });
+    // flops: pass 1 subtracts and adds (2 per element), pass 2 subtracts twice, squares and adds (4).
+    device.dispatch({ kernel: batchnormStatsKernel, info: info(' stats', 6 * n, 4 * (n + 2 * C * sg.P)), buffers: [x.buffer, part.buffer], uniforms: su, workgroups: sg.workgroups });
     const update = running !== null;
     const bufs = [x.buffer, part.buffer, stats.buffer];
     if (running) bufs.push(running.mean.buffer, running.var.buffer);
     device.dispatch({
-      name: 'batchnorm_stats_finish',
-      wgsl: batchnormStatsFinishWgsl(update),
+      kernel: batchnormStatsFinishKernel({ update }),
+      info: info(' stats_finish', 8 * C * sg.P, 4 * (2 * C * sg.P + 3 * C + (update ? 4 * C : 0))),
       buffers: bufs,
       uniforms: new Uniforms().u32(C, HW, M, sg.SEG, sg.P).f32(momentum, eps).bytes(),
       workgroups: chGroups,
@@ -114,8 +119,8 @@ function batchNorm(op: string, x: Tensor, N: number, C: number, HW: number, gamm
     part.dispose();
   } else {
     device.dispatch({
-      name: 'batchnorm_eval_stats',
-      wgsl: batchnormEvalStatsWgsl(),
+      kernel: batchnormEvalStatsKernel,
+      info: info(' eval_stats', 3 * C, 4 * 5 * C),
       buffers: [running!.mean.buffer, running!.var.buffer, stats.buffer],
       uniforms: new Uniforms().u32(C).f32(eps).bytes(),
       workgroups: chGroups,
@@ -127,8 +132,8 @@ function batchNorm(op: string, x: Tensor, N: number, C: number, HW: number, gamm
   if (beta) fb.push(beta.buffer);
   fb.push(y.buffer);
   device.dispatch({
-    name: 'batchnorm_forward',
-    wgsl: batchnormForwardWgsl({ vec4: eg.vec4, gamma: gamma !== null, beta: beta !== null }),
+    kernel: batchnormForwardKernel({ vec4: eg.vec4, gamma: gamma !== null, beta: beta !== null }),
+    info: info('', (3 + (beta ? 1 : 0)) * n, 4 * (2 * n + 3 * C + (gamma ? C : 0) + (beta ? C : 0))),
     buffers: fb,
     uniforms: eg.uniforms,
     workgroups: eg.workgroups,
@@ -145,8 +150,8 @@ function batchNorm(op: string, x: Tensor, N: number, C: number, HW: number, gamm
     if ((training && needX) || needG || needB) {
       const part = alloc(device, [C, sg.P, 2]);
       device.dispatch({
-        name: 'batchnorm_backward_reduce',
-        wgsl: batchnormBackwardReduceWgsl(),
+        kernel: batchnormBackwardReduceKernel,
+        info: info('_backward reduce', 5 * n, 4 * (2 * n + 3 * C + 2 * C * sg.P)),
         buffers: [x.buffer, dy.buffer, stats.buffer, part.buffer],
         uniforms: su,
         workgroups: sg.workgroups,
@@ -154,8 +159,8 @@ function batchNorm(op: string, x: Tensor, N: number, C: number, HW: number, gamm
       sdy = alloc(device, [C]);
       sdyx = alloc(device, [C]);
       device.dispatch({
-        name: 'batchnorm_backward_reduce_finish',
-        wgsl: batchnormBackwardReduceFinishWgsl(),
+        kernel: batchnormBackwardReduceFinishKernel,
+        info: info('_backward reduce_finish', 2 * C * sg.P, 4 * (2 * C * sg.P + 2 * C)),
         buffers: [part.buffer, sdy.buffer, sdyx.buffer],
         uniforms: su,
         workgroups: chGroups,
@@ -170,8 +175,8 @@ function batchNorm(op: string, x: Tensor, N: number, C: number, HW: number, gamm
       if (training) bufs.push(sdy!.buffer, sdyx!.buffer);
       bufs.push(dx.buffer);
       device.dispatch({
-        name: 'batchnorm_backward',
-        wgsl: batchnormBackwardWgsl({ vec4: eg.vec4, gamma: gamma !== null, training }),
+        kernel: batchnormBackwardKernel({ vec4: eg.vec4, gamma: gamma !== null, training }),
+        info: info('_backward', (training ? 8 : 1) * n, 4 * ((training ? 3 : 2) * n + 3 * C + (gamma ? C : 0) + (training ? 2 * C : 0))),
         buffers: bufs,
         uniforms: eg.uniforms,
         workgroups: eg.workgroups,

@@ -6,14 +6,14 @@ import { record } from '../autograd.ts';
 import { grid1d } from '../../kernels/elementwise.ts';
 import {
   LAYOUT_WG,
-  exclusiveScanWgsl,
-  gatherBackwardNaiveWgsl,
-  gatherBackwardSumWgsl,
-  gatherBucketWgsl,
-  gatherWgsl,
-  oneHotWgsl,
-  takeAlongAxisBackwardWgsl,
-  takeAlongAxisWgsl,
+  exclusiveScanKernel,
+  gatherBackwardNaiveKernel,
+  gatherBackwardSumKernel,
+  gatherBucketKernel,
+  gatherKernel,
+  oneHotKernel,
+  takeAlongAxisBackwardKernel,
+  takeAlongAxisKernel,
 } from '../../kernels/layout.ts';
 import { Uniforms, alloc } from './launch.ts';
 import { normAxis } from './layout.ts';
@@ -57,8 +57,10 @@ export function gatherBackward(dy: Tensor, idx: Tensor, outer: number, A: number
   if (n === 0) return dx;
   const g = grid1d(n);
   const useNaive = mode === 'naive' || (mode === 'auto' && (K <= 16 || outer * inner <= 4));
+  const geometry = `outer${outer} A${A} K${K} inner${inner}`;
   if (useNaive) {
-    device.dispatch({ name: 'gather_backward_naive', wgsl: gatherBackwardNaiveWgsl(), buffers: [dy.buffer, idx.buffer, dx.buffer], uniforms: gatherUniforms(outer, A, K, inner, g.gx), workgroups: g.workgroups });
+    const info = { op: 'gather_backward', geometry, flops: n * K, bytes: 4 * (outer * K * inner + K + n) };
+    device.dispatch({ kernel: gatherBackwardNaiveKernel, info, buffers: [dy.buffer, idx.buffer, dx.buffer], uniforms: gatherUniforms(outer, A, K, inner, g.gx), workgroups: g.workgroups });
     return dx;
   }
   const cnt = alloc(device, [A], 'i32');
@@ -66,11 +68,12 @@ export function gatherBackward(dy: Tensor, idx: Tensor, outer: number, A: number
   const order = alloc(device, [Math.max(K, 1)], 'i32');
   const ga = grid1d(A);
   const ua = gatherUniforms(outer, A, K, inner, ga.gx);
-  device.dispatch({ name: 'gather_backward_count', wgsl: gatherBucketWgsl('count'), buffers: [idx.buffer, cnt.buffer], uniforms: ua, workgroups: ga.workgroups });
+  const op = 'gather_backward';
+  device.dispatch({ kernel: gatherBucketKernel({ pass: 'count' }), info: { op, geometry, flops: 0, bytes: 4 * (K + A) }, buffers: [idx.buffer, cnt.buffer], uniforms: ua, workgroups: ga.workgroups });
   const L = Math.ceil(A / LAYOUT_WG);
-  device.dispatch({ name: 'exclusive_scan_u32', wgsl: exclusiveScanWgsl(), buffers: [cnt.buffer, start.buffer], uniforms: new Uniforms().u32(A, L).bytes(), workgroups: [1, 1] });
-  device.dispatch({ name: 'gather_backward_place', wgsl: gatherBucketWgsl('place'), buffers: [idx.buffer, start.buffer, order.buffer], uniforms: ua, workgroups: ga.workgroups });
-  device.dispatch({ name: 'gather_backward_sum', wgsl: gatherBackwardSumWgsl(), buffers: [dy.buffer, start.buffer, order.buffer, dx.buffer], uniforms: gatherUniforms(outer, A, K, inner, g.gx), workgroups: g.workgroups });
+  device.dispatch({ kernel: exclusiveScanKernel, info: { op, geometry, flops: 0, bytes: 4 * (2 * A + 1) }, buffers: [cnt.buffer, start.buffer], uniforms: new Uniforms().u32(A, L).bytes(), workgroups: [1, 1] });
+  device.dispatch({ kernel: gatherBucketKernel({ pass: 'place' }), info: { op, geometry, flops: 0, bytes: 4 * (2 * K + A + 1) }, buffers: [idx.buffer, start.buffer, order.buffer], uniforms: ua, workgroups: ga.workgroups });
+  device.dispatch({ kernel: gatherBackwardSumKernel, info: { op, geometry, flops: outer * K * inner, bytes: 4 * (outer * K * inner + A + 1 + K + n) }, buffers: [dy.buffer, start.buffer, order.buffer, dx.buffer], uniforms: gatherUniforms(outer, A, K, inner, g.gx), workgroups: g.workgroups });
   cnt.dispose();
   start.dispose();
   order.dispose();
@@ -98,7 +101,8 @@ export function gather(x: Tensor, indices: Tensor, axis = 0): Tensor {
   const y = alloc(device, shape, x.dtype);
   if (y.size > 0) {
     const g = grid1d(y.size);
-    device.dispatch({ name: 'gather', wgsl: gatherWgsl(), buffers: [x.buffer, indices.buffer, y.buffer], uniforms: gatherUniforms(outer, A, K, inner, g.gx), workgroups: g.workgroups });
+    const info = { op: 'gather', geometry: `outer${outer} A${A} K${K} inner${inner}`, flops: 0, bytes: 4 * (2 * y.size + K) };
+    device.dispatch({ kernel: gatherKernel, info, buffers: [x.buffer, indices.buffer, y.buffer], uniforms: gatherUniforms(outer, A, K, inner, g.gx), workgroups: g.workgroups });
   }
   const xShape = x.shape;
   record(y, 'gather', [x], (dy) => {
@@ -135,14 +139,16 @@ export function takeAlongAxis(x: Tensor, idx: Tensor, axis = -1): Tensor {
   const y = alloc(device, want, x.dtype);
   if (y.size > 0) {
     const g = grid1d(y.size);
-    device.dispatch({ name: 'take_along_axis', wgsl: takeAlongAxisWgsl(), buffers: [x.buffer, idx.buffer, y.buffer], uniforms: gatherUniforms(outer, A, 1, inner, g.gx), workgroups: g.workgroups });
+    const info = { op: 'take_along_axis', geometry: `outer${outer} A${A} inner${inner}`, flops: 0, bytes: 4 * 3 * y.size };
+    device.dispatch({ kernel: takeAlongAxisKernel, info, buffers: [x.buffer, idx.buffer, y.buffer], uniforms: gatherUniforms(outer, A, 1, inner, g.gx), workgroups: g.workgroups });
   }
   const xShape = x.shape;
   record(y, 'takeAlongAxis', [x], (dy) => {
     const dx = alloc(device, xShape);
     if (dx.size > 0) {
       const g = grid1d(dx.size);
-      device.dispatch({ name: 'take_along_axis_backward', wgsl: takeAlongAxisBackwardWgsl(), buffers: [dy.buffer, idx.buffer, dx.buffer], uniforms: gatherUniforms(outer, A, 1, inner, g.gx), workgroups: g.workgroups });
+      const info = { op: 'take_along_axis_backward', geometry: `outer${outer} A${A} inner${inner}`, flops: 0, bytes: 4 * (2 * outer * inner + dx.size) };
+      device.dispatch({ kernel: takeAlongAxisBackwardKernel, info, buffers: [dy.buffer, idx.buffer, dx.buffer], uniforms: gatherUniforms(outer, A, 1, inner, g.gx), workgroups: g.workgroups });
     }
     return [dx];
   });
@@ -168,7 +174,8 @@ export function oneHot(labels: Tensor, numClasses: number): Tensor {
   const y = alloc(labels.device, [...labels.shape, numClasses]);
   if (y.size > 0) {
     const g = grid1d(y.size);
-    labels.device.dispatch({ name: 'one_hot', wgsl: oneHotWgsl(), buffers: [labels.buffer, y.buffer], uniforms: new Uniforms().u32(labels.size, numClasses, g.gx).bytes(), workgroups: g.workgroups });
+    const info = { op: 'one_hot', geometry: `n${labels.size} C${numClasses}`, flops: 0, bytes: 4 * (labels.size + y.size) };
+    labels.device.dispatch({ kernel: oneHotKernel, info, buffers: [labels.buffer, y.buffer], uniforms: new Uniforms().u32(labels.size, numClasses, g.gx).bytes(), workgroups: g.workgroups });
   }
   return y;
 }

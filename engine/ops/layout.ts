@@ -11,9 +11,9 @@ import {
   collapseDims,
   collapsePadDims,
   contiguousStrides,
-  padGatherWgsl,
-  stridedCopyWgsl,
-  transposeBlock4Wgsl,
+  padGatherKernel,
+  stridedCopyKernel,
+  transposeBlock4Kernel,
 } from '../../kernels/layout.ts';
 import { Uniforms, alloc, padTo } from './launch.ts';
 
@@ -57,7 +57,8 @@ export function stridedCopy(
   const u = new Uniforms().u32(threads, r, g.gx, chunks).i32(sbase / q).u32(dbase / q, 0, 0);
   const div = (a: number[]) => a.map((v, d) => (d === r - 1 ? v : v / q));
   u.u32(...padTo(dims, 8, 1)).i32(...padTo(div(c.sst), 8, 0)).u32(...padTo(div(c.dst), 8, 0));
-  x.device.dispatch({ name: vec4 ? 'strided_copy_vec4' : 'strided_copy', wgsl: stridedCopyWgsl(vec4), buffers: [x.buffer, y.buffer], uniforms: u.bytes(), workgroups: g.workgroups });
+  const info = { op: 'strided_copy', geometry: `[${c.shape.join(', ')}]${vec4 ? ' vec4' : ''}`, flops: 0, bytes: 8 * n };
+  x.device.dispatch({ kernel: stridedCopyKernel({ vec4 }), info, buffers: [x.buffer, y.buffer], uniforms: u.bytes(), workgroups: g.workgroups });
 }
 
 /**
@@ -73,7 +74,8 @@ function transposeBlock4(x: Tensor, y: Tensor, c: { shape: number[]; sst: number
   if (R % 4 !== 0 || C % 4 !== 0 || c.sst.some((v, i) => v !== want.sst[i]) || c.dst.some((v, i) => v !== want.dst[i])) return false;
   const g = grid1d((B * R * C) / 16);
   const u = new Uniforms().u32(B, R / 4, C / 4, g.gx);
-  x.device.dispatch({ name: 'transpose_block4', wgsl: transposeBlock4Wgsl(), buffers: [x.buffer, y.buffer], uniforms: u.bytes(), workgroups: g.workgroups });
+  const info = { op: 'transpose', geometry: `B${B} R${R} C${C}`, flops: 0, bytes: 8 * B * R * C };
+  x.device.dispatch({ kernel: transposeBlock4Kernel, info, buffers: [x.buffer, y.buffer], uniforms: u.bytes(), workgroups: g.workgroups });
   return true;
 }
 
@@ -94,7 +96,8 @@ export function padGather(x: Tensor, shape: readonly number[], off: readonly num
   const u = new Uniforms().u32(threads, c.shape.length, g.gx, fillBits(value, x.dtype as 'f32' | 'i32'), chunks, 0, 0, 0);
   u.u32(...padTo(c.shape, 8, 1)).i32(...padTo(c.off, 8, 0)).i32(...padTo(c.step, 8, 1));
   u.u32(...padTo(c.sshape, 8, 1)).u32(...padTo(c.sstr, 8, 0));
-  x.device.dispatch({ name: unit ? 'pad_gather' : 'pad_gather_strided', wgsl: padGatherWgsl(unit), buffers: [x.buffer, y.buffer], uniforms: u.bytes(), workgroups: g.workgroups });
+  const info = { op: 'pad_gather', geometry: `[${c.sshape.join(', ')}] -> [${c.shape.join(', ')}]`, flops: 0, bytes: 4 * (x.size + y.size) };
+  x.device.dispatch({ kernel: padGatherKernel({ unit }), info, buffers: [x.buffer, y.buffer], uniforms: u.bytes(), workgroups: g.workgroups });
   return y;
 }
 

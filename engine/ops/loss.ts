@@ -3,7 +3,7 @@
 // of correct predictions. Kernels and float64 references live in kernels/softmax_xent.ts.
 import { Tensor, assertSameDevice, shapeSize, shapeStr } from '../tensor.ts';
 import { record } from '../autograd.ts';
-import { SX_WG, correctWgsl, softmaxBackwardWgsl, softmaxWgsl, xentBackwardWgsl, xentWgsl } from '../../kernels/softmax_xent.ts';
+import { SX_WG, correctKernel, softmaxBackwardKernel, softmaxKernel, xentBackwardKernel, xentKernel } from '../../kernels/softmax_xent.ts';
 import { grid1d } from '../../kernels/elementwise.ts';
 import { Uniforms, alloc } from './launch.ts';
 import { normAxes, sum } from './reduce.ts';
@@ -28,17 +28,22 @@ function softmaxLike(op: 'softmax' | 'log_softmax', x: Tensor, axis: number): Te
   const device = x.device;
   const y = alloc(device, x.shape);
   const rows = outer * inner;
-  if (y.size > 0) {
+  const n = y.size;
+  const geometry = `outer${outer} R${R} inner${inner}`;
+  if (n > 0) {
     const g = grid1d(rows, SX_WG);
     const u = new Uniforms().u32(outer, R, inner, g.gx);
-    device.dispatch({ name: op, wgsl: softmaxWgsl(log), buffers: [x.buffer, y.buffer], uniforms: u.bytes(), workgroups: g.workgroups });
+    // flops: online max/sum-exp (compare, subtract, exp, add: 4 per element) then the write (2 per element).
+    const info = { op, geometry, flops: 6 * n, bytes: 8 * n };
+    device.dispatch({ kernel: softmaxKernel({ log }), info, buffers: [x.buffer, y.buffer], uniforms: u.bytes(), workgroups: g.workgroups });
   }
   record(y, op, [x], (dy) => {
     const dx = alloc(device, x.shape);
     if (dx.size === 0) return [dx];
     const g = grid1d(rows, SX_WG);
     const u = new Uniforms().u32(outer, R, inner, g.gx);
-    device.dispatch({ name: `${op}_backward`, wgsl: softmaxBackwardWgsl(log), buffers: [y.buffer, dy.buffer, dx.buffer], uniforms: u.bytes(), workgroups: g.workgroups });
+    const info = { op: `${op}_backward`, geometry, flops: (log ? 4 : 5) * n, bytes: 12 * n };
+    device.dispatch({ kernel: softmaxBackwardKernel({ log }), info, buffers: [y.buffer, dy.buffer, dx.buffer], uniforms: u.bytes(), workgroups: g.workgroups });
     return [dx];
   });
   return y;
@@ -103,7 +108,8 @@ export function softmaxCrossEntropy(logits: Tensor, labels: Tensor, opts: CrossE
   if (N > 0) {
     const g = grid1d(N, SX_WG);
     const u = new Uniforms().u32(N, C, 1, g.gx).f32(ls, 0).u32(0, 0);
-    device.dispatch({ name: 'softmax_cross_entropy', wgsl: xentWgsl(), buffers: [logits.buffer, labels.buffer, losses.buffer], uniforms: u.bytes(), workgroups: g.workgroups });
+    const info = { op: 'softmax_cross_entropy', geometry: `N${N} C${C}`, flops: 6 * N * C, bytes: 4 * (N * C + 2 * N) };
+    device.dispatch({ kernel: xentKernel, info, buffers: [logits.buffer, labels.buffer, losses.buffer], uniforms: u.bytes(), workgroups: g.workgroups });
   }
   let y: Tensor;
   if (reduction === 'none') y = losses;
@@ -123,8 +129,8 @@ export function softmaxCrossEntropy(logits: Tensor, labels: Tensor, opts: CrossE
     const g = grid1d(N, SX_WG);
     const u = new Uniforms().u32(N, C, 1, g.gx).f32(ls, scale).u32(reduction === 'none' ? 1 : 0, 0);
     device.dispatch({
-      name: 'softmax_cross_entropy_backward',
-      wgsl: xentBackwardWgsl(),
+      kernel: xentBackwardKernel,
+      info: { op: 'softmax_cross_entropy_backward', geometry: `N${N} C${C}`, flops: 8 * N * C, bytes: 4 * (2 * N * C + 2 * N) },
       buffers: [logits.buffer, labels.buffer, dy.buffer, dx.buffer],
       uniforms: u.bytes(),
       workgroups: g.workgroups,
@@ -168,7 +174,8 @@ export function accuracyCount(logits: Tensor, labels: Tensor): Tensor {
   if (N > 0) {
     const g = grid1d(N, SX_WG);
     const u = new Uniforms().u32(N, C, 1, g.gx);
-    device.dispatch({ name: 'accuracy_correct', wgsl: correctWgsl(), buffers: [logits.buffer, labels.buffer, flags.buffer], uniforms: u.bytes(), workgroups: g.workgroups });
+    const info = { op: 'accuracy_count', geometry: `N${N} C${C}`, flops: N * C, bytes: 4 * (N * C + 2 * N) };
+    device.dispatch({ kernel: correctKernel, info, buffers: [logits.buffer, labels.buffer, flags.buffer], uniforms: u.bytes(), workgroups: g.workgroups });
   }
   const r = sum(flags);
   flags.dispose();

@@ -4,7 +4,7 @@
 // element of the window in row-major order, like PyTorch.
 import { Tensor, assertSameDevice, shapeStr } from '../tensor.ts';
 import { needsGrad, record } from '../autograd.ts';
-import { avgPool2dBackwardWgsl, avgPool2dWgsl, maxPool2dBackwardWgsl, maxPool2dWgsl, POOL_WG } from '../../kernels/pool.ts';
+import { avgPool2dBackwardKernel, avgPool2dKernel, maxPool2dBackwardKernel, maxPool2dKernel, POOL_WG } from '../../kernels/pool.ts';
 import { grid1d } from '../../kernels/elementwise.ts';
 import { Uniforms, alloc } from './launch.ts';
 import { mean } from './reduce.ts';
@@ -74,6 +74,10 @@ export function pool2dGeometry(op: string, x: Tensor, opts: Pool2dOptions): Pool
   return { N, C, H, W, OH, OW, KH, KW, SH, SW, PH, PW };
 }
 
+function geometryStr(g: Pool2dGeometry): string {
+  return `N${g.N} C${g.C} H${g.H}x${g.W} -> ${g.OH}x${g.OW} k${g.KH}x${g.KW} s${g.SH}x${g.SW} p${g.PH}x${g.PW}`;
+}
+
 function uniforms(g: Pool2dGeometry, gx: number, includePad: boolean): ArrayBuffer {
   return new Uniforms().u32(g.N * g.C, g.H, g.W, g.OH, g.OW, g.KH, g.KW, g.SH, g.SW, g.PH, g.PW, gx, includePad ? 1 : 0).bytes();
 }
@@ -88,9 +92,14 @@ export function maxPool2d(x: Tensor, opts: Pool2dOptions): Tensor {
   const withIndex = needsGrad([x]);
   const idx = withIndex ? alloc(device, outShape, 'i32') : null;
   const grid = grid1d(y.size, POOL_WG);
+  const geometry = geometryStr(g);
+  const nIn = x.size;
+  const nOut = y.size;
+  // NOTE: flops count one compare (max) or add (avg) per window element, windows clipped or not.
+  const winFlops = nOut * g.KH * g.KW;
   device.dispatch({
-    name: 'max_pool2d',
-    wgsl: maxPool2dWgsl(withIndex),
+    kernel: maxPool2dKernel({ withIndex }),
+    info: { op: 'max_pool2d', geometry, flops: winFlops, bytes: 4 * (nIn + nOut * (withIndex ? 2 : 1)) },
     buffers: idx ? [x.buffer, y.buffer, idx.buffer] : [x.buffer, y.buffer],
     uniforms: uniforms(g, grid.gx, false),
     workgroups: grid.workgroups,
@@ -101,8 +110,8 @@ export function maxPool2d(x: Tensor, opts: Pool2dOptions): Tensor {
     const dx = alloc(device, x.shape);
     const gb = grid1d(dx.size, POOL_WG);
     device.dispatch({
-      name: 'max_pool2d_backward',
-      wgsl: maxPool2dBackwardWgsl(),
+      kernel: maxPool2dBackwardKernel,
+      info: { op: 'max_pool2d_backward', geometry, flops: winFlops, bytes: 4 * (2 * nOut + nIn) },
       buffers: [dy.buffer, idx.buffer, dx.buffer],
       uniforms: uniforms(g, gb.gx, false),
       workgroups: gb.workgroups,
@@ -121,9 +130,13 @@ export function avgPool2d(x: Tensor, opts: AvgPool2dOptions): Tensor {
   const y = alloc(device, [g.N, g.C, g.OH, g.OW]);
   if (y.size === 0) return y;
   const grid = grid1d(y.size, POOL_WG);
+  const geometry = geometryStr(g);
+  const nIn = x.size;
+  const nOut = y.size;
+  const winFlops = nOut * (g.KH * g.KW + 1);
   device.dispatch({
-    name: 'avg_pool2d',
-    wgsl: avgPool2dWgsl(),
+    kernel: avgPool2dKernel,
+    info: { op: 'avg_pool2d', geometry, flops: winFlops, bytes: 4 * (nIn + nOut) },
     buffers: [x.buffer, y.buffer],
     uniforms: uniforms(g, grid.gx, includePad),
     workgroups: grid.workgroups,
@@ -132,8 +145,8 @@ export function avgPool2d(x: Tensor, opts: AvgPool2dOptions): Tensor {
     const dx = alloc(device, x.shape);
     const gb = grid1d(dx.size, POOL_WG);
     device.dispatch({
-      name: 'avg_pool2d_backward',
-      wgsl: avgPool2dBackwardWgsl(),
+      kernel: avgPool2dBackwardKernel,
+      info: { op: 'avg_pool2d_backward', geometry, flops: 2 * nOut * g.KH * g.KW, bytes: 4 * (nOut + nIn) },
       buffers: [dy.buffer, dx.buffer],
       uniforms: uniforms(g, gb.gx, includePad),
       workgroups: gb.workgroups,

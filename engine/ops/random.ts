@@ -4,7 +4,7 @@
 // parameters): no hidden global generator, nothing to synchronise between devices.
 import { Tensor, checkShape, shapeSize, shapeStr, type Shape } from '../tensor.ts';
 import type { Device } from '../device.ts';
-import { RNG_WG, randomWgsl, type RandomKind } from '../../kernels/random.ts';
+import { RNG_WG, randomKernel, type RandomKind } from '../../kernels/random.ts';
 import { grid1d } from '../../kernels/elementwise.ts';
 import { Uniforms, alloc } from './launch.ts';
 
@@ -46,7 +46,9 @@ function launch(op: string, kind: RandomKind, device: Device, shape: Shape, key:
   const u = new Uniforms()
     .u32(n, g.gx, b0 % TWO32, Math.floor(b0 / TWO32), head, seed % TWO32, Math.floor(seed / TWO32), thresh)
     .f32(a, b);
-  device.dispatch({ name: `random_${kind}`, wgsl: randomWgsl(kind), buffers: [y.buffer], uniforms: u.bytes(), workgroups: g.workgroups });
+  // flops: the affine map (2 per value; Box-Muller adds ~10 per pair); Philox is integer work.
+  const info = { op, geometry: `n${n} offset${offset}`, flops: kind === 'bernoulli' ? 0 : kind === 'normal' ? 7 * n : 2 * n, bytes: 4 * n };
+  device.dispatch({ kernel: randomKernel({ kind }), info, buffers: [y.buffer], uniforms: u.bytes(), workgroups: g.workgroups });
   return y;
 }
 

@@ -1,7 +1,7 @@
 // Reductions over axes (sum, mean, max, argmax) and sumToShape (the adjoint of broadcasting).
 import { Tensor, assertSameDevice, shapeSize, shapeStr, type Shape } from '../tensor.ts';
 import { record } from '../autograd.ts';
-import { argmaxWgsl, reduceChunksWgsl, reduceRowsWgsl, type ReduceOp } from '../../kernels/reduce.ts';
+import { argmaxKernel, reduceChunksKernel, reduceRowsKernel, type ReduceOp } from '../../kernels/reduce.ts';
 import { grid1d } from '../../kernels/elementwise.ts';
 import { Uniforms, alloc } from './launch.ts';
 import { ew } from './elementwise.ts';
@@ -36,7 +36,8 @@ function reduceRange(x: Tensor, start: number, end: number, op: ReduceOp): Tenso
     const part = alloc(device, [outer, C, inner]);
     const g = grid1d(nOut * C);
     const u = new Uniforms().u32(outer, R, inner, L, C, g.gx);
-    device.dispatch({ name: `reduce_${op}_chunks`, wgsl: reduceChunksWgsl(op), buffers: [x.buffer, part.buffer], uniforms: u.bytes(), workgroups: g.workgroups });
+    const info = { op: `reduce_${op}`, geometry: `outer${outer} R${R} inner${inner} -> ${C} chunks`, flops: x.size, bytes: 4 * (x.size + part.size) };
+    device.dispatch({ kernel: reduceChunksKernel({ op }), info, buffers: [x.buffer, part.buffer], uniforms: u.bytes(), workgroups: g.workgroups });
     const r = reduceRange(part, 1, 2, op);
     part.dispose();
     const v = r.view(outShape);
@@ -46,7 +47,8 @@ function reduceRange(x: Tensor, start: number, end: number, op: ReduceOp): Tenso
   const out = alloc(device, outShape);
   const g = grid1d(nOut);
   const u = new Uniforms().u32(outer, R, inner, g.gx);
-  device.dispatch({ name: `reduce_${op}`, wgsl: reduceRowsWgsl(op), buffers: [x.buffer, out.buffer], uniforms: u.bytes(), workgroups: g.workgroups });
+  const info = { op: `reduce_${op}`, geometry: `outer${outer} R${R} inner${inner}`, flops: x.size, bytes: 4 * (x.size + nOut) };
+  device.dispatch({ kernel: reduceRowsKernel({ op }), info, buffers: [x.buffer, out.buffer], uniforms: u.bytes(), workgroups: g.workgroups });
   return out;
 }
 
@@ -136,7 +138,8 @@ export function argmax(x: Tensor, axis = -1, keepdims = false): Tensor {
   const out = alloc(x.device, outShape, 'i32');
   const g = grid1d(outer * inner);
   const u = new Uniforms().u32(outer, R, inner, g.gx);
-  x.device.dispatch({ name: 'argmax', wgsl: argmaxWgsl(), buffers: [x.buffer, out.buffer], uniforms: u.bytes(), workgroups: g.workgroups });
+  const info = { op: 'argmax', geometry: `outer${outer} R${R} inner${inner}`, flops: x.size, bytes: 4 * (x.size + out.size) };
+  x.device.dispatch({ kernel: argmaxKernel, info, buffers: [x.buffer, out.buffer], uniforms: u.bytes(), workgroups: g.workgroups });
   return out;
 }
 
