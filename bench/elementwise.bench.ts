@@ -4,7 +4,7 @@
 import type { Device } from '../engine/device.ts';
 import { Tensor, ew } from '../engine/index.ts';
 import { grid1d } from '../kernels/elementwise.ts';
-import { COPY_WORKGROUP, copyVec4Wgsl } from '../kernels/copy.ts';
+import { COPY_WORKGROUP, copyVec4Kernel } from '../kernels/copy.ts';
 import { Uniforms } from '../engine/ops/launch.ts';
 import type { BenchCase } from './harness.ts';
 
@@ -37,7 +37,7 @@ export function cases(device: Device, opts: { quick: boolean }): BenchCase[] {
       bytes: 2 * n * F,
       setup,
       run() {
-        device.dispatch({ name: 'copy_vec4', wgsl: copyVec4Wgsl(), buffers: [x!.buffer, z!.buffer], uniforms: copyU, workgroups: g.workgroups });
+        device.dispatch({ kernel: copyVec4Kernel, buffers: [x!.buffer, z!.buffer], uniforms: copyU, workgroups: g.workgroups });
       },
       teardown: teardown(false),
     },
