@@ -1,0 +1,290 @@
+// jax-js peer rows (bench/peers/jaxjs.ts), joining the groups of bench/peers.bench.ts and
+// bench/e2e.bench.ts as 'jax-js webgpu' (impl 'jaxjs'): silu forward, jit(grad(sum(silu)))
+// (jax-js's fused forward + backward; ours is the silu gradient row), GELU (erf) forward,
+// matmul 512 / 1024, and the small MNIST CNN's SGD step at batch 128 with its jit. jax-js
+// runs its best setup: every case is one jitted function (one fused kernel where it can),
+// timed by wall clock through its own sync (blockUntilReady, then its queue), no readback.
+// When @jax-js/jax is absent the module prints a note and contributes no rows.
+//
+// `npx tsx bench/jaxjs.bench.ts [--quick]` instead checks jax-js's results against ours
+// on the same inputs (the CNN with our weights: loss and gradients) and times each case
+// with the two sides interleaved round by round (medians; under load here, noisy).
+import type { Device } from '../engine/device.ts';
+import * as E from '../engine/index.ts';
+import { activation } from '../engine/ops/activation.ts';
+import { matmulRaw } from '../engine/ops/matmul.ts';
+import { SmallCnn } from '../nn/models/small_cnn.ts';
+import type { BenchCase } from './harness.ts';
+import { hostRand } from './peers/tfjs.ts';
+import { peerSizes } from './peers.bench.ts';
+import { JAXJS, compareArrays, jaxCnnLoss, jaxCnnStep, loadJaxjs, skipNote, type JaxArray, type JaxModule, type JaxPeer } from './peers/jaxjs.ts';
+
+type Inputs = () => [Float32Array, number[]][];
+
+/** One jax-js kernel case: `build(jax)` returns the jitted function applied to the inputs. */
+export interface JaxKernel {
+  group: string;
+  inputs: Inputs;
+  build(jax: JaxModule): (...xs: JaxArray[]) => JaxArray;
+  flops?: number;
+  bytes?: number;
+}
+
+const F = 4;
+
+/** The kernel cases, sized like bench/peers.bench.ts (its group names). */
+export function jaxKernels(quick: boolean): JaxKernel[] {
+  const sz = peerSizes(quick);
+  const [n, lab] = sz.ew;
+  const one: Inputs = () => [[hostRand(n, 7, 4), [n]]];
+  const out: JaxKernel[] = sz.mm.map((m) => ({
+    group: `peer matmul ${m}`,
+    flops: 2 * m ** 3,
+    inputs: () => [
+      [hostRand(m * m, 1), [m, m]],
+      [hostRand(m * m, 2), [m, m]],
+    ],
+    build: (jax) => jax.jit((a: JaxArray, b: JaxArray) => jax.numpy.matmul(a, b)),
+  }));
+  out.push(
+    { group: `peer silu fwd ${lab}`, bytes: 2 * n * F, inputs: one, build: (jax) => jax.jit((x: JaxArray) => jax.nn.silu(x)) },
+    { group: `peer silu grad ${lab}`, bytes: 2 * n * F, inputs: one, build: (jax) => jax.jit(jax.grad((x: JaxArray) => jax.numpy.sum(jax.nn.silu(x)))) },
+    { group: `peer gelu fwd ${lab}`, bytes: 2 * n * F, inputs: one, build: (jax) => jax.jit((x: JaxArray) => jax.nn.gelu(x, { approximate: false })) },
+  );
+  return out;
+}
+
+function jaxArrays(jax: JaxModule, inputs: Inputs): JaxArray[] {
+  return inputs().map(([d, s]) => jax.numpy.array(d).reshape(s));
+}
+
+export function kernelCase(peer: JaxPeer, k: JaxKernel): BenchCase {
+  let xs: JaxArray[] = [];
+  let f: ((...xs: JaxArray[]) => JaxArray) | null = null;
+  let pending: JaxArray[] = [];
+  return {
+    group: k.group,
+    name: JAXJS,
+    impl: 'jaxjs',
+    flops: k.flops,
+    bytes: k.bytes,
+    sync: () => peer.sync(pending.splice(0)),
+    setup() {
+      xs = jaxArrays(peer.jax, k.inputs);
+      f = k.build(peer.jax);
+    },
+    run() {
+      pending.push(f!(...xs.map((x) => x.ref)));
+    },
+    teardown() {
+      for (const x of xs) x.dispose();
+      xs = [];
+      pending = [];
+    },
+  };
+}
+
+const BATCH = 128;
+
+/** Deterministic MNIST-shaped batch (pixels in [0, 1), labels 0..9). */
+function cnnBatch(): { images: Float32Array; labels: Int32Array } {
+  const images = hostRand(BATCH * 784, 11, 0.5).map((v) => v + 0.5);
+  const labels = Int32Array.from({ length: BATCH }, (_, i) => (i * 7) % 10);
+  return { images, labels };
+}
+
+function oneHot(labels: Int32Array): Float32Array {
+  const y = new Float32Array(labels.length * 10);
+  labels.forEach((l, i) => (y[i * 10 + l] = 1));
+  return y;
+}
+
+/** jax-js parameters from host arrays in our layout. */
+function jaxParams(jax: JaxModule, host: { data: Float32Array; shape: number[] }[]): JaxArray[] {
+  return host.map((p) => jax.numpy.array(p.data).reshape(p.shape));
+}
+
+/** He-uniform host parameters in our layout (the bench case; the check copies our model's). */
+function hostParams(): { data: Float32Array; shape: number[] }[] {
+  const he = (shape: number[], fanIn: number, s: number) => ({ data: hostRand(shape.reduce((a, b) => a * b, 1), s, Math.sqrt(6 / fanIn)), shape });
+  const zero = (n: number) => ({ data: new Float32Array(n), shape: [n] });
+  return [he([32, 1, 3, 3], 9, 1), zero(32), he([64, 32, 3, 3], 288, 2), zero(64), he([10, 9216], 9216, 3), zero(10)];
+}
+
+function cnnCase(peer: JaxPeer, runs: number): BenchCase {
+  const jax = peer.jax;
+  let params: JaxArray[] | null = null;
+  let x: JaxArray = null;
+  let y: JaxArray = null;
+  let step: ReturnType<typeof jaxCnnStep> | null = null;
+  let losses: JaxArray[] = [];
+  return {
+    group: `e2e standard step b${BATCH}`,
+    name: JAXJS,
+    impl: 'jaxjs',
+    items: BATCH,
+    runs,
+    warmup: 1,
+    sync: () => peer.sync(losses.splice(0)),
+    setup() {
+      const b = cnnBatch();
+      params = jaxParams(jax, hostParams());
+      x = jax.numpy.array(b.images).reshape([BATCH, 1, 28, 28]);
+      y = jax.numpy.array(oneHot(b.labels)).reshape([BATCH, 10]);
+      step = jaxCnnStep(jax, 0.01);
+    },
+    run() {
+      const [next, loss] = step!(params!, x.ref, y.ref);
+      params = next;
+      losses.push(loss);
+    },
+    teardown() {
+      jax.tree.dispose(params);
+      x?.dispose();
+      y?.dispose();
+      params = x = y = null;
+      losses = [];
+    },
+  };
+}
+
+export async function cases(_device: Device, opts: { quick: boolean }): Promise<BenchCase[]> {
+  return casesFrom(loadJaxjs, opts);
+}
+
+/** The rows given a loader (the skip path is tested without a GPU). */
+export async function casesFrom(load: typeof loadJaxjs, opts: { quick: boolean }): Promise<BenchCase[]> {
+  const r = await load();
+  if (!r.peer) {
+    console.warn(`kinkless bench: ${skipNote(r.error)}`);
+    return [];
+  }
+  const peer = r.peer;
+  console.log(`kinkless bench: jax-js ${peer.version} webgpu backend on adapter ${peer.adapter} (from ${peer.from})`);
+  // NOTE: the CNN step takes ~1 s per call here and its first (jit) call several seconds: few runs.
+  return [...jaxKernels(opts.quick).map((k) => kernelCase(peer, k)), cnnCase(peer, opts.quick ? 2 : 3)];
+}
+
+// ---------------------------------------------------------------- standalone check and timing
+
+async function ours(t: E.Tensor): Promise<Float32Array> {
+  return (await t.data()) as Float32Array;
+}
+
+async function jaxData(a: JaxArray): Promise<Float32Array> {
+  return Float32Array.from((await a.data()) as ArrayLike<number>);
+}
+
+/** Numerical agreement of jax-js and kinkless on the same inputs; returns printable lines. */
+export async function checkAgainstOurs(device: Device, peer: JaxPeer, quick: boolean): Promise<{ lines: string[]; ok: boolean }> {
+  const jax = peer.jax;
+  const lines: string[] = [];
+  let ok = true;
+  const report = (what: string, got: ArrayLike<number>, want: ArrayLike<number>, tol: number) => {
+    const c = compareArrays(got, want);
+    const pass = c.ok(tol);
+    ok &&= pass;
+    lines.push(`${what.padEnd(34)} max |diff| ${c.maxAbs.toExponential(2)}, relative ${c.rel.toExponential(2)} (tol ${tol.toExponential(0)}) ${pass ? 'OK' : 'MISMATCH'}`);
+  };
+  for (const k of jaxKernels(quick)) {
+    const host = k.inputs();
+    const xs = host.map(([d, s]) => E.Tensor.from(device, d, s));
+    const f = k.build(jax);
+    const theirs = await jaxData(f(...jaxArrays(jax, () => host)));
+    let want: E.Tensor;
+    if (k.group.startsWith('peer matmul')) want = matmulRaw(xs[0]!, xs[1]!);
+    else if (k.group.startsWith('peer silu fwd')) want = E.noGrad(() => activation(xs[0]!, 'silu'));
+    else if (k.group.startsWith('peer gelu fwd')) want = E.noGrad(() => activation(xs[0]!, 'gelu'));
+    else {
+      xs[0]!.requiresGrad = true;
+      want = E.grad(activation(xs[0]!, 'silu'), [xs[0]!], E.onesLike(xs[0]!))[0]!;
+    }
+    report(k.group.replace(/^peer /, ''), theirs, await ours(want), k.group.includes('matmul') ? 1e-5 : 1e-5);
+    want.dispose();
+    for (const x of xs) x.dispose();
+  }
+  // The small CNN with OUR weights: mean cross-entropy and its gradients on one batch.
+  const b = cnnBatch();
+  const model = new SmallCnn(device, { seed: 1 });
+  const ps = model.parameters();
+  const host = await Promise.all(ps.map(async (p) => ({ data: (await p.data()) as Float32Array, shape: [...p.shape] })));
+  const x = E.Tensor.from(device, b.images, [BATCH, 1, 28, 28]);
+  const y = E.Tensor.from(device, b.labels, [BATCH], 'i32');
+  const loss = E.softmaxCrossEntropy(model.forward(x), y);
+  E.backward(loss);
+  const vg = jax.valueAndGrad((p: JaxArray[], xa: JaxArray, ya: JaxArray) => jaxCnnLoss(jax, p, xa, ya));
+  const [jl, jg] = vg(jaxParams(jax, host), jax.numpy.array(b.images).reshape([BATCH, 1, 28, 28]), jax.numpy.array(oneHot(b.labels)).reshape([BATCH, 10]));
+  report('small CNN loss (our weights)', await jaxData(jl), await ours(loss), 1e-5);
+  const names = ['conv1 w', 'conv1 b', 'conv2 w', 'conv2 b', 'dense w', 'dense b'];
+  for (let i = 0; i < ps.length; i++) report(`small CNN grad ${names[i]}`, await jaxData(jg[i]), await ours(ps[i]!.grad!), 1e-4);
+  for (const t of [loss, x, y]) t.dispose();
+  model.dispose();
+  return { lines, ok };
+}
+
+function median(a: number[]): number {
+  const s = [...a].sort((p, q) => p - q);
+  return s[Math.floor(s.length / 2)]!;
+}
+
+/** Time each kernel case, ours and jax-js's alternating round by round; ms medians. */
+export async function interleavedTimings(device: Device, peer: JaxPeer, quick: boolean, rounds: number): Promise<string[]> {
+  const jax = peer.jax;
+  const lines: string[] = [];
+  for (const k of jaxKernels(quick)) {
+    const host = k.inputs();
+    const xs = host.map(([d, s]) => E.Tensor.from(device, d, s));
+    const js = jaxArrays(jax, () => host);
+    const f = k.build(jax);
+    const grad = k.group.startsWith('peer silu grad');
+    if (grad) xs[0]!.requiresGrad = true;
+    const oursRun = () =>
+      E.scope(() => {
+        if (k.group.startsWith('peer matmul')) matmulRaw(xs[0]!, xs[1]!);
+        else if (k.group.startsWith('peer silu fwd')) E.noGrad(() => activation(xs[0]!, 'silu'));
+        else if (k.group.startsWith('peer gelu fwd')) E.noGrad(() => activation(xs[0]!, 'gelu'));
+        else E.grad(activation(xs[0]!, 'silu'), [xs[0]!], E.onesLike(xs[0]!));
+      });
+    const to: number[] = [];
+    const tj: number[] = [];
+    for (let r = -2; r < rounds; r++) {
+      await device.sync();
+      let t0 = performance.now();
+      oursRun();
+      await device.sync();
+      if (r >= 0) to.push(performance.now() - t0);
+      await peer.sync();
+      t0 = performance.now();
+      const out = f(...js.map((a) => a.ref));
+      await peer.sync(out);
+      if (r >= 0) tj.push(performance.now() - t0);
+    }
+    const mo = median(to);
+    const mj = median(tj);
+    lines.push(`${k.group.replace(/^peer /, '').padEnd(16)} kinkless ${mo.toFixed(2).padStart(8)} ms   jax-js ${mj.toFixed(2).padStart(8)} ms   jax-js / kinkless ${(mj / mo).toFixed(2)}x`);
+    for (const x of xs) x.dispose();
+    for (const a of js) a.dispose();
+  }
+  return lines;
+}
+
+if (process.argv[1] && import.meta.url.endsWith(process.argv[1].split('/').pop()!)) {
+  const quick = process.argv.includes('--quick');
+  const r = await loadJaxjs();
+  if (!r.peer) {
+    console.log(skipNote(r.error));
+  } else {
+    const peer = r.peer;
+    const device = await E.createDevice();
+    try {
+      console.log(`jax-js ${peer.version} (from ${peer.from}) on ${peer.adapter}; kinkless on ${E.adapterName(device)}`);
+      const c = await checkAgainstOurs(device, peer, quick);
+      console.log(`\nresults, jax-js against kinkless on the same inputs:\n  ${c.lines.join('\n  ')}`);
+      const t = await interleavedTimings(device, peer, quick, quick ? 5 : 9);
+      console.log(`\nwall clock per call incl. sync, medians, sides interleaved (under load):\n  ${t.join('\n  ')}`);
+      if (!c.ok) process.exitCode = 1;
+    } finally {
+      device.destroy();
+    }
+  }
+}
