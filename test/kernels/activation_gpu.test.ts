@@ -38,7 +38,7 @@ import { expectClose, expectNoNaN, f32, randArray, type Tol } from '../helpers/c
 import { numericGrad } from '../reference/gradcheck.ts';
 import * as E from '../../engine/index.ts';
 import { activation, activationBackwardFromZ, activationEpilogue, type ActivationSpec } from '../../engine/ops/activation.ts';
-import { ACTIVATIONS, ACTIVATION_KINDS, type ActivationKind } from '../../kernels/activations.ts';
+import { ACTIVATIONS, ACTIVATION_KINDS, constrain, unconstrain, type ActivationKind } from '../../kernels/activations.ts';
 import { wgslMath } from '../../kernels/wgsl_math.ts';
 import { normalCdf64, normalPdf64, sigmoid64 } from '../../kernels/reference_math.ts';
 
@@ -67,7 +67,7 @@ const TOL: Record<ActivationKind, KindTol> = {
   pssilu: { f: T2, df: T2, p: 1e-6 },
 };
 
-/** Raw learnable values per kind (some negative: the abs chain rule flips their gradient). */
+/** Raw learnable values per kind (some negative: the abs chain rule flips their gradient; smooth_relu's a = w^2 = 400). */
 const RAW: Record<ActivationKind, number[]> = {
   relu: [],
   softplus: [2.5],
@@ -77,12 +77,19 @@ const RAW: Record<ActivationKind, number[]> = {
   gelu_tanh: [],
   elu: [-0.7],
   celu: [1.3],
-  smooth_relu: [-400],
+  smooth_relu: [-20],
   prelu: [0.25],
   pssilu: [-1.2, 0.1],
 };
 
-const eff = (raw: number[]) => f32(raw.map(Math.abs));
+/** Effective f32 values of raw params of `kind` under the table's constraints (as the shader computes them). */
+const eff = (kind: ActivationKind, raw: number[]) => f32(raw.map((v, i) => constrain(ACTIVATIONS[kind].params[i]!.constraint, Math.fround(v))));
+/** d effective / d raw per param (the constraint's chain rule). */
+const chainOf = (kind: ActivationKind, raw: number[]) =>
+  raw.map((v, i) => {
+    const c = ACTIVATIONS[kind].params[i]!.constraint;
+    return c === 'abs' ? Math.sign(v) : c === 'square' ? 2 * Math.fround(v) : 1;
+  });
 
 function paramTensor(d: E.Device, raw: number[]): E.Tensor | undefined {
   if (!raw.length) return undefined;
@@ -103,7 +110,7 @@ function ref(kind: ActivationKind, x: Float64Array, dy: Float64Array, p: number[
     const g = def.dp(x[i]!, p);
     for (let k = 0; k < P; k++) {
       dp[k]! += dy[i]! * g[k]!;
-      mag[k]! += Math.abs(dy[i]! * g[k]!);
+      mag[k]! += Math.abs(dy[i]! * g[k]! * sgn[k]!);
     }
   }
   return { y, dx, dp: dp.map((v, k) => v * sgn[k]!), mag };
@@ -134,7 +141,7 @@ async function runGpu(d: E.Device, kind: ActivationKind, x: Float64Array, dy: Fl
   const X = E.Tensor.from(d, Float32Array.from(x), [x.length]);
   X.requiresGrad = true;
   const pt = paramTensor(d, raw);
-  const Y = activation(X, { kind, params: pt, ...extra }, { vec4 });
+  const Y = activation(X, { kind, raw: pt, ...extra }, { vec4 });
   const wrt = pt ? [X, pt] : [X];
   const [gx, gp] = E.grad(Y, wrt, E.Tensor.from(d, Float32Array.from(dy), [x.length]));
   const out = { y: await Y.f32(), dx: await gx!.f32(), dp: gp ? await gp.f32() : new Float32Array(0) };
@@ -143,8 +150,8 @@ async function runGpu(d: E.Device, kind: ActivationKind, x: Float64Array, dy: Fl
 }
 
 function checkAll(kind: ActivationKind, got: Awaited<ReturnType<typeof runGpu>>, x: Float64Array, dy: Float64Array, raw: number[], tol: KindTol, what: string) {
-  const p = eff(raw);
-  const r = ref(kind, x, dy, [...p], raw.map((v) => Math.sign(v)));
+  const p = eff(kind, raw);
+  const r = ref(kind, x, dy, [...p], chainOf(kind, raw));
   log(`${what}: f err/tol ${maxRatio(got.y, r.y, tol.f).toFixed(3)}, dx err/tol ${maxRatio(got.dx, r.dx, tol.df).toFixed(3)}`);
   expectClose(got.y, r.y, tol.f, `${what} forward`);
   expectClose(got.dx, r.dx, tol.df, `${what} dx`);
@@ -173,7 +180,7 @@ describe('fused activation kernels vs float64 references', () => {
     const x = f32(randArray(n, 5, -10, 10));
     const dy = f32(randArray(n, 6));
     for (const kind of ACTIVATION_KINDS) {
-      const p = eff(RAW[kind]);
+      const p = eff(kind, RAW[kind]);
       const X = E.Tensor.from(d, Float32Array.from(x), [n]);
       X.requiresGrad = true;
       const Y = activation(X, { kind, params: [...p] }, { vec4: false });
@@ -190,12 +197,13 @@ describe('fused activation kernels vs float64 references', () => {
     const x = f32([...base, ...base.map((v) => -v)]);
     const dy = f32(x.map((_, i) => (i % 3 === 0 ? 1 : i % 3 === 1 ? -0.5 : 0.25)));
     for (const kind of ACTIVATION_KINDS) {
-      for (const raw of [RAW[kind], ACTIVATIONS[kind].defaults.map((v) => v || 0.25)]) {
+      const defaultRaw = ACTIVATIONS[kind].params.map((q) => unconstrain(q.constraint, q.init || 0.25));
+      for (const raw of [RAW[kind], defaultRaw]) {
         const got = await runGpu(d, kind, x, dy, raw);
         expectNoNaN(got.y, `${kind} forward`);
         expectNoNaN(got.dx, `${kind} dx`);
-        const p = eff(raw);
-        const r = ref(kind, x, dy, [...p], raw.map((v) => Math.sign(v)));
+        const p = eff(kind, raw);
+        const r = ref(kind, x, dy, [...p], chainOf(kind, raw));
         for (const [g, w, tol, what] of [
           [got.y, r.y, TOL[kind].f, 'forward'],
           [got.dx, r.dx, TOL[kind].df, 'dx'],
@@ -431,29 +439,27 @@ describe('GPU properties (REFERENCE.md section 2)', () => {
 
 // ---------------------------------------------------------------------------------
 describe('learnable params, surrogate, sharing', () => {
-  it('abs and square constraints: raw-param gradients match central differences of the float64 forward', async () => {
+  it("each kind's table constraint: raw-param gradients match central differences of the float64 forward", async () => {
     const d = await testDevice();
     const n = 333;
     const x = f32(randArray(n, 41, -4, 4));
     const dy = f32(randArray(n, 42));
-    const cases: [ActivationKind, number[], 'abs' | 'square'][] = [
-      ['softplus', [-1.5], 'abs'],
-      ['psoftplus', [0.8], 'abs'],
-      ['celu', [-0.6], 'abs'],
-      ['elu', [1.4], 'abs'],
-      ['smooth_relu', [-3], 'abs'],
-      ['prelu', [-0.3], 'abs'],
-      ['silu', [-1.1], 'abs'],
-      ['pssilu', [-0.9, -0.05], 'abs'],
-      ['pssilu', [1.3, 0.2], 'abs'],
-      ['smooth_relu', [-20], 'square'], // SAT: a = w^2, w init 20
-      ['softplus', [1.7], 'square'],
-      ['pssilu', [-1.1, 0.3], 'square'],
+    const cases: [ActivationKind, number[]][] = [
+      ['softplus', [-1.5]],
+      ['psoftplus', [0.8]],
+      ['celu', [-0.6]],
+      ['elu', [1.4]],
+      ['silu', [-1.1]],
+      ['pssilu', [-0.9, -0.05]],
+      ['pssilu', [1.3, 0.2]],
+      ['smooth_relu', [-20]], // SAT: a = w^2, w init 20
+      ['smooth_relu', [3]],
+      ['prelu', [-0.3]], // 'none': a negative slope stays negative
     ];
-    for (const [kind, raw, constraint] of cases) {
+    for (const [kind, raw] of cases) {
       const def = ACTIVATIONS[kind];
       const rawF = f32(raw);
-      const effOf = (r: ArrayLike<number>) => Array.from(r, (v) => (constraint === 'abs' ? Math.abs(v) : v * v));
+      const effOf = (r: ArrayLike<number>) => Array.from(r, (v, i) => constrain(def.params[i]!.constraint, v));
       const loss = (r: Float64Array) => {
         const p = effOf(r);
         let s = 0;
@@ -461,15 +467,16 @@ describe('learnable params, surrogate, sharing', () => {
         return s;
       };
       const fd = numericGrad(loss, rawF, 1e-6);
-      const got = await runGpu(d, kind, x, dy, Array.from(rawF), { constraint });
+      const got = await runGpu(d, kind, x, dy, Array.from(rawF));
       const pe = effOf(rawF);
-      const chain = Array.from(rawF, (v) => (constraint === 'abs' ? 1 : Math.abs(2 * v)));
+      const chain = chainOf(kind, Array.from(rawF)).map(Math.abs);
       const mag = pe.map((_, k) => chain[k]! * x.reduce((a, v, i) => a + Math.abs(dy[i]! * def.dp(v, pe)[k]!), 0));
-      expectParamGrad(got.dp, Array.from(fd), mag, 2e-5, `${kind} [${raw}] ${constraint} vs central differences`);
+      const cs = def.params.map((q) => q.constraint).join(', ');
+      expectParamGrad(got.dp, Array.from(fd), mag, 2e-5, `${kind} [${raw}] (${cs}) vs central differences`);
     }
   });
 
-  it('learnable PReLU defaults to no constraint: a raw slope of 0 (PAF init) still gets a gradient', async () => {
+  it('learnable PReLU (constraint none): a raw slope of 0 (PAF init) still gets a gradient, a negative one stays negative', async () => {
     const d = await testDevice();
     const n = 100;
     const x = f32(randArray(n, 45, -2, 2));
@@ -478,20 +485,10 @@ describe('learnable params, surrogate, sharing', () => {
     const r = ref('prelu', x, dy, [0], [1]);
     expectParamGrad(got.dp, r.dp, r.mag, 1e-6, 'prelu(0) dparams');
     expect(Math.abs(got.dp[0]!)).toBeGreaterThan(1e-3);
-  });
-
-  it("constraint 'none' uses the raw values directly (no sign flip)", async () => {
-    const d = await testDevice();
-    const n = 500;
-    const x = f32(randArray(n, 51, -4, 4));
-    const dy = f32(randArray(n, 52));
-    const raw = [1.2, 0.1];
-    const got = await runGpu(d, 'pssilu', x, dy, raw, { constraint: 'none' });
-    checkAll('pssilu', got, x, dy, raw, TOL.pssilu, 'pssilu none');
-    const neg = await runGpu(d, 'prelu', x, dy, [-0.2], { constraint: 'none' });
-    const r = ref('prelu', x, dy, [f32([-0.2])[0]!], [1]);
-    expectClose(neg.y, r.y, TOL.prelu.f, 'prelu(a = -0.2, none) forward');
-    expectParamGrad(neg.dp, r.dp, r.mag, 1e-6, 'prelu none dparams');
+    const neg = await runGpu(d, 'prelu', x, dy, [-0.2]);
+    const rn = ref('prelu', x, dy, [f32([-0.2])[0]!], [1]);
+    expectClose(neg.y, rn.y, TOL.prelu.f, 'prelu(a = -0.2) forward');
+    expectParamGrad(neg.dp, rn.dp, rn.mag, 1e-6, 'prelu(a = -0.2) dparams');
   });
 
   it('PSSiLU default b = 1e-8 (raw) has a nonzero gradient; raw b = 0 would never move', async () => {
@@ -521,7 +518,7 @@ describe('learnable params, surrogate, sharing', () => {
     // learnable forward params keep the forward kind's exact dp (documented choice)
     const raw = [-1.2, 0.1];
     const g2 = await runGpu(d, 'pssilu', x, dy, raw, { backward: { kind: 'gelu' } });
-    const p = eff(raw);
+    const p = eff('pssilu', raw);
     const r = ref('pssilu', x, dy, [...p], [-1, 1]);
     expectClose(g2.y, r.y, T2, 'pssilu forward under a surrogate');
     expectClose(g2.dx, x.map((v, i) => dy[i]! * ACTIVATIONS.gelu.df(v, [])), TOL.gelu.df, 'gelu surrogate dx');
@@ -530,7 +527,7 @@ describe('learnable params, surrogate, sharing', () => {
     const Z = E.Tensor.from(d, Float32Array.from(x), [n]);
     const DY = E.Tensor.from(d, Float32Array.from(dy), [n]);
     const P = E.Tensor.from(d, raw, [2]);
-    const only = activationBackwardFromZ(Z, DY, { kind: 'pssilu', params: P, backward: { kind: 'softplus', params: [10] } }, { dParams: false });
+    const only = activationBackwardFromZ(Z, DY, { kind: 'pssilu', raw: P, backward: { kind: 'softplus', params: [10] } }, { dParams: false });
     expect(only.dParams).toBeNull();
     expectClose(await only.dz!.f32(), got.dx, { atol: 0, rtol: 0 }, 'surrogate dx does not depend on the forward params');
   });
@@ -546,11 +543,11 @@ describe('learnable params, surrogate, sharing', () => {
     const c2 = f32(randArray(n2, 84));
     const X1 = E.Tensor.from(d, Float32Array.from(x1), [n1]);
     const X2 = E.Tensor.from(d, Float32Array.from(x2), [n2]);
-    const y1 = activation(X1, { kind: 'pssilu', params: P });
-    const y2 = activation(X2, { kind: 'pssilu', params: P });
+    const y1 = activation(X1, { kind: 'pssilu', raw: P });
+    const y2 = activation(X2, { kind: 'pssilu', raw: P });
     const loss = E.add(E.sum(E.mul(y1, E.Tensor.from(d, Float32Array.from(c1), [n1]))), E.sum(E.mul(y2, E.Tensor.from(d, Float32Array.from(c2), [n2]))));
     E.backward(loss);
-    const p = eff([-1.1, 0.05]);
+    const p = eff('pssilu', [-1.1, 0.05]);
     const r1 = ref('pssilu', x1, c1, [...p], [-1, 1]);
     const r2 = ref('pssilu', x2, c2, [...p], [-1, 1]);
     expectParamGrad(await P.grad!.f32(), [r1.dp[0]! + r2.dp[0]!, r1.dp[1]! + r2.dp[1]!], [r1.mag[0]! + r2.mag[0]!, r1.mag[1]! + r2.mag[1]!], 2e-5, 'shared params');
@@ -567,7 +564,7 @@ describe('fusion helpers, errors, memory', () => {
     const X = E.Tensor.from(d, Float32Array.from(x), [n]);
     const P = E.Tensor.from(d, [-1.3, 0.1], [2]);
     for (const spec of [
-      { kind: 'pssilu', params: P },
+      { kind: 'pssilu', raw: P },
       { kind: 'relu', backward: { kind: 'softplus', params: [10] } },
       { kind: 'softplus', params: [2] },
     ] as ActivationSpec[]) {
@@ -594,7 +591,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
       const got = await Y.f32();
       const z = x.map((v) => Math.fround(v + bias));
       const fwd = ACTIVATIONS[spec.kind];
-      const p = spec.params instanceof E.Tensor ? [1.3, 0.1] : [...(spec.params ?? fwd.defaults)];
+      const p = spec.raw ? [1.3, 0.1] : [...(spec.params ?? fwd.defaults)];
       const bw = spec.backward ? ACTIVATIONS[spec.backward.kind] : fwd;
       const bp = spec.backward ? [...(spec.backward.params ?? bw.defaults)] : p;
       expectClose(got.filter((_, i) => i % 2 === 0), z.map((v) => fwd.f(v, p)), T2, `${spec.kind} epilogue f`);
@@ -609,12 +606,12 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     const dy = f32(randArray(n, 102));
     const Z = E.Tensor.from(d, Float32Array.from(x), [n]);
     const DY = E.Tensor.from(d, Float32Array.from(dy), [n]);
-    const P = E.Tensor.from(d, [-20], [1]); // SAT: a = w^2 style raw value, here |w|
-    const { dz, dParams } = activationBackwardFromZ(Z, DY, { kind: 'smooth_relu', params: P });
+    const P = E.Tensor.from(d, [-20], [1]); // SAT: a = w^2, raw w = -20
+    const { dz, dParams } = activationBackwardFromZ(Z, DY, { kind: 'smooth_relu', raw: P });
     const auto = await runGpu(d, 'smooth_relu', x, dy, [-20]);
     expect(Array.from(await dz!.f32())).toEqual(Array.from(auto.dx));
     expect(Array.from(await dParams!.f32())).toEqual(Array.from(auto.dp));
-    const only = activationBackwardFromZ(Z, DY, { kind: 'smooth_relu', params: P }, { dz: false });
+    const only = activationBackwardFromZ(Z, DY, { kind: 'smooth_relu', raw: P }, { dz: false });
     expect(only.dz).toBeNull();
     expect(Array.from(await only.dParams!.f32())).toEqual(Array.from(auto.dp));
   });
@@ -622,15 +619,17 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   it('clear errors on bad specs and inputs', async () => {
     const d = await testDevice();
     const X = E.Tensor.from(d, [1, 2, 3], [3]);
-    expect(() => activation(X, { kind: 'swish' as ActivationKind })).toThrow(/activation: spec.kind must be one of relu, .* got "swish"/);
+    expect(() => activation(X, { kind: 'swish' as ActivationKind })).toThrow(/activation: spec.kind: unknown activation kind "swish"; valid kinds: relu, /);
     expect(() => activation(X, { kind: 'pssilu', params: [1] })).toThrow(/spec.params for pssilu must have 2 value\(s\) \[a, b\], got 1/);
     expect(() => activation(X, { kind: 'softplus', params: [0] })).toThrow(/a of softplus must be > 0/);
     expect(() => activation(X, { kind: 'pssilu', params: [1, 1] })).toThrow(/b of pssilu must be < 1/);
     expect(() => activation(X, { kind: 'silu', params: [NaN] })).toThrow(/must be a finite number, got NaN/);
-    expect(() => activation(X, { kind: 'relu', params: E.Tensor.from(d, [1], [1]) })).toThrow(/relu has no parameters/);
-    expect(() => activation(X, { kind: 'pssilu', params: E.Tensor.from(d, [1, 2, 3], [3]) })).toThrow(/must be an f32 tensor of shape \[2\] \(\[a, b\]\), got f32 \[3\]/);
-    expect(() => activation(X, { kind: 'silu', constraint: 'cube' as 'abs' })).toThrow(/constraint must be 'abs', 'square' or 'none', got "cube"/);
-    expect(() => activation(X, { kind: 'relu', backward: { kind: 'nope' as ActivationKind } })).toThrow(/spec.backward.kind must be one of/);
+    expect(() => activation(X, { kind: 'relu', raw: E.Tensor.from(d, [1], [1]) })).toThrow(/relu has no parameters/);
+    expect(() => activation(X, { kind: 'pssilu', raw: E.Tensor.from(d, [1, 2, 3], [3]) })).toThrow(/spec.raw for pssilu must be an f32 tensor of shape \[2\] \(\[a, b\]\), got f32 \[3\]/);
+    expect(() => activation(X, { kind: 'silu', params: [1], raw: E.Tensor.from(d, [1], [1]) })).toThrow(/spec.params and spec.raw are exclusive/);
+    expect(() => activation(X, { kind: 'celu', params: [-1] })).toThrow(/spec.params a of celu must be > 0 \(f divides by a\), got -1/);
+    expect(() => activation(X, { kind: 'relu', backward: { kind: 'softplus', params: [0] } })).toThrow(/spec.backward.params a of softplus must be > 0/);
+    expect(() => activation(X, { kind: 'relu', backward: { kind: 'nope' as ActivationKind } })).toThrow(/spec.backward.kind: unknown activation kind "nope"/);
     expect(() => activation(E.Tensor.from(d, [1, 2], [2], 'i32'), 'relu')).toThrow(/activation: x must be f32, got an i32 tensor of shape \[2\]/);
     expect(() => activationBackwardFromZ(X, E.Tensor.from(d, [1, 2], [2]), 'silu')).toThrow(/dy must be an f32 tensor with as many elements as z \[3\]/);
   });
@@ -642,7 +641,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     X.requiresGrad = true;
     const step = () =>
       E.scope(() => {
-        const y = activation(X, { kind: 'pssilu', params: P });
+        const y = activation(X, { kind: 'pssilu', raw: P });
         const [gx, gp] = E.grad(E.sum(y), [X, P]);
         return [gx!.dispose(), gp!.dispose()];
       });

@@ -67,7 +67,7 @@ const ACTS: ActCase[] = [
     raw: [-1.1, 0.05],
     dfKind: 'pssilu',
     dfParams: [1.1, 0.05],
-    spec: (P) => ({ kind: 'pssilu', params: P! }),
+    spec: (P) => ({ kind: 'pssilu', raw: P! }),
   },
   {
     name: 'psoftplus (learnable a) with a gelu surrogate',
@@ -76,7 +76,7 @@ const ACTS: ActCase[] = [
     raw: [1.5],
     dfKind: 'gelu',
     dfParams: [],
-    spec: (P) => ({ kind: 'psoftplus', params: P!, backward: { kind: 'gelu' } }),
+    spec: (P) => ({ kind: 'psoftplus', raw: P!, backward: { kind: 'gelu' } }),
   },
   {
     name: 'softplus(a = 2) with a silu surrogate',
@@ -281,9 +281,10 @@ describe('conv2dAct against the float64 reference', () => {
     expect(d.stats().liveBuffers).toBe(before + 1);
     const f = ACTIVATIONS.silu.f(0.1 * 0.5 * 27, [1]);
     expectClose(Array.from(await Y.f32()).slice(4, 5), [f], { atol: 1e-6, rtol: 1e-5 }, 'interior value');
-    expect(() => E.conv2dAct(X, W, null, 'silu', { act: 'fn epi_act(z: f32) -> f32 { return z; }' })).toThrow(/conv2dAct: opts.act must be unset/);
-    expect(() => E.conv2dAct(X, W, null, { kind: 'nope' as ActivationKind })).toThrow(/conv2dAct: spec.kind must be one of/);
-    expect(() => E.conv2dAct(X, W, null, { kind: 'pssilu', params: E.Tensor.from(d, [1], [1]) })).toThrow(/conv2dAct: spec.params for pssilu must be an f32 tensor of shape \[2\]/);
+    const legacy = { act: 'fn epi_act(z: f32) -> f32 { return z; }' } as unknown as Parameters<typeof E.conv2dAct>[4];
+    expect(() => E.conv2dAct(X, W, null, 'silu', legacy)).toThrow(/conv2dAct: opts.act must be unset/);
+    expect(() => E.conv2dAct(X, W, null, { kind: 'nope' as ActivationKind })).toThrow(/conv2dAct: spec.kind: unknown activation kind "nope"/);
+    expect(() => E.conv2dAct(X, W, null, { kind: 'pssilu', raw: E.Tensor.from(d, [1], [1]) })).toThrow(/conv2dAct: spec.raw for pssilu must be an f32 tensor of shape \[2\]/);
     expect(() => E.conv2dAct(X, E.Tensor.from(d, new Float32Array(4 * 2 * 9), [4, 2, 3, 3]), null, 'relu')).toThrow(/has 2 channels per group, expected C\/groups = 3/);
     expect(() => E.linearAct(E.Tensor.from(d, new Float32Array(6), [2, 3]), E.Tensor.from(d, new Float32Array(8), [2, 4]), null, 'relu')).toThrow(/linearAct: x's last dim 3 .* must equal w's in-features 4/);
     expect(() => E.linearAct(E.Tensor.from(d, new Float32Array(6), [2, 3]), E.Tensor.from(d, new Float32Array(6), [2, 3]), E.Tensor.from(d, [1, 2, 3], [3]), 'relu')).toThrow(/linearAct: b must have shape \[2\]/);
@@ -364,6 +365,63 @@ describe('linearAct against the float64 reference', () => {
       }
     });
   }
+});
+
+describe('one resolve per fused op', () => {
+  it("mutating the caller's spec between forward and backward changes nothing (the op keeps its ResolvedActivation)", async () => {
+    const d = await testDevice();
+    const x = f32(randArray(4 * 7, 71, -2, 2));
+    const w = f32(randArray(5 * 7, 72, -1, 1));
+    const run = async (mutate: boolean) =>
+      E.scopeAsync(async () => {
+        const X = E.Tensor.from(d, Float32Array.from(x), [4, 7]);
+        const W = E.Tensor.from(d, Float32Array.from(w), [5, 7]);
+        X.requiresGrad = true;
+        const ps = [2];
+        const bp = [1.5];
+        const spec = { kind: 'softplus' as const, params: ps, backward: { kind: 'silu' as const, params: bp } };
+        const Y = E.linearAct(X, W, null, spec);
+        if (mutate) {
+          ps[0] = 7;
+          bp[0] = 9;
+          (spec as { kind: ActivationKind }).kind = 'relu';
+        }
+        const [gx] = E.grad(E.sum(Y), [X]);
+        return { y: await Y.f32(), gx: await gx!.f32() };
+      });
+    const plain = await run(false);
+    const mutated = await run(true);
+    expectClose(mutated.y, plain.y, { atol: 0, rtol: 0 }, 'y');
+    expectClose(mutated.gx, plain.gx, { atol: 0, rtol: 0 }, 'dx');
+    // and the values are softplus(2) forward with a silu(1.5) derivative (float64)
+    const dz = Array.from({ length: 4 * 5 }, (_, i) => {
+      const r = Math.floor(i / 5);
+      const o = i % 5;
+      let z = 0;
+      for (let k = 0; k < 7; k++) z += x[r * 7 + k]! * w[o * 7 + k]!;
+      return ACTIVATIONS.silu.df(z, [1.5]);
+    });
+    const gx = Array.from({ length: 4 * 7 }, (_, i) => {
+      const r = Math.floor(i / 7);
+      const k = i % 7;
+      let s = 0;
+      for (let o = 0; o < 5; o++) s += dz[r * 5 + o]! * w[o * 7 + k]!;
+      return s;
+    });
+    expectClose(plain.gx, gx, { atol: 1e-6, rtol: 1e-5 }, 'dx vs float64 (silu(1.5) surrogate)');
+  });
+
+  it('an Activation layer resolves its spec once, at construction', async () => {
+    const d = await testDevice();
+    const layer = new Activation(d, { kind: 'pssilu', backward: { kind: 'softplus', params: [10] } });
+    expect(layer.engineSpec()).toBe(layer.engineSpec());
+    expect(layer.engineSpec().raw).toBe(layer.params);
+    expect(layer.engineSpec().surrogate).toBe('softplus');
+    layer.surrogateOn = false;
+    expect(layer.engineSpec().surrogate).toBeNull();
+    expect(layer.engineSpec().raw).toBe(layer.params);
+    layer.dispose();
+  });
 });
 
 // ------------------------------------------------------------------ Sequential
