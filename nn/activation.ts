@@ -28,6 +28,52 @@ export function makeActivationParams(device: Device, spec: ActivationSpec | Acti
   return parameter(device, Float32Array.from(raw), [raw.length], 'activation');
 }
 
+/**
+ * Called with an Activation layer and its input z (the pre-activation) at the start of the
+ * layer's forward. z is valid only during the call and inside the caller's scope: keep()
+ * anything derived from it, never dispose z.
+ */
+export type ActivationObserver = (layer: Activation, z: Tensor) => void;
+
+// Per-layer observer registrations (one entry object per observeActivations call, so the
+// same function registered twice is removed once per disposer). Keyed by layer, weakly:
+// no process-wide hook, and a dropped model takes its entries with it.
+const OBSERVERS = new WeakMap<Activation, Set<{ fn: ActivationObserver }>>();
+
+/**
+ * Observe the input of every Activation layer of `model` (or of the given layers) at each
+ * forward, for studies (adversarial/study counts the pre-activations near ReLU's kink).
+ * Returns a disposer that removes exactly this registration (idempotent). While a layer is
+ * observed, Sequential runs it unfused so that z exists; unobserved layers cost nothing.
+ * Layers added to the model afterwards are not observed.
+ */
+export function observeActivations(model: Module | readonly Activation[], fn: ActivationObserver): () => void {
+  if (typeof fn !== 'function') throw new Error(`kinkless: observeActivations: fn must be a function, got ${String(fn)}`);
+  const layers = model instanceof Module ? activationLayers(model) : [...model];
+  const entry = { fn };
+  for (const l of layers) {
+    if (!(l instanceof Activation)) throw new Error(`kinkless: observeActivations: expected a Module or Activation layers, got ${String(l)}`);
+    let set = OBSERVERS.get(l);
+    if (!set) OBSERVERS.set(l, (set = new Set()));
+    set.add(entry);
+  }
+  let live = true;
+  return () => {
+    if (!live) return;
+    live = false;
+    for (const l of layers) {
+      const set = OBSERVERS.get(l);
+      set?.delete(entry);
+      if (set && set.size === 0) OBSERVERS.delete(l);
+    }
+  };
+}
+
+/** Whether observeActivations currently observes this layer. */
+export function isObserved(layer: Activation): boolean {
+  return OBSERVERS.has(layer);
+}
+
 export class Activation extends Module {
   /** The resolved spec (host params: the initial values when learnable). */
   readonly spec: ResolvedActivation;
@@ -54,15 +100,6 @@ export class Activation extends Module {
   /** Use the surrogate derivative (when the spec has one) in forwards recorded from now on. */
   surrogateOn = true;
 
-  /**
-   * Optional global observer of every Activation layer's input (the pre-activation z), called
-   * at the start of forward(). For studies only (adversarial/study/kink.ts counts the
-   * pre-activations near ReLU's kink during attacks); undefined (the default) costs nothing.
-   * z is valid only during the call and inside the caller's scope: keep() anything derived
-   * from it, never dispose z. Set it back to undefined when done.
-   */
-  static observe: ((layer: Activation, z: Tensor) => void) | undefined = undefined;
-
   /** The resolved spec forward() applies now (the surrogate only while surrogateOn). */
   engineSpec(): ResolvedActivation {
     return this.surrogateOn ? this.applied.on : this.applied.off;
@@ -70,18 +107,19 @@ export class Activation extends Module {
 
   /**
    * The spec a Conv2d / Linear right before this layer may fuse into its epilogue
-   * (Sequential does so by default), or null when this layer must run on its own:
-   * Activation.observe is set (it must see z at this layer's forward), or a subclass
-   * overrides forward. Surrogates and learnable params fuse: the fused op reads the
+   * (Sequential does so by default), or null when this layer must run on its own: it is
+   * observed (observeActivations: the observer must see z at this layer's forward), or a
+   * subclass overrides forward. Surrogates and learnable params fuse: the fused op reads the
    * surrogate state here, at forward time, exactly as forward() does.
    */
   fusableSpec(): ResolvedActivation | null {
-    if (Activation.observe !== undefined || this.forward !== Activation.prototype.forward) return null;
+    if (OBSERVERS.has(this) || this.forward !== Activation.prototype.forward) return null;
     return this.engineSpec();
   }
 
   forward(x: Tensor): Tensor {
-    Activation.observe?.(this, x);
+    const obs = OBSERVERS.get(this);
+    if (obs) for (const o of [...obs]) o.fn(this, x);
     return activation(x, this.engineSpec());
   }
 }

@@ -8,8 +8,8 @@
 // derivative, softplus(2) with a silu(1.5) surrogate (both parameter pairs in the uniform
 // block) and relu with SAT's softplus(10) surrogate; extreme pre-activations
 // (|z| up to 1e30, no NaN); then Sequential's fused path against the unfused one (fusion
-// off) on the small CNN, with surrogates switched on and off, Activation.observe (which
-// must still see z), eval under noGrad, unchanged parameter names and flat memory.
+// off) on the small CNN, with surrogates switched on and off, observeActivations (which
+// must still see z, per model), eval under noGrad, unchanged parameter names and flat memory.
 //
 // Tolerances: the pre-activation z carries the float32 error of the conv / matmul sum,
 // bounded by EPS_Z * sum_k |x_k w_k| (+ |b|) per output (EPS_Z = 1e-5, ~170 f32 ULPs: the
@@ -28,7 +28,7 @@ import { size } from '../reference/ops64.ts';
 import * as E from '../../engine/index.ts';
 import type { ActivationSpec } from '../../engine/ops/activation.ts';
 import { ACTIVATIONS, type ActivationKind } from '../../kernels/activations.ts';
-import { Activation, activationLayers, setSurrogate } from '../../nn/activation.ts';
+import { Activation, activationLayers, observeActivations, setSurrogate } from '../../nn/activation.ts';
 import { Flatten, Linear, Sequential } from '../../nn/layers.ts';
 import { SmallCnn } from '../../nn/models/small_cnn.ts';
 import type { ModelConfig } from '../../nn/models/common.ts';
@@ -37,7 +37,6 @@ const EPS_Z = 1e-5;
 const EPS_G = 2e-5;
 
 afterEach(() => {
-  Activation.observe = undefined;
   Sequential.fuseEpilogues = true;
 });
 
@@ -541,21 +540,26 @@ describe('Sequential fuses Conv2d / Linear + Activation', () => {
     x.dispose();
   });
 
-  it('Activation.observe still sees every pre-activation z (the fused path steps aside)', async () => {
+  it('observeActivations sees every pre-activation z of its model only (the fused path steps aside), until disposed', async () => {
     const d = await testDevice();
     const model = new SmallCnn(d, { activation: 'silu', seed: 5 });
     const x = mnistBatch(d);
     const seen: { layer: Activation; z: ArrayLike<number>; shape: number[] }[] = [];
     const pending: Promise<void>[] = [];
-    Activation.observe = (layer, z) => {
+    const other = new SmallCnn(d, { activation: 'silu', seed: 6 });
+    const stop = observeActivations(model, (layer, z) => {
       const k = E.keep(E.noGrad(() => E.clone(z)));
       const entry: (typeof seen)[number] = { layer, z: [], shape: [...z.shape] };
       seen.push(entry);
       pending.push(k.f32().then((v) => ((entry.z = v), k.dispose())));
-    };
+    });
     const observed = await run(model, x, true);
     await Promise.all(pending);
-    Activation.observe = undefined;
+    const otherRun = await run(other, x, true);
+    expect(otherRun.names.has('conv2d_act')).toBe(true); // another model is neither observed nor unfused
+    other.dispose();
+    stop();
+    stop(); // idempotent
     expect(seen.map((s) => s.shape)).toEqual([
       [BATCH, 32, 26, 26],
       [BATCH, 64, 12, 12],
@@ -571,7 +575,9 @@ describe('Sequential fuses Conv2d / Linear + Activation', () => {
     const zabs = conv64AbsForward(xs, w, p);
     expectWithin(seen[0]!.z, conv64(xs, w, b, p), zabs.map((v) => EPS_Z * v + 1e-7), 'observed z');
     // Observing changes nothing: same outputs and gradients as the fused path.
+    expect(seen.length).toBe(2);
     const fused = await run(model, x, true);
+    expect(seen.length).toBe(2); // disposed: no longer called
     expect(fused.names.has('conv2d_act')).toBe(true);
     expectSame(observed, fused, 'observed vs fused');
     model.dispose();
