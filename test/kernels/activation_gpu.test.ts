@@ -67,20 +67,18 @@ const TOL: Record<ActivationKind, KindTol> = {
   pssilu: { f: T2, df: T2, p: 1e-6 },
 };
 
-/** Raw learnable values per kind (some negative: the abs chain rule flips their gradient; smooth_relu's a = w^2 = 400). */
-const RAW: Record<ActivationKind, number[]> = {
-  relu: [],
+/** Raw learnable values per kind with params (some negative: the abs chain rule flips their gradient; smooth_relu's a = w^2 = 400). */
+const RAW_VALUES: Partial<Record<ActivationKind, number[]>> = {
   softplus: [2.5],
   psoftplus: [-0.7],
   silu: [1.7],
-  gelu: [],
-  gelu_tanh: [],
   elu: [-0.7],
   celu: [1.3],
   smooth_relu: [-20],
   prelu: [0.25],
   pssilu: [-1.2, 0.1],
 };
+const RAW = (kind: ActivationKind): number[] => RAW_VALUES[kind] ?? [];
 
 /** Effective f32 values of raw params of `kind` under the table's constraints (as the shader computes them). */
 const eff = (kind: ActivationKind, raw: number[]) => f32(raw.map((v, i) => constrain(ACTIVATIONS[kind].params[i]!.constraint, Math.fround(v))));
@@ -164,12 +162,13 @@ describe('fused activation kernels vs float64 references', () => {
   for (const kind of ACTIVATION_KINDS) {
     it(`${kind}: forward, dx and param grads at sizes ${SIZES.join(', ')} (vec4 path, tensor params)`, async () => {
       const d = await testDevice();
+      expect(RAW(kind).length, `${kind}: RAW_VALUES needs a row for each kind with params`).toBe(ACTIVATIONS[kind].params.length);
       for (const n of SIZES) {
         const x = f32(randArray(n, 17 + n, -8, 8));
         if (n > 10) for (let i = 0; i < n; i += 97) x[i] = 0; // exact zeros (the kinks)
         const dy = f32(randArray(n, 91 + n));
-        const got = await runGpu(d, kind, x, dy, RAW[kind]);
-        checkAll(kind, got, x, dy, RAW[kind], TOL[kind], `${kind} n=${n}`);
+        const got = await runGpu(d, kind, x, dy, RAW(kind));
+        checkAll(kind, got, x, dy, RAW(kind), TOL[kind], `${kind} n=${n}`);
       }
     });
   }
@@ -180,7 +179,7 @@ describe('fused activation kernels vs float64 references', () => {
     const x = f32(randArray(n, 5, -10, 10));
     const dy = f32(randArray(n, 6));
     for (const kind of ACTIVATION_KINDS) {
-      const p = eff(kind, RAW[kind]);
+      const p = eff(kind, RAW(kind));
       const X = E.Tensor.from(d, Float32Array.from(x), [n]);
       X.requiresGrad = true;
       const Y = activation(X, { kind, params: [...p] }, { vec4: false });
@@ -198,7 +197,7 @@ describe('fused activation kernels vs float64 references', () => {
     const dy = f32(x.map((_, i) => (i % 3 === 0 ? 1 : i % 3 === 1 ? -0.5 : 0.25)));
     for (const kind of ACTIVATION_KINDS) {
       const defaultRaw = ACTIVATIONS[kind].params.map((q) => unconstrain(q.constraint, q.init || 0.25));
-      for (const raw of [RAW[kind], defaultRaw]) {
+      for (const raw of [RAW(kind), defaultRaw]) {
         const got = await runGpu(d, kind, x, dy, raw);
         expectNoNaN(got.y, `${kind} forward`);
         expectNoNaN(got.dx, `${kind} dx`);
