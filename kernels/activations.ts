@@ -13,6 +13,7 @@ import {
   normalCdf64,
   normalPdf64,
   sigmoid64,
+  softplus64,
   xMinusLog1p64,
 } from './reference_math.ts';
 
@@ -444,6 +445,43 @@ const pssilu = define({
   },
 });
 
+// ---------------------------------------------------------------------------------
+// Mish = x tanh(softplus(x)); df = t + x (1 - t^2) s(x), t = tanh(softplus(x)).
+// NOTE: with n = e^{2x} + 2e^x, t = n/(n + 2) and 1 - t^2 = 4(n + 1)/(n + 2)^2, written in
+// e = exp(-|x|) <= 1 so nothing overflows and WGSL's loosely specified tanh is not used:
+//   x >= 0: t = (1 + 2e)/d, d = 1 + 2e + 2e^2; x (1 - t^2) s(x) = 4 x e^2 (1 + e)/d^2
+//   x <  0: t = e (e + 2)/d, d = e^2 + 2e + 2;  x (1 - t^2) s(x) = 4 x e (1 + e)/d^2
+// x is clamped to +-1e30 in the products (at |x| = inf, e = 0 would give inf * 0), and
+// x e is formed first (|x e| <= 1/e): no intermediate overflows or needs a subnormal.
+const MISH_PARTS = `  let e = k_exp_neg(-abs(x));
+  let xc = ${XCLAMP};
+  var t: f32;
+  var g: f32;
+  if (x >= 0.0) {
+    let d = 1.0 + 2.0 * e * (1.0 + e);
+    t = (1.0 + 2.0 * e) / d;
+    g = 4.0 * ((xc * e) * e) * (1.0 + e) / (d * d);
+  } else {
+    let d = 2.0 + e * (e + 2.0);
+    t = e * (e + 2.0) / d;
+    g = 4.0 * (xc * e) * (1.0 + e) / (d * d);
+  }`;
+const mish = define({
+  kind: 'mish',
+  params: [],
+  learnable: false,
+  wgsl: (prefix) => wgslFns(prefix, 'mish', `${MISH_PARTS}\n  return x * t;`, `${MISH_PARTS}\n  return t + g;`, ZERO2),
+  // float64: tanh(softplus(x)) is accurate in relative terms (softplus64 has no
+  // cancellation) and 1 - t^2 = sech(sp)^2 via cosh, which never cancels.
+  f: (x) => x * Math.tanh(softplus64(x)),
+  df: (x) => {
+    const sp = softplus64(x);
+    const c = Math.cosh(sp);
+    return Math.tanh(sp) + (x * sigmoid64(x)) / (c * c);
+  },
+  dp: () => [],
+});
+
 // The table. Adding an activation = one entry here (its kind name is the key).
 const TABLE = {
   relu,
@@ -457,6 +495,7 @@ const TABLE = {
   smooth_relu,
   prelu,
   pssilu,
+  mish,
 } satisfies Record<string, ActivationDef>;
 
 export type ActivationKind = keyof typeof TABLE;

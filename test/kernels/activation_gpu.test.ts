@@ -23,6 +23,7 @@
 //   smooth_relu  1e-7 / 4e-6        1e-7 / 4e-6        2e-6    u = a x rounding (a = 400), log for u > 1
 //   prelu        0 / 1e-7           0 / 1e-7           1e-6    one product
 //   pssilu       1e-7 / 2e-6        1e-7 / 2e-6        1e-6    as silu, plus (s - b)/(1 - b)
+//   mish         1e-7 / 5e-7        1e-7 / 4e-6        -       rational in e = exp(-|x|); f' has a zero at -1.19
 //
 // Measured on lavapipe (KINKLESS_VERBOSE=1): elementwise errors reach at most 0.6 of
 // these bounds (pssilu forward), param grads at most 1.3e-8 of sum |terms|.
@@ -65,6 +66,7 @@ const TOL: Record<ActivationKind, KindTol> = {
   smooth_relu: { f: T4, df: T4, p: 2e-6 },
   prelu: { f: { atol: 0, rtol: 1e-7 }, df: { atol: 0, rtol: 1e-7 }, p: 1e-6 },
   pssilu: { f: T2, df: T2, p: 1e-6 },
+  mish: { f: T05, df: T4, p: 0 },
 };
 
 /** Raw learnable values per kind with params (some negative: the abs chain rule flips their gradient; smooth_relu's a = w^2 = 400). */
