@@ -89,24 +89,40 @@ function checkPrefix(prefix: string): void {
   }
 }
 
+// NOTE: NaN in gives NaN out (f, df/dx and df/dp; docs/activations-ieee.md). WGSL's
+// min/max/clamp/select may turn a NaN into a number and implementations may assume NaN is
+// absent from float arithmetic, so each function first tests the bits (an integer test no
+// float assumption can remove) and returns x itself.
+const IS_NAN_X = '(bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u';
+
 /** Builds the three WGSL functions from their bodies (which see x: f32, p: vec2<f32>). */
 function wgslFns(prefix: string, kind: string, f: string, df: string, dp: string): string {
   checkPrefix(prefix);
   return `
 // activation: ${kind}
 fn ${prefix}_f(x: f32, p: vec2<f32>) -> f32 {
+  if (${IS_NAN_X}) { return x; }
 ${f}
 }
 fn ${prefix}_df(x: f32, p: vec2<f32>) -> f32 {
+  if (${IS_NAN_X}) { return x; }
 ${df}
 }
 fn ${prefix}_dp(x: f32, p: vec2<f32>) -> vec2<f32> {
+  if (${IS_NAN_X}) { return vec2<f32>(x, x); }
 ${dp}
 }
 `;
 }
 
 const ZERO2 = '  return vec2<f32>(0.0, 0.0);';
+
+// NOTE: x * s where s is a factor that reaches exactly 0 in a tail (a sigmoid, Phi, phi,
+// tanh(softplus)): at x = +-inf that product is inf * 0 = NaN, but the limit is 0 (the
+// factor decays exponentially), so an exact-0 factor gives 0. `s` must be a name.
+const mul0 = (x: string, s: string): string => `select(${x} * ${s}, 0.0, ${s} == 0.0)`;
+// Bits of +inf (WGSL has no infinity literal).
+const IS_POS_INF_X = 'bitcast<u32>(x) == 0x7f800000u';
 
 // ---------------------------------------------------------------------------------
 // ReLU: max(0, x); f'(0) = 0 (PyTorch and TF convention).
@@ -177,7 +193,8 @@ const silu = define({
       prefix,
       'silu',
       `  let z = p.x * ${XCLAMP};
-  return x * k_sigmoid(z);`,
+  let s = k_sigmoid(z);
+  return ${mul0('x', 's')};`,
       `  let z = p.x * ${XCLAMP};
   let s = k_sigmoid2(z);
   return s.x + z * (s.x * s.y);`,
@@ -213,8 +230,10 @@ const gelu = define({
     wgslFns(
       prefix,
       'gelu',
-      '  return x * k_normal_cdf(x);',
-      '  return k_normal_cdf(x) + x * k_normal_pdf(x);',
+      `  let c = k_normal_cdf(x);
+  return ${mul0('x', 'c')};`,
+      `  let d = k_normal_pdf(x);
+  return k_normal_cdf(x) + ${mul0('x', 'd')};`,
       ZERO2,
     ),
   f: (x) => x * normalCdf64(x),
@@ -240,7 +259,8 @@ const gelu_tanh = define({
       'gelu_tanh',
       `  let xc = clamp(x, -20.0, 20.0);
   let z = ${GELU_TANH_2K} * (xc + 0.044715 * xc * xc * xc);
-  return x * k_sigmoid(z);`,
+  let s = k_sigmoid(z);
+  return ${mul0('x', 's')};`,
       `  let xc = clamp(x, -20.0, 20.0);
   let z = ${GELU_TANH_2K} * (xc + 0.044715 * xc * xc * xc);
   let s = k_sigmoid2(z);
@@ -344,6 +364,9 @@ const smooth_relu = define({
       `  if (x <= 0.0) {
     return 0.0;
   }
+  if (x > 1e30) {
+    return x; // log1p(a x)/a < 72/a is far below half an ulp of x here
+  }
 ${SRELU_U}
   return k_x_minus_log1p(u) / p.x;`,
       `  if (x <= 0.0) {
@@ -353,6 +376,9 @@ ${SRELU_U}
   return u / (1.0 + u);`,
       `  if (x <= 0.0) {
     return vec2<f32>(0.0, 0.0);
+  }
+  if (${IS_POS_INF_X}) {
+    return vec2<f32>(x, 0.0); // log1p(a x)/a^2 grows without bound
   }
 ${SRELU_U}
   let r = u / (1.0 + u);
@@ -391,7 +417,8 @@ const prelu = define({
     wgslFns(
       prefix,
       'prelu',
-      `  return select(p.x * x, x, x > 0.0);`,
+      `  let a = p.x;
+  return select(${mul0('x', 'a')}, x, x > 0.0);`,
       `  return select(p.x, 1.0, x > 0.0);`,
       `  return vec2<f32>(select(x, 0.0, x > 0.0), 0.0);`,
     ),
@@ -416,7 +443,8 @@ const pssilu = define({
       prefix,
       'pssilu',
       `  let z = p.x * ${XCLAMP};
-  return x * (k_sigmoid(z) - p.y) / (1.0 - p.y);`,
+  let m = k_sigmoid(z) - p.y;
+  return ${mul0('x', 'm')} / (1.0 - p.y);`,
       `  let z = p.x * ${XCLAMP};
   let s = k_sigmoid2(z);
   return (s.x - p.y + z * (s.x * s.y)) / (1.0 - p.y);`,
@@ -428,7 +456,8 @@ const pssilu = define({
   if (abs(z) <= ${SIG_TAIL}) {
     da = xc * (xc * (s.x * s.y)) / omb;
   }
-  let db = -(xc * s.y) / omb / omb;
+  let sn = s.y;
+  let db = -${mul0('x', 'sn')} / omb / omb;
   return vec2<f32>(da, db);`,
     ),
   f: (x, p) => (x * (sigmoid64(p[0]! * x) - p[1]!)) / (1 - p[1]!),
@@ -470,7 +499,7 @@ const mish = define({
   kind: 'mish',
   params: [],
   learnable: false,
-  wgsl: (prefix) => wgslFns(prefix, 'mish', `${MISH_PARTS}\n  return x * t;`, `${MISH_PARTS}\n  return t + g;`, ZERO2),
+  wgsl: (prefix) => wgslFns(prefix, 'mish', `${MISH_PARTS}\n  return ${mul0('x', 't')};`, `${MISH_PARTS}\n  return t + g;`, ZERO2),
   // float64: tanh(softplus(x)) is accurate in relative terms (softplus64 has no
   // cancellation) and 1 - t^2 = sech(sp)^2 via cosh, which never cancels.
   f: (x) => x * Math.tanh(softplus64(x)),
