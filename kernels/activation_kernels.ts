@@ -49,7 +49,12 @@ export type ActivationParamSource =
   /** A vec2<f32> WGSL expression of the EFFECTIVE params, e.g. 'u.act.xy'. */
   | { from: 'uniform'; expr: string }
   /** The raw param tensor bound at `binding` (P values); effective = the kind's constraints of raw. */
-  | { from: 'buffer'; binding: number };
+  | { from: 'buffer'; binding: number }
+  /**
+   * Per-channel raw params bound at `binding` ([C, P] row-major): defines
+   * `fn P_params_c(c: u32) -> vec2<f32>` (channel c's effective params) instead of P_params.
+   */
+  | { from: 'channel'; binding: number };
 
 export interface ActivationWgslOptions {
   kind: ActivationKind;
@@ -73,17 +78,20 @@ export function activationWgsl(o: ActivationWgslOptions): string {
   if (o.surrogate) parts.push(activationDef(o.surrogate.kind).wgsl(`${P}_sur`));
   let params: string;
   const src = o.params;
+  const count = def.params.length;
   if (src.from === 'none') params = 'vec2<f32>(0.0, 0.0)';
   else if (src.from === 'uniform') params = src.expr;
   else {
-    if (def.params.length === 0) throw new Error(`activationWgsl: ${o.kind} has no parameters to read from a buffer`);
+    if (count === 0) throw new Error(`activationWgsl: ${o.kind} has no parameters to read from a buffer`);
     parts.push(`@group(0) @binding(${src.binding}) var<storage, read> ${P}_raw: array<f32>;`);
-    const eff = def.params.map((q, i) => constrainWgsl(q.constraint, `${P}_raw[${i}]`));
+    const at = (i: number) => (src.from === 'channel' ? `${P}_raw[c * ${count}u + ${i}u]` : `${P}_raw[${i}]`);
+    const eff = def.params.map((q, i) => constrainWgsl(q.constraint, at(i)));
     params = `vec2<f32>(${eff[0]}, ${eff[1] ?? '0.0'})`;
   }
   const df = o.surrogate ? `${P}_sur_df(x, ${o.surrogate.expr})` : `${P}_fwd_df(x, p)`;
+  const paramsFn = src.from === 'channel' ? `fn ${P}_params_c(c: u32) -> vec2<f32>` : `fn ${P}_params() -> vec2<f32>`;
   parts.push(`
-fn ${P}_params() -> vec2<f32> {
+${paramsFn} {
   return ${params};
 }
 fn ${P}_f(x: f32, p: vec2<f32>) -> f32 {

@@ -10,8 +10,10 @@ import { Module, parameter } from './module.ts';
 export type { ActivationSpec, ResolvedActivation };
 
 /**
- * Creates the learnable raw-parameter tensor for a spec (null when not learnable): each
- * effective initial value mapped back through its parameter's constraint (the table's:
+ * Creates the learnable raw-parameter tensor for a spec (null when not learnable): [P], or
+ * [channels, P] with spec.channels (one set per channel of the input's dim 1, every row the
+ * same initial values), each effective initial value mapped back through its parameter's
+ * constraint (the table's:
  * SmoothReLU a = w^2 starts at w = 20; PReLU raw, PAF init 0 where abs would freeze it;
  * the rest |raw|).
  */
@@ -25,7 +27,11 @@ export function makeActivationParams(device: Device, spec: ActivationSpec | Acti
       throw new Error(`kinkless: Activation ${r.kind}: learnable ${r.def.paramNames[i]}: ${(e as Error).message}`);
     }
   });
-  return parameter(device, Float32Array.from(raw), [raw.length], 'activation');
+  const C = r.channels;
+  if (C === null) return parameter(device, Float32Array.from(raw), [raw.length], 'activation');
+  const rows = new Float32Array(C * raw.length);
+  for (let c = 0; c < C; c++) rows.set(raw, c * raw.length);
+  return parameter(device, rows, [C, raw.length], 'activation');
 }
 
 /**
@@ -108,12 +114,14 @@ export class Activation extends Module {
   /**
    * The spec a Conv2d / Linear right before this layer may fuse into its epilogue
    * (Sequential does so by default), or null when this layer must run on its own: it is
-   * observed (observeActivations: the observer must see z at this layer's forward), or a
-   * subclass overrides forward. Surrogates and learnable params fuse: the fused op reads the
+   * observed (observeActivations: the observer must see z at this layer's forward), it has
+   * per-channel params (the fused epilogues apply one parameter set), or a subclass
+   * overrides forward. Surrogates and learnable params fuse: the fused op reads the
    * surrogate state here, at forward time, exactly as forward() does.
    */
   fusableSpec(): ResolvedActivation | null {
     if (OBSERVERS.has(this) || this.forward !== Activation.prototype.forward) return null;
+    if (this.applied.on.channels !== null) return null; // per-channel params: the epilogues take one set
     return this.engineSpec();
   }
 

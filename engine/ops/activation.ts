@@ -12,10 +12,13 @@
 // Spec semantics (docs/activations.md):
 // - params: EFFECTIVE host values (default: the kind's), checked against the kind's
 //   domains; they travel in the uniform block (no buffer, no pipeline per value).
-// - raw: a learnable f32 Tensor of shape [P] holding RAW values; effective = the table's
-//   constraint of each (|raw|, raw^2 or raw), computed in the shader, so no readback.
-// - learnable / shared: read by the Activation layer (nn/activation.ts), which creates the
-//   raw tensor from params; the op itself ignores them.
+// - raw: a learnable f32 Tensor holding RAW values; effective = the table's constraint of
+//   each (|raw|, raw^2 or raw), computed in the shader, so no readback. Its shape is the
+//   one rule for what a parameter tensor means: [P] = one parameter set for every element;
+//   [C, P] = one set per channel, the channel being x's dim 1 (PyTorch's convention for
+//   [N, C, ...] and [N, features]), so x must have rank >= 2 and x.shape[1] = C.
+// - learnable / shared / channels: read by the Activation layer (nn/activation.ts), which
+//   creates the raw tensor ([P], or [channels, P]) from params; the op itself ignores them.
 // - backward: a surrogate derivative: the forward is spec.kind's f, dx uses
 //   backward.kind's df with its own fixed params (default: that kind's defaults).
 //   NOTE: the surrogate replaces df/dx ONLY. A learnable forward param still gets the
@@ -47,6 +50,7 @@ import {
 } from '../../kernels/activation_kernels.ts';
 import { grid1d } from '../../kernels/elementwise.ts';
 import { Uniforms, alloc } from './launch.ts';
+import { channelBackward, channelForward } from './activation_channel.ts';
 
 /** An activation: kind, parameters (fixed or learnable), surrogate derivative. */
 export interface ActivationSpec {
@@ -59,6 +63,11 @@ export interface ActivationSpec {
   learnable?: boolean;
   /** Layer option: one parameter set for the whole network (true, PAF) or one per layer (false, SAT). */
   shared?: boolean;
+  /**
+   * One parameter set per channel (C sets, like PyTorch's num_parameters): the layer's raw
+   * tensor is [C, P] and x's dim 1 must be C. Unset: one set for every element ([P]).
+   */
+  channels?: number;
   /** Surrogate derivative for x: forward of spec.kind, df/dx of backward.kind (fixed params). */
   backward?: { kind: ActivationKind; params?: readonly number[] };
 }
@@ -83,6 +92,8 @@ export class ResolvedActivation {
     /** Layer options (see ActivationSpec). */
     readonly learnable: boolean,
     readonly shared: boolean,
+    /** Parameter sets per channel (spec.channels, or C of a [C, P] raw tensor); null: one set. */
+    readonly channels: number | null = null,
   ) {
     const u: [number, number, number, number] = [0, 0, 0, 0];
     if (!raw) params.forEach((v, i) => (u[i] = v));
@@ -104,9 +115,13 @@ export class ResolvedActivation {
   get surrogate(): ActivationKind | null {
     return this.backward?.kind ?? null;
   }
+  /** Whether the raw params are per channel ([C, P]). */
+  get perChannel(): boolean {
+    return this.raw !== null && this.raw.rank === 2;
+  }
   /** The same activation with other raw params and/or surrogate (already valid: not re-checked). */
   with(o: { raw?: Tensor | null; backward?: ResolvedActivation['backward'] }): ResolvedActivation {
-    return new ResolvedActivation(this.kind, this.params, o.raw !== undefined ? o.raw : this.raw, o.backward !== undefined ? o.backward : this.backward, this.learnable, this.shared);
+    return new ResolvedActivation(this.kind, this.params, o.raw !== undefined ? o.raw : this.raw, o.backward !== undefined ? o.backward : this.backward, this.learnable, this.shared, this.channels);
   }
   /** Plain spec form (host params; the raw tensor, if any). */
   toSpec(): ActivationSpec {
@@ -115,6 +130,7 @@ export class ResolvedActivation {
       ...(this.raw ? { raw: this.raw } : { params: [...this.params] }),
       learnable: this.learnable,
       shared: this.shared,
+      ...(this.channels !== null ? { channels: this.channels } : {}),
       ...(this.backward ? { backward: { kind: this.backward.kind, params: [...this.backward.params] } } : {}),
     };
   }
@@ -173,16 +189,24 @@ export function resolveActivation(op: string, spec: ActivationSpec | ActivationK
   for (const [k, v] of [['learnable', s.learnable], ['shared', s.shared]] as const) {
     if (v !== undefined && typeof v !== 'boolean') throw new Error(`kinkless: ${op}: spec.${k} must be a boolean, got ${String(v)}`);
   }
+  let channels: number | null = raw && raw.rank === 2 ? raw.shape[0]! : null;
+  if (s.channels !== undefined) {
+    if (!Number.isInteger(s.channels) || s.channels < 1) throw new Error(`kinkless: ${op}: spec.channels must be a positive integer, got ${String(s.channels)}`);
+    if (def.params.length === 0) throw new Error(`kinkless: ${op}: spec.channels needs a kind with parameters, ${kind} has none`);
+    if (raw && channels !== s.channels) throw new Error(`kinkless: ${op}: spec.channels = ${s.channels} but spec.raw has shape ${shapeStr(raw.shape)}`);
+    channels = s.channels;
+  }
   const learnable = (s.learnable ?? def.learnable) && def.params.length > 0;
-  return new ResolvedActivation(kind, Object.freeze(params), raw, backward, learnable, s.shared ?? false);
+  return new ResolvedActivation(kind, Object.freeze(params), raw, backward, learnable, s.shared ?? false, channels);
 }
 
 function checkRaw(op: string, kind: ActivationKind, p: Tensor, device: Tensor['device'] | undefined): void {
   const def = ACTIVATIONS[kind];
   const count = def.params.length;
   if (count === 0) throw new Error(`kinkless: ${op}: ${kind} has no parameters, but spec.raw is a tensor of shape ${shapeStr(p.shape)}`);
-  if (p.dtype !== 'f32' || p.rank !== 1 || p.shape[0] !== count) {
-    throw new Error(`kinkless: ${op}: spec.raw for ${kind} must be an f32 tensor of shape [${count}] ([${def.paramNames.join(', ')}]), got ${p.dtype} ${shapeStr(p.shape)}`);
+  const ok = p.dtype === 'f32' && ((p.rank === 1 && p.shape[0] === count) || (p.rank === 2 && p.shape[1] === count && p.shape[0]! >= 1));
+  if (!ok) {
+    throw new Error(`kinkless: ${op}: spec.raw for ${kind} must be an f32 tensor of shape [${count}] ([${def.paramNames.join(', ')}]) or [C, ${count}] (per channel), got ${p.dtype} ${shapeStr(p.shape)}`);
   }
   if (p.isDisposed) throw new Error(`kinkless: ${op}: spec.raw tensor was already disposed`);
   if (device && p.device !== device) throw new Error(`kinkless: ${op}: spec.raw lives on device #${p.device.id}, x on #${device.id}`);
@@ -201,6 +225,15 @@ function canVec4(n: number, bufs: GPUBuffer[], opt: boolean | undefined): boolea
 
 function uniformsFor(n: number, nv: number, gx: number, r: ResolvedActivation): ArrayBuffer {
   return new Uniforms().u32(n, nv, gx, 0).f32(...r.uniform).bytes();
+}
+
+/** Per-channel params need x's dim 1 to be their channel count. */
+function checkChannels(op: string, x: Tensor, r: ResolvedActivation): void {
+  const C = r.raw!.shape[0]!;
+  if (x.rank < 2 || x.shape[1] !== C) {
+    throw new Error(`kinkless: ${op}: per-channel params [${C}, ${r.count}] need x with rank >= 2 and ${C} channels in dim 1, got x ${shapeStr(x.shape)}`);
+  }
+  if (C > 65535) throw new Error(`kinkless: ${op}: per-channel params support at most 65535 channels, got ${C}`);
 }
 
 function checkX(op: string, x: Tensor): void {
@@ -232,7 +265,8 @@ function forwardRaw(x: Tensor, r: ResolvedActivation, opts: ActivationOptions): 
 export function activation(x: Tensor, spec: ActivationSpec | ActivationKind | ResolvedActivation, opts: ActivationOptions = {}): Tensor {
   checkX('activation', x);
   const r = resolveActivation('activation', spec, x.device);
-  const y = forwardRaw(x, r, opts);
+  if (r.perChannel) checkChannels('activation', x, r);
+  const y = r.perChannel ? channelForward(x, r) : forwardRaw(x, r, opts);
   const inputs = r.raw ? [x, r.raw] : [x];
   record(y, `activation_${r.kind}`, inputs, (dy) => {
     const { dz, dParams } = backwardResolved(x, dy, r, { dz: x.requiresGrad, dParams: !!r.raw?.requiresGrad }, opts);
@@ -244,7 +278,7 @@ export function activation(x: Tensor, spec: ActivationSpec | ActivationKind | Re
 export interface ActivationBackwardResult {
   /** dy * f'(z) (f' of the surrogate if any); null when not requested. */
   dz: Tensor | null;
-  /** Gradient of the RAW params tensor (shape [P]); null without a learnable params tensor or when not requested. */
+  /** Gradient of the RAW params tensor (its shape, [P] or [C, P]); null without a learnable params tensor or when not requested. */
   dParams: Tensor | null;
 }
 
@@ -257,6 +291,7 @@ function backwardResolved(z: Tensor, dy: Tensor, r: ResolvedActivation, want: { 
   const wantDx = want.dz ?? true;
   const wantDp = (want.dParams ?? true) && r.raw !== null;
   if (!wantDx && !wantDp) return { dz: null, dParams: null };
+  if (r.perChannel) return channelBackward(z, dy, r, { dx: wantDx, dp: wantDp });
   const n = z.size;
   const dx = wantDx ? alloc(device, z.shape, 'f32', `activation_${r.kind}_backward dx`) : null;
   if (n === 0) {
@@ -312,6 +347,7 @@ export function activationBackwardFromZ(
 ): ActivationBackwardResult {
   checkX('activationBackwardFromZ', z);
   const r = resolveActivation('activationBackwardFromZ', spec, z.device);
+  if (r.perChannel) checkChannels('activationBackwardFromZ', z, r);
   return backwardResolved(z, dy, r, want, opts);
 }
 
@@ -340,6 +376,7 @@ export function activationEpilogue(
   where: { binding: number; uniformField: string; prefix?: string },
 ): ActivationEpilogue {
   const r = resolveActivation(op, spec);
+  if (r.perChannel) throw new Error(`kinkless: ${op}: per-channel activation params (raw ${shapeStr(r.raw!.shape)}) are not supported in fused epilogues; apply activation() after the op`);
   const params =
     r.count === 0
       ? ({ from: 'none' } as const)

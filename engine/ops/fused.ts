@@ -16,6 +16,13 @@ import { sum, sumToShape } from './reduce.ts';
 
 const CONV_IMPLS: readonly string[] = ['auto', 'fast', 'gemm', 'direct', 'naive'];
 
+/** Resolve once; per-channel params cannot ride in the epilogue (it applies one parameter set). */
+function resolveFused(op: string, act: ActivationSpec | ActivationKind | ResolvedActivation, x: Tensor): ResolvedActivation {
+  const r = resolveActivation(op, act, x.device);
+  if (r.perChannel) throw new Error(`kinkless: ${op}: per-channel activation params (raw ${shapeStr(r.raw!.shape)}) are not supported in fused epilogues; apply activation() after the op`);
+  return r;
+}
+
 function checkF32(op: string, named: [string, Tensor | null | undefined][]): void {
   for (const [nm, t] of named) {
     if (t && !(t instanceof Tensor)) throw new Error(`kinkless: ${op}: ${nm} must be a Tensor, got ${String(t)}`);
@@ -41,7 +48,7 @@ export function conv2dAct(x: Tensor, w: Tensor, b: Tensor | null | undefined, ac
   const p = conv2dGeometry(x.shape, w.shape, opts, b ? b.shape : null);
   // NOTE: resolved once: the immutable ResolvedActivation is what the forward and the
   // backward both use, so a caller mutating its spec object in between changes nothing.
-  const r = resolveActivation(op, act, x.device);
+  const r = resolveFused(op, act, x);
   const inputs = r.raw ? [...base, r.raw] : base;
   const saveZ = needsGrad(inputs);
   const { y, z } = conv2dForwardAct(x, w, b ?? null, p, impl, { spec: r, saveZ });
@@ -75,7 +82,7 @@ export function linearAct(x: Tensor, w: Tensor, b: Tensor | null | undefined, ac
   const base = b ? [x, w, b] : [x, w];
   assertSameDevice(op, ...base);
   const [out, inF] = checkLinearShapes(op, x, w, b);
-  const r = resolveActivation(op, act, x.device);
+  const r = resolveFused(op, act, x);
   const inputs = r.raw ? [...base, r.raw] : base;
   const saveZ = needsGrad(inputs);
   const rows = x.size / inF || 0;
