@@ -80,7 +80,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     expect(() => activation(X, { kind: 'pssilu', params: [1, 1] })).toThrow(/b of pssilu must be < 1/);
     expect(() => activation(X, { kind: 'silu', params: [NaN] })).toThrow(/must be a finite number, got NaN/);
     expect(() => activation(X, { kind: 'relu', raw: E.Tensor.from(d, [1], [1]) })).toThrow(/relu has no parameters/);
-    expect(() => activation(X, { kind: 'pssilu', raw: E.Tensor.from(d, [1, 2, 3], [3]) })).toThrow(/spec.raw for pssilu must be an f32 tensor of shape \[2\] \(\[a, b\]\), got f32 \[3\]/);
+    expect(() => activation(X, { kind: 'pssilu', raw: E.Tensor.from(d, [1, 2, 3], [3]) })).toThrow(/spec.raw for pssilu must be an f32 tensor of shape \[2\] \(\[a, b\]\) or \[C, 2\] \(per channel\), got f32 \[3\]/);
     expect(() => activation(X, { kind: 'silu', params: [1], raw: E.Tensor.from(d, [1], [1]) })).toThrow(/spec.params and spec.raw are exclusive/);
     expect(() => activation(X, { kind: 'celu', params: [-1] })).toThrow(/spec.params a of celu must be > 0 \(f divides by a\), got -1/);
     expect(() => activation(X, { kind: 'relu', backward: { kind: 'softplus', params: [0] } })).toThrow(/spec.backward.params a of softplus must be > 0/);
