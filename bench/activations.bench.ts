@@ -76,7 +76,7 @@ export function cases(device: Device, opts: { quick: boolean }): BenchCase[] {
       let params: E.Tensor | null = null;
       let split: [E.Tensor, E.Tensor] | null = null; // the same values as two [1] tensors, for the composition
       let graph: { y: E.Tensor; wrt: E.Tensor[] } | null = null;
-      const spec = (): ActivationSpec => (kind === 'pssilu' ? { kind, params: params! } : { kind });
+      const spec = (): ActivationSpec => (kind === 'pssilu' ? { kind, raw: params! } : { kind });
       const setupParams = () => {
         setupIO();
         if (kind === 'pssilu' && !params) {

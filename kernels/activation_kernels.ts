@@ -24,33 +24,37 @@
 //     activationBackwardFromZ(z, dy, spec) (engine/ops/activation.ts), which runs the
 //     kernels below on a saved pre-activation z and also returns the param gradient.
 //   activationParamSource(...)           see ActivationParamSource below.
-//   activationForwardWgsl(cfg), activationBackwardWgsl(cfg, want), activationParamGradWgsl(P, constraint)
+//   activationForwardWgsl(cfg), activationBackwardWgsl(cfg, want), activationParamGradWgsl(kind)
 //     The standalone kernels; binding layouts are listed on each builder.
 //   actParamGroups(nv, withDp): number of workgroups of the backward kernel.
 //   ACT_WG: workgroup size (256).
 //
 // Parameter conventions: a kind has P = 0, 1 or 2 effective params (p.x, p.y). They come
 // either from a uniform vec4 (host numbers: xy forward params, zw surrogate params, both
-// effective) or from the raw param tensor's buffer (learnable params; effective = |raw|
-// under 'abs', raw^2 under 'square', applied in the shader, so GPU params need no
-// readback).
+// effective) or from the raw param tensor's buffer (learnable params; effective = the
+// table's constraint of each raw value: |raw| under 'abs', raw^2 under 'square', applied
+// in the shader, so GPU params need no readback).
 
-import { activationDef, type ActivationKind } from './activations.ts';
+import { activationDef, type ActivationKind, type ParamConstraint } from './activations.ts';
+
+export type { ParamConstraint };
 
 export const ACT_WG = 256;
 /** Cap on workgroups of the backward kernel when it also reduces param grads (partials buffer size). */
 export const ACT_MAX_DP_GROUPS = 1024;
-
-/** Effective = |raw| ('abs'), raw*raw ('square', SAT's b = w^2), or raw ('none'). */
-export type ParamConstraint = 'abs' | 'square' | 'none';
 
 /** Where a kernel's forward activation params come from. */
 export type ActivationParamSource =
   | { from: 'none' }
   /** A vec2<f32> WGSL expression of the EFFECTIVE params, e.g. 'u.act.xy'. */
   | { from: 'uniform'; expr: string }
-  /** The raw param tensor bound at `binding` (P values), effective = constraint(raw). */
-  | { from: 'buffer'; binding: number; count: number; constraint: ParamConstraint };
+  /** The raw param tensor bound at `binding` (P values); effective = the kind's constraints of raw. */
+  | { from: 'buffer'; binding: number }
+  /**
+   * Per-channel raw params bound at `binding` ([C, P] row-major): defines
+   * `fn P_params_c(c: u32) -> vec2<f32>` (channel c's effective params) instead of P_params.
+   */
+  | { from: 'channel'; binding: number };
 
 export interface ActivationWgslOptions {
   kind: ActivationKind;
@@ -61,6 +65,11 @@ export interface ActivationWgslOptions {
   surrogate?: { kind: ActivationKind; expr: string };
 }
 
+/** WGSL of the effective value of a raw value `r` (an expression without side effects). */
+function constrainWgsl(c: ParamConstraint, r: string): string {
+  return c === 'abs' ? `abs(${r})` : c === 'square' ? `${r} * ${r}` : r;
+}
+
 /** Module-scope WGSL for applying (and differentiating) one activation; see the header. */
 export function activationWgsl(o: ActivationWgslOptions): string {
   const P = o.prefix ?? 'act';
@@ -69,17 +78,20 @@ export function activationWgsl(o: ActivationWgslOptions): string {
   if (o.surrogate) parts.push(activationDef(o.surrogate.kind).wgsl(`${P}_sur`));
   let params: string;
   const src = o.params;
+  const count = def.params.length;
   if (src.from === 'none') params = 'vec2<f32>(0.0, 0.0)';
   else if (src.from === 'uniform') params = src.expr;
   else {
-    if (src.count < 1 || src.count > 2) throw new Error(`activationWgsl: buffer params need count 1 or 2, got ${src.count}`);
+    if (count === 0) throw new Error(`activationWgsl: ${o.kind} has no parameters to read from a buffer`);
     parts.push(`@group(0) @binding(${src.binding}) var<storage, read> ${P}_raw: array<f32>;`);
-    const raw = src.count === 2 ? `vec2<f32>(${P}_raw[0], ${P}_raw[1])` : `vec2<f32>(${P}_raw[0], 0.0)`;
-    params = src.constraint === 'abs' ? `abs(${raw})` : src.constraint === 'square' ? `${raw} * ${raw}` : raw;
+    const at = (i: number) => (src.from === 'channel' ? `${P}_raw[c * ${count}u + ${i}u]` : `${P}_raw[${i}]`);
+    const eff = def.params.map((q, i) => constrainWgsl(q.constraint, at(i)));
+    params = `vec2<f32>(${eff[0]}, ${eff[1] ?? '0.0'})`;
   }
   const df = o.surrogate ? `${P}_sur_df(x, ${o.surrogate.expr})` : `${P}_fwd_df(x, p)`;
+  const paramsFn = src.from === 'channel' ? `fn ${P}_params_c(c: u32) -> vec2<f32>` : `fn ${P}_params() -> vec2<f32>`;
   parts.push(`
-fn ${P}_params() -> vec2<f32> {
+${paramsFn} {
   return ${params};
 }
 fn ${P}_f(x: f32, p: vec2<f32>) -> f32 {
@@ -106,9 +118,6 @@ export interface ActKernelConfig {
   kind: ActivationKind;
   /** Params from the uniform block (u.p.xy) or from the raw tensor buffer. 'none' for P = 0. */
   params: 'none' | 'uniform' | 'buffer';
-  /** Number of params of the kind (0, 1, 2). */
-  count: number;
-  constraint: ParamConstraint;
   /** Surrogate derivative kind (its params are u.p.zw). */
   surrogate: ActivationKind | null;
   /**
@@ -129,7 +138,7 @@ function uniformStruct(): string {
 
 function source(cfg: ActKernelConfig, binding: number): ActivationParamSource {
   if (cfg.params === 'uniform') return { from: 'uniform', expr: 'u.p.xy' };
-  if (cfg.params === 'buffer') return { from: 'buffer', binding, count: cfg.count, constraint: cfg.constraint };
+  if (cfg.params === 'buffer') return { from: 'buffer', binding };
   return { from: 'none' };
 }
 
@@ -146,7 +155,7 @@ export function activationForwardWgsl(cfg: ActKernelConfig, math: string): strin
   const T = cfg.vec4 ? 'vec4<f32>' : 'f32';
   const pb = cfg.params === 'buffer' ? 1 : 0;
   const fn = cfg.vec4 ? 'act_f4' : 'act_f';
-  return `// activation_${cfg.kind} forward (${cfg.vec4 ? 'vec4' : 'scalar'}, params: ${cfg.params}${cfg.params === 'buffer' ? `/${cfg.constraint}` : ''})
+  return `// activation_${cfg.kind} forward (${cfg.vec4 ? 'vec4' : 'scalar'}, params: ${cfg.params})
 ${uniformStruct()}
 @group(0) @binding(1) var<storage, read> x: array<${T}>;
 @group(0) @binding(${2 + pb}) var<storage, read_write> y: array<${T}>;
@@ -257,16 +266,21 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
 
 /**
  * activation_param_grad: sums the backward kernel's per-workgroup partials and applies
- * the constraint's chain rule (abs: multiply by sign(raw), sign(0) = 0; square: by
- * 2 raw), writing the gradient of the RAW params. Bindings: 0 uniforms (u.n = number of
- * partials), 1 partials, [2 raw params unless 'none'], then g (P floats). One workgroup.
+ * each parameter's constraint chain rule (abs: multiply by sign(raw), sign(0) = 0;
+ * square: by 2 raw), writing the gradient of the RAW params. Bindings: 0 uniforms (u.n =
+ * number of partials), 1 partials, [2 raw params unless every constraint is 'none'], then
+ * g (P floats). One workgroup.
  */
-export function activationParamGradWgsl(count: number, constraint: ParamConstraint): string {
-  if (count < 1 || count > 2) throw new Error(`activationParamGradWgsl: count must be 1 or 2, got ${count}`);
-  const bindsRaw = constraint !== 'none';
-  const chain = (k: number, c: string) =>
-    constraint === 'abs' ? `red[0].${c} * sign(raw[${k}])` : constraint === 'square' ? `red[0].${c} * (2.0 * raw[${k}])` : `red[0].${c}`;
-  return `// activation_param_grad (P = ${count}, constraint ${constraint})
+export function activationParamGradWgsl(kind: ActivationKind): string {
+  const cs = activationDef(kind).params.map((q) => q.constraint);
+  const count = cs.length;
+  if (count < 1) throw new Error(`activationParamGradWgsl: ${kind} has no parameters`);
+  const bindsRaw = cs.some((c) => c !== 'none');
+  const chain = (k: number, c: string) => {
+    const con = cs[k]!;
+    return con === 'abs' ? `red[0].${c} * sign(raw[${k}])` : con === 'square' ? `red[0].${c} * (2.0 * raw[${k}])` : `red[0].${c}`;
+  };
+  return `// activation_param_grad (${kind}: ${cs.join(', ')})
 struct U { n: u32, p0: u32, p1: u32, p2: u32 };
 @group(0) @binding(0) var<uniform> u: U;
 @group(0) @binding(1) var<storage, read> partials: array<vec2<f32>>;

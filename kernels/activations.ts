@@ -1,54 +1,47 @@
-// The activation table: for each activation kind, WGSL f / df/dx / df/dparam snippets
-// (f32, overflow-safe) and the matching float64 references. Formulas and derivative
-// conventions follow REFERENCE.md section 2. Snippets call the k_ helpers of
-// wgsl_math.ts; the caller concatenates wgslMath() once into the shader.
+// The activation table: for each activation kind, its parameters (defaults, learnable
+// parametrisation, domain), WGSL f / df/dx / df/dparam snippets (f32, overflow-safe) and
+// the matching float64 references. Formulas and conventions: docs/activations.md.
+// Snippets call the k_ helpers of wgsl_math.ts; the caller concatenates wgslMath() once.
 //
-// Parameters are the EFFECTIVE values (after any abs/square reparametrisation, which
-// the layer owns together with its chain rule). In WGSL they arrive as p: vec2<f32>,
-// first parameter in p.x, second in p.y; dp returns vec2<f32> in the same order
-// (zeros for unused slots).
+// Parameters are the EFFECTIVE values (after the abs/square reparametrisation of learnable
+// raw values, applied by the kernels of activation_kernels.ts together with its chain
+// rule). In WGSL they arrive as p: vec2<f32>, first parameter in p.x, second in p.y; dp
+// returns vec2<f32> in the same order (zeros for unused slots).
 
 import {
   expm1MinusXExp64,
   normalCdf64,
   normalPdf64,
   sigmoid64,
+  softplus64,
   xMinusLog1p64,
 } from './reference_math.ts';
 
-export type ActivationKind =
-  | 'relu'
-  | 'softplus'
-  | 'psoftplus'
-  | 'silu'
-  | 'gelu'
-  | 'gelu_tanh'
-  | 'elu'
-  | 'celu'
-  | 'smooth_relu'
-  | 'prelu'
-  | 'pssilu';
+/** How a learnable RAW parameter maps to the effective one: |raw|, raw^2 or raw. */
+export type ParamConstraint = 'abs' | 'square' | 'none';
 
-export const ACTIVATION_KINDS: ActivationKind[] = [
-  'relu',
-  'softplus',
-  'psoftplus',
-  'silu',
-  'gelu',
-  'gelu_tanh',
-  'elu',
-  'celu',
-  'smooth_relu',
-  'prelu',
-  'pssilu',
-];
+/** One effective parameter of an activation: default, learnable parametrisation, domain. */
+export interface ActivationParam {
+  name: string;
+  /** Default effective value (the papers' initialisation). */
+  init: number;
+  /**
+   * Learnable parametrisation: effective = |raw| ('abs', PAF's code), raw^2 ('square',
+   * SAT's SmoothReLU a = w^2) or raw ('none'). Host-number params are always effective.
+   */
+  constraint: ParamConstraint;
+  /** Open bounds of the effective value, with the reason (e.g. f divides by a). */
+  domain?: { gt?: number; lt?: number; why: string };
+}
 
 export interface ActivationDef {
-  kind: ActivationKind;
-  /** Effective parameter names, in p order. */
-  paramNames: string[];
-  /** Default effective parameter values (the papers' initialisations). */
-  defaults: number[];
+  kind: string;
+  /** The effective parameters, in p order (at most 2). */
+  params: readonly ActivationParam[];
+  /** Effective parameter names, in p order (from params). */
+  paramNames: readonly string[];
+  /** Default effective parameter values (from params). */
+  defaults: readonly number[];
   /** Default hint: whether the papers train the parameter(s). */
   learnable: boolean;
   /**
@@ -57,12 +50,28 @@ export interface ActivationDef {
    */
   wgsl(prefix: string): string;
   /** float64 reference of f. */
-  f(x: number, p: number[]): number;
+  f(x: number, p: readonly number[]): number;
   /** float64 reference of df/dx. */
-  df(x: number, p: number[]): number;
+  df(x: number, p: readonly number[]): number;
   /** float64 reference of df/dparam, one entry per paramNames entry ([] if none). */
-  dp(x: number, p: number[]): number[];
+  dp(x: number, p: readonly number[]): number[];
 }
+
+type DefInput = Omit<ActivationDef, 'paramNames' | 'defaults'>;
+
+/** Fills the derived fields (paramNames, defaults) of a table entry. */
+function define(d: DefInput): ActivationDef {
+  if (d.params.length > 2) throw new Error(`activation ${d.kind}: at most 2 parameters, got ${d.params.length}`);
+  return Object.freeze({ ...d, paramNames: d.params.map((p) => p.name), defaults: d.params.map((p) => p.init) });
+}
+
+/** A positive scale parameter (f divides by it); learnable as |raw|. */
+const scaleParam = (name: string, init: number): ActivationParam => ({
+  name,
+  init,
+  constraint: 'abs',
+  domain: { gt: 0, why: `f divides by ${name}` },
+});
 
 // NOTE: x is clamped to [-1e30, 1e30] before it is multiplied by a parameter, so that
 // a*x stays finite in f32 for any a up to ~1e8 (a = 1e3 gives 1e33 < 3.4e38). Beyond
@@ -80,18 +89,27 @@ function checkPrefix(prefix: string): void {
   }
 }
 
+// NOTE: NaN in gives NaN out (f, df/dx and df/dp; docs/activations-ieee.md). WGSL's
+// min/max/clamp/select may turn a NaN into a number and implementations may assume NaN is
+// absent from float arithmetic, so each function first tests the bits (an integer test no
+// float assumption can remove) and returns x itself.
+const IS_NAN_X = '(bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u';
+
 /** Builds the three WGSL functions from their bodies (which see x: f32, p: vec2<f32>). */
 function wgslFns(prefix: string, kind: string, f: string, df: string, dp: string): string {
   checkPrefix(prefix);
   return `
 // activation: ${kind}
 fn ${prefix}_f(x: f32, p: vec2<f32>) -> f32 {
+  if (${IS_NAN_X}) { return x; }
 ${f}
 }
 fn ${prefix}_df(x: f32, p: vec2<f32>) -> f32 {
+  if (${IS_NAN_X}) { return x; }
 ${df}
 }
 fn ${prefix}_dp(x: f32, p: vec2<f32>) -> vec2<f32> {
+  if (${IS_NAN_X}) { return vec2<f32>(x, x); }
 ${dp}
 }
 `;
@@ -99,19 +117,25 @@ ${dp}
 
 const ZERO2 = '  return vec2<f32>(0.0, 0.0);';
 
+// NOTE: x * s where s is a factor that reaches exactly 0 in a tail (a sigmoid, Phi, phi,
+// tanh(softplus)): at x = +-inf that product is inf * 0 = NaN, but the limit is 0 (the
+// factor decays exponentially), so an exact-0 factor gives 0. `s` must be a name.
+const mul0 = (x: string, s: string): string => `select(${x} * ${s}, 0.0, ${s} == 0.0)`;
+// Bits of +inf (WGSL has no infinity literal).
+const IS_POS_INF_X = 'bitcast<u32>(x) == 0x7f800000u';
+
 // ---------------------------------------------------------------------------------
 // ReLU: max(0, x); f'(0) = 0 (PyTorch and TF convention).
-const relu: ActivationDef = {
+const relu = define({
   kind: 'relu',
-  paramNames: [],
-  defaults: [],
+  params: [],
   learnable: false,
   wgsl: (prefix) =>
     wgslFns(prefix, 'relu', '  return max(x, 0.0);', '  return select(0.0, 1.0, x > 0.0);', ZERO2),
   f: (x) => (x > 0 ? x : 0),
   df: (x) => (x > 0 ? 1 : 0),
   dp: () => [],
-};
+});
 
 // ---------------------------------------------------------------------------------
 // Softplus(a) = softplus(a x)/a, a > 0. PSoftplus (PAF) is the same function with a
@@ -146,32 +170,31 @@ function softplusDp(x: number, p: number[]): number[] {
 }
 
 function makeSoftplus(kind: 'softplus' | 'psoftplus', learnable: boolean): ActivationDef {
-  return {
+  return define({
     kind,
-    paramNames: ['a'],
-    defaults: [1],
+    params: [scaleParam('a', 1)],
     learnable,
     wgsl: (prefix) => wgslFns(prefix, kind, SOFTPLUS_WGSL_F, SOFTPLUS_WGSL_DF, SOFTPLUS_WGSL_DP),
     f: softplusF,
     df: softplusDf,
     dp: softplusDp,
-  };
+  });
 }
 
 // ---------------------------------------------------------------------------------
 // SiLU / Swish(b) = x s(b x); b = 1 is SiLU.
 // df = s(z) + z s(z) s(-z), z = b x. d/db = x^2 s(z) s(-z).
-const silu: ActivationDef = {
+const silu = define({
   kind: 'silu',
-  paramNames: ['b'],
-  defaults: [1],
+  params: [{ name: 'b', init: 1, constraint: 'abs' }],
   learnable: false,
   wgsl: (prefix) =>
     wgslFns(
       prefix,
       'silu',
       `  let z = p.x * ${XCLAMP};
-  return x * k_sigmoid(z);`,
+  let s = k_sigmoid(z);
+  return ${mul0('x', 's')};`,
       `  let z = p.x * ${XCLAMP};
   let s = k_sigmoid2(z);
   return s.x + z * (s.x * s.y);`,
@@ -193,29 +216,30 @@ const silu: ActivationDef = {
     const z = p[0]! * x;
     return [x * (x * (sigmoid64(z) * sigmoid64(-z)))];
   },
-};
+});
 
 // ---------------------------------------------------------------------------------
 // GELU (exact) = x Phi(x); df = Phi(x) + x phi(x).
 // NOTE: Phi comes from k_normal_cdf, which is accurate in relative terms in the lower
 // tail (1 + erf(x/sqrt2) would cancel there).
-const gelu: ActivationDef = {
+const gelu = define({
   kind: 'gelu',
-  paramNames: [],
-  defaults: [],
+  params: [],
   learnable: false,
   wgsl: (prefix) =>
     wgslFns(
       prefix,
       'gelu',
-      '  return x * k_normal_cdf(x);',
-      '  return k_normal_cdf(x) + x * k_normal_pdf(x);',
+      `  let c = k_normal_cdf(x);
+  return ${mul0('x', 'c')};`,
+      `  let d = k_normal_pdf(x);
+  return k_normal_cdf(x) + ${mul0('x', 'd')};`,
       ZERO2,
     ),
   f: (x) => x * normalCdf64(x),
   df: (x) => normalCdf64(x) + x * normalPdf64(x),
   dp: () => [],
-};
+});
 
 // ---------------------------------------------------------------------------------
 // GELU (tanh form, SAT's code) = x s(2u), u = sqrt(2/pi)(x + 0.044715 x^3), using
@@ -225,10 +249,9 @@ const gelu: ActivationDef = {
 // |2u| = 602, so s(2u) is already exactly 0 or 1 and the derivative term exactly 0.
 const GELU_TANH_2K = '1.5957691216057308'; // 2 sqrt(2/pi)
 const GELU_TANH_2K_64 = 2 * Math.sqrt(2 / Math.PI);
-const gelu_tanh: ActivationDef = {
+const gelu_tanh = define({
   kind: 'gelu_tanh',
-  paramNames: [],
-  defaults: [],
+  params: [],
   learnable: false,
   wgsl: (prefix) =>
     wgslFns(
@@ -236,7 +259,8 @@ const gelu_tanh: ActivationDef = {
       'gelu_tanh',
       `  let xc = clamp(x, -20.0, 20.0);
   let z = ${GELU_TANH_2K} * (xc + 0.044715 * xc * xc * xc);
-  return x * k_sigmoid(z);`,
+  let s = k_sigmoid(z);
+  return ${mul0('x', 's')};`,
       `  let xc = clamp(x, -20.0, 20.0);
   let z = ${GELU_TANH_2K} * (xc + 0.044715 * xc * xc * xc);
   let s = k_sigmoid2(z);
@@ -255,15 +279,14 @@ const gelu_tanh: ActivationDef = {
     return s + xc * sp * GELU_TANH_2K_64 * (1 + 0.134145 * xc * xc);
   },
   dp: () => [],
-};
+});
 
 // ---------------------------------------------------------------------------------
 // ELU(a) = x for x > 0, a expm1(x) for x <= 0. df = 1 for x > 0, a exp(x) for x <= 0,
 // so f'(0) = a (PyTorch). d/da = expm1(x) for x <= 0, else 0.
-const elu: ActivationDef = {
+const elu = define({
   kind: 'elu',
-  paramNames: ['a'],
-  defaults: [1],
+  params: [{ name: 'a', init: 1, constraint: 'abs' }],
   learnable: false,
   wgsl: (prefix) =>
     wgslFns(
@@ -285,7 +308,7 @@ const elu: ActivationDef = {
   f: (x, p) => (x > 0 ? x : p[0]! * Math.expm1(x)),
   df: (x, p) => (x > 0 ? 1 : p[0]! * Math.exp(x)),
   dp: (x) => [x > 0 ? 0 : Math.expm1(x)],
-};
+});
 
 // ---------------------------------------------------------------------------------
 // CELU(a) = x for x > 0, a expm1(x/a) for x <= 0. df = exp(x/a) for x <= 0 (f'(0) = 1).
@@ -293,10 +316,9 @@ const elu: ActivationDef = {
 // NOTE: y = x/a is clamped to >= -200 (exp(y) is exactly 0 well before), which also
 // keeps x/a finite for tiny a.
 const CELU_Y = `  let y = max(max(x, -1e30) / p.x, -200.0);`;
-const celu: ActivationDef = {
+const celu = define({
   kind: 'celu',
-  paramNames: ['a'],
-  defaults: [1],
+  params: [scaleParam('a', 1)],
   learnable: false,
   wgsl: (prefix) =>
     wgslFns(
@@ -321,7 +343,7 @@ ${CELU_Y}
   f: (x, p) => (x > 0 ? x : p[0]! * Math.expm1(x / p[0]!)),
   df: (x, p) => (x > 0 ? 1 : Math.exp(x / p[0]!)),
   dp: (x, p) => [x > 0 ? 0 : expm1MinusXExp64(x / p[0]!)],
-};
+});
 
 // ---------------------------------------------------------------------------------
 // SmoothReLU(a) (SAT) = x - log1p(a x)/a for x >= 0, 0 below; a = w^2 (w init 20).
@@ -331,10 +353,9 @@ ${CELU_Y}
 // cancellation); for u > 1 the direct form has no cancellation and avoids squaring u.
 // The division by a^2 is done as two divisions by a.
 const SRELU_U = `  let u = p.x * min(x, 1e30);`;
-const smooth_relu: ActivationDef = {
+const smooth_relu = define({
   kind: 'smooth_relu',
-  paramNames: ['a'],
-  defaults: [400],
+  params: [{ ...scaleParam('a', 400), constraint: 'square' }],
   learnable: true,
   wgsl: (prefix) =>
     wgslFns(
@@ -342,6 +363,9 @@ const smooth_relu: ActivationDef = {
       'smooth_relu',
       `  if (x <= 0.0) {
     return 0.0;
+  }
+  if (x > 1e30) {
+    return x; // log1p(a x)/a < 72/a is far below half an ulp of x here
   }
 ${SRELU_U}
   return k_x_minus_log1p(u) / p.x;`,
@@ -352,6 +376,9 @@ ${SRELU_U}
   return u / (1.0 + u);`,
       `  if (x <= 0.0) {
     return vec2<f32>(0.0, 0.0);
+  }
+  if (${IS_POS_INF_X}) {
+    return vec2<f32>(x, 0.0); // log1p(a x)/a^2 grows without bound
   }
 ${SRELU_U}
   let r = u / (1.0 + u);
@@ -377,44 +404,47 @@ ${SRELU_U}
     const g = u <= 1 ? u * r - xMinusLog1p64(u) : Math.log1p(u) - r;
     return [g / a / a];
   },
-};
+});
 
 // ---------------------------------------------------------------------------------
 // PReLU(a) = x for x > 0, a x otherwise; df = 1 for x > 0, a otherwise (f'(0) = a,
 // PyTorch). d/da = x for x <= 0, else 0. PAF initialises a = 0 (starts as ReLU).
-const prelu: ActivationDef = {
+const prelu = define({
   kind: 'prelu',
-  paramNames: ['a'],
-  defaults: [0],
+  params: [{ name: 'a', init: 0, constraint: 'none' }],
   learnable: true,
   wgsl: (prefix) =>
     wgslFns(
       prefix,
       'prelu',
-      `  return select(p.x * x, x, x > 0.0);`,
+      `  let a = p.x;
+  return select(${mul0('x', 'a')}, x, x > 0.0);`,
       `  return select(p.x, 1.0, x > 0.0);`,
       `  return vec2<f32>(select(x, 0.0, x > 0.0), 0.0);`,
     ),
   f: (x, p) => (x > 0 ? x : p[0]! * x),
   df: (x, p) => (x > 0 ? 1 : p[0]!),
   dp: (x) => [x > 0 ? 0 : x],
-};
+});
 
 // ---------------------------------------------------------------------------------
 // PSSiLU(a, b) (PAF's pssilu2) = x (s(a x) - b)/(1 - b), with a = |a_raw|, b = |b_raw|
 // (the layer applies the abs chain rule). df = (s(z) - b + z s(z) s(-z))/(1 - b),
 // d/da = x^2 s(z) s(-z)/(1 - b), d/db = -x s(-z)/(1 - b)^2, z = a x.
-const pssilu: ActivationDef = {
+const pssilu = define({
   kind: 'pssilu',
-  paramNames: ['a', 'b'],
-  defaults: [1, 1e-8],
+  params: [
+    { name: 'a', init: 1, constraint: 'abs' },
+    { name: 'b', init: 1e-8, constraint: 'abs', domain: { lt: 1, why: 'f divides by 1 - b' } },
+  ],
   learnable: true,
   wgsl: (prefix) =>
     wgslFns(
       prefix,
       'pssilu',
       `  let z = p.x * ${XCLAMP};
-  return x * (k_sigmoid(z) - p.y) / (1.0 - p.y);`,
+  let m = k_sigmoid(z) - p.y;
+  return ${mul0('x', 'm')} / (1.0 - p.y);`,
       `  let z = p.x * ${XCLAMP};
   let s = k_sigmoid2(z);
   return (s.x - p.y + z * (s.x * s.y)) / (1.0 - p.y);`,
@@ -426,7 +456,8 @@ const pssilu: ActivationDef = {
   if (abs(z) <= ${SIG_TAIL}) {
     da = xc * (xc * (s.x * s.y)) / omb;
   }
-  let db = -(xc * s.y) / omb / omb;
+  let sn = s.y;
+  let db = -${mul0('x', 'sn')} / omb / omb;
   return vec2<f32>(da, db);`,
     ),
   f: (x, p) => (x * (sigmoid64(p[0]! * x) - p[1]!)) / (1 - p[1]!),
@@ -441,9 +472,47 @@ const pssilu: ActivationDef = {
     const sNeg = sigmoid64(-z);
     return [(x * (x * (sigmoid64(z) * sNeg))) / omb, -(x * sNeg) / omb / omb];
   },
-};
+});
 
-export const ACTIVATIONS: Record<ActivationKind, ActivationDef> = {
+// ---------------------------------------------------------------------------------
+// Mish = x tanh(softplus(x)); df = t + x (1 - t^2) s(x), t = tanh(softplus(x)).
+// NOTE: with n = e^{2x} + 2e^x, t = n/(n + 2) and 1 - t^2 = 4(n + 1)/(n + 2)^2, written in
+// e = exp(-|x|) <= 1 so nothing overflows and WGSL's loosely specified tanh is not used:
+//   x >= 0: t = (1 + 2e)/d, d = 1 + 2e + 2e^2; x (1 - t^2) s(x) = 4 x e^2 (1 + e)/d^2
+//   x <  0: t = e (e + 2)/d, d = e^2 + 2e + 2;  x (1 - t^2) s(x) = 4 x e (1 + e)/d^2
+// x is clamped to +-1e30 in the products (at |x| = inf, e = 0 would give inf * 0), and
+// x e is formed first (|x e| <= 1/e): no intermediate overflows or needs a subnormal.
+const MISH_PARTS = `  let e = k_exp_neg(-abs(x));
+  let xc = ${XCLAMP};
+  var t: f32;
+  var g: f32;
+  if (x >= 0.0) {
+    let d = 1.0 + 2.0 * e * (1.0 + e);
+    t = (1.0 + 2.0 * e) / d;
+    g = 4.0 * ((xc * e) * e) * (1.0 + e) / (d * d);
+  } else {
+    let d = 2.0 + e * (e + 2.0);
+    t = e * (e + 2.0) / d;
+    g = 4.0 * (xc * e) * (1.0 + e) / (d * d);
+  }`;
+const mish = define({
+  kind: 'mish',
+  params: [],
+  learnable: false,
+  wgsl: (prefix) => wgslFns(prefix, 'mish', `${MISH_PARTS}\n  return ${mul0('x', 't')};`, `${MISH_PARTS}\n  return t + g;`, ZERO2),
+  // float64: tanh(softplus(x)) is accurate in relative terms (softplus64 has no
+  // cancellation) and 1 - t^2 = sech(sp)^2 via cosh, which never cancels.
+  f: (x) => x * Math.tanh(softplus64(x)),
+  df: (x) => {
+    const sp = softplus64(x);
+    const c = Math.cosh(sp);
+    return Math.tanh(sp) + (x * sigmoid64(x)) / (c * c);
+  },
+  dp: () => [],
+});
+
+// The table. Adding an activation = one entry here (its kind name is the key).
+const TABLE = {
   relu,
   softplus: makeSoftplus('softplus', false),
   psoftplus: makeSoftplus('psoftplus', true),
@@ -455,14 +524,59 @@ export const ACTIVATIONS: Record<ActivationKind, ActivationDef> = {
   smooth_relu,
   prelu,
   pssilu,
-};
+  mish,
+} satisfies Record<string, ActivationDef>;
+
+export type ActivationKind = keyof typeof TABLE;
+
+export const ACTIVATIONS: Readonly<Record<ActivationKind, ActivationDef>> = Object.freeze(TABLE);
+
+/** Every kind, in table order. */
+export const ACTIVATION_KINDS: ActivationKind[] = Object.keys(TABLE) as ActivationKind[];
+
+/** Whether `kind` names an activation of the table. */
+export function isActivationKind(kind: unknown): kind is ActivationKind {
+  return typeof kind === 'string' && Object.prototype.hasOwnProperty.call(TABLE, kind);
+}
 
 /** Looks up an activation by name; throws naming the bad kind and the valid ones. */
 export function activationDef(kind: string): ActivationDef {
-  if (Object.prototype.hasOwnProperty.call(ACTIVATIONS, kind)) {
-    return ACTIVATIONS[kind as ActivationKind];
-  }
-  throw new Error(
-    `unknown activation kind "${kind}"; valid kinds: ${ACTIVATION_KINDS.join(', ')}`,
-  );
+  if (isActivationKind(kind)) return ACTIVATIONS[kind];
+  throw new Error(`unknown activation kind "${kind}"; valid kinds: ${ACTIVATION_KINDS.join(', ')}`);
+}
+
+/**
+ * The learnable parametrisation of parameter `param` (index or name) of `kind`: how a raw
+ * (stored, optimised) value maps to the effective one. Checkpoints record it.
+ */
+export function activationConstraint(kind: string, param: number | string): ParamConstraint {
+  const def = activationDef(kind);
+  const i = typeof param === 'number' ? param : def.paramNames.indexOf(param);
+  const p = def.params[i];
+  if (!p) throw new Error(`activation ${kind} has no parameter ${JSON.stringify(param)}; its parameters: [${def.paramNames.join(', ')}]`);
+  return p.constraint;
+}
+
+/** Effective value of a raw value under a constraint. */
+export function constrain(c: ParamConstraint, raw: number): number {
+  return c === 'abs' ? Math.abs(raw) : c === 'square' ? raw * raw : raw;
+}
+
+/**
+ * The raw value whose constraint gives `eff` (a learnable parameter's initial raw value):
+ * eff itself, or sqrt(eff) under 'square'. Throws for a negative eff under 'abs'/'square',
+ * which no raw value reaches.
+ */
+export function unconstrain(c: ParamConstraint, eff: number): number {
+  if (c !== 'none' && !(eff >= 0)) throw new Error(`a parameter learned as ${c === 'abs' ? '|raw|' : 'raw^2'} cannot start at ${eff} (must be >= 0)`);
+  return c === 'square' ? Math.sqrt(eff) : eff;
+}
+
+/** Why effective value v of parameter p is outside its domain (null when inside). */
+export function paramDomainError(p: ActivationParam, v: number): string | null {
+  const d = p.domain;
+  if (!d) return null;
+  if (d.gt !== undefined && !(v > d.gt)) return `> ${d.gt} (${d.why})`;
+  if (d.lt !== undefined && !(v < d.lt)) return `< ${d.lt} (${d.why})`;
+  return null;
 }

@@ -1,112 +1,133 @@
-// Activation module built from an ActivationSpec: kind, parameters (fixed or learnable),
-// shared by a whole network (Dai et al.) or owned by one layer (SAT), and an optional
-// surrogate derivative (e.g. ReLU forward with a softplus(a=10) backward, SAT's ablation).
+// Activation module built from an ActivationSpec (engine/ops/activation.ts, the one spec
+// type): kind, parameters (fixed or learnable), shared by a whole network (Dai et al.) or
+// owned by one layer (SAT), and an optional surrogate derivative (e.g. ReLU forward with a
+// softplus(a=10) backward, SAT's ablation). The spec is resolved once, at construction.
 import { Tensor, type Device } from '../engine/index.ts';
-import { activation, type ActivationSpec as EngineActivationSpec } from '../engine/ops/activation.ts';
-import { activationDef, type ActivationKind } from '../kernels/activations.ts';
+import { activation, resolveActivation, type ActivationSpec, type ResolvedActivation } from '../engine/ops/activation.ts';
+import { unconstrain, type ActivationKind } from '../kernels/activations.ts';
 import { Module, parameter } from './module.ts';
 
-export interface ActivationSpec {
-  kind: ActivationKind;
-  /** Parameter values (effective); defaults from the activation table. */
-  params?: number[];
-  /** Learn the parameters (default: the table's hint, e.g. true for pssilu, prelu). */
-  learnable?: boolean;
-  /** One parameter set for the whole network (true, PAF) or one per layer (false, SAT). */
-  shared?: boolean;
-  /** Surrogate derivative: forward of `kind`, derivative of this spec. */
-  backward?: { kind: ActivationKind; params?: number[] };
-}
+export type { ActivationSpec, ResolvedActivation };
 
-/** Validate a spec and fill in defaults; errors name the field and the value. */
-export function resolveSpec(spec: ActivationSpec | ActivationKind): Required<Omit<ActivationSpec, 'backward'>> & Pick<ActivationSpec, 'backward'> {
-  const s: ActivationSpec = typeof spec === 'string' ? { kind: spec } : spec;
-  const def = activationDef(s.kind);
-  const params = s.params ?? def.defaults;
-  if (params.length !== def.paramNames.length) {
-    throw new Error(`kinkless: activation ${s.kind}: expects ${def.paramNames.length} parameter(s) [${def.paramNames.join(', ')}], got ${params.length}`);
-  }
-  for (const p of params) if (!Number.isFinite(p)) throw new Error(`kinkless: activation ${s.kind}: parameters must be finite numbers, got ${p}`);
-  if (s.backward) {
-    const bd = activationDef(s.backward.kind);
-    const bp = s.backward.params ?? bd.defaults;
-    if (bp.length !== bd.paramNames.length) throw new Error(`kinkless: surrogate ${s.backward.kind}: expects ${bd.paramNames.length} parameter(s), got ${bp.length}`);
-  }
-  const learnable = (s.learnable ?? def.learnable) && def.paramNames.length > 0;
-  return { kind: s.kind, params, learnable, shared: s.shared ?? false, backward: s.backward };
-}
-
-/** Creates the learnable raw-parameter tensor for a spec (null when not learnable). */
-export function makeActivationParams(device: Device, spec: ActivationSpec | ActivationKind): Tensor | null {
-  const r = resolveSpec(spec);
+/**
+ * Creates the learnable raw-parameter tensor for a spec (null when not learnable): [P], or
+ * [channels, P] with spec.channels (one set per channel of the input's dim 1, every row the
+ * same initial values), each effective initial value mapped back through its parameter's
+ * constraint (the table's:
+ * SmoothReLU a = w^2 starts at w = 20; PReLU raw, PAF init 0 where abs would freeze it;
+ * the rest |raw|).
+ */
+export function makeActivationParams(device: Device, spec: ActivationSpec | ActivationKind | ResolvedActivation): Tensor | null {
+  const r = resolveActivation('Activation', spec);
   if (!r.learnable) return null;
-  const c = paramConstraint(r.kind);
-  const raw = c === 'square' ? r.params.map((v) => Math.sqrt(v)) : r.params;
-  return parameter(device, Float32Array.from(raw), [raw.length], 'activation');
+  const raw = r.params.map((v, i) => {
+    try {
+      return unconstrain(r.def.params[i]!.constraint, v);
+    } catch (e) {
+      throw new Error(`kinkless: Activation ${r.kind}: learnable ${r.def.paramNames[i]}: ${(e as Error).message}`);
+    }
+  });
+  const C = r.channels;
+  if (C === null) return parameter(device, Float32Array.from(raw), [raw.length], 'activation');
+  const rows = new Float32Array(C * raw.length);
+  for (let c = 0; c < C; c++) rows.set(raw, c * raw.length);
+  return parameter(device, rows, [C, raw.length], 'activation');
 }
 
 /**
- * How learnable raw parameters map to effective ones, following the reference code:
- * SmoothReLU a = w^2 (SAT, w init 20); PReLU raw (PAF init 0, where abs would freeze it);
- * everything else |raw| (PAF).
+ * Called with an Activation layer and its input z (the pre-activation) at the start of the
+ * layer's forward. z is valid only during the call and inside the caller's scope: keep()
+ * anything derived from it, never dispose z.
  */
-export function paramConstraint(kind: ActivationKind): 'abs' | 'square' | 'none' {
-  return kind === 'smooth_relu' ? 'square' : kind === 'prelu' ? 'none' : 'abs';
+export type ActivationObserver = (layer: Activation, z: Tensor) => void;
+
+// Per-layer observer registrations (one entry object per observeActivations call, so the
+// same function registered twice is removed once per disposer). Keyed by layer, weakly:
+// no process-wide hook, and a dropped model takes its entries with it.
+const OBSERVERS = new WeakMap<Activation, Set<{ fn: ActivationObserver }>>();
+
+/**
+ * Observe the input of every Activation layer of `model` (or of the given layers) at each
+ * forward, for studies (adversarial/study counts the pre-activations near ReLU's kink).
+ * Returns a disposer that removes exactly this registration (idempotent). While a layer is
+ * observed, Sequential runs it unfused so that z exists; unobserved layers cost nothing.
+ * Layers added to the model afterwards are not observed.
+ */
+export function observeActivations(model: Module | readonly Activation[], fn: ActivationObserver): () => void {
+  if (typeof fn !== 'function') throw new Error(`kinkless: observeActivations: fn must be a function, got ${String(fn)}`);
+  const layers = model instanceof Module ? activationLayers(model) : [...model];
+  const entry = { fn };
+  for (const l of layers) {
+    if (!(l instanceof Activation)) throw new Error(`kinkless: observeActivations: expected a Module or Activation layers, got ${String(l)}`);
+    let set = OBSERVERS.get(l);
+    if (!set) OBSERVERS.set(l, (set = new Set()));
+    set.add(entry);
+  }
+  let live = true;
+  return () => {
+    if (!live) return;
+    live = false;
+    for (const l of layers) {
+      const set = OBSERVERS.get(l);
+      set?.delete(entry);
+      if (set && set.size === 0) OBSERVERS.delete(l);
+    }
+  };
+}
+
+/** Whether observeActivations currently observes this layer. */
+export function isObserved(layer: Activation): boolean {
+  return OBSERVERS.has(layer);
 }
 
 export class Activation extends Module {
-  readonly spec: ReturnType<typeof resolveSpec>;
+  /** The resolved spec (host params: the initial values when learnable). */
+  readonly spec: ResolvedActivation;
   readonly params: Tensor | null;
+  /** What forward() applies with the surrogate on / off (resolved once, here). */
+  private readonly applied: { on: ResolvedActivation; off: ResolvedActivation };
   /**
    * `sharedParams`: the network-wide parameter tensor (when spec.shared); it is
    * registered by the model, not by this layer.
    */
   constructor(device: Device, spec: ActivationSpec | ActivationKind, sharedParams?: Tensor | null) {
     super();
-    this.spec = resolveSpec(spec);
+    this.spec = resolveActivation('Activation', spec);
+    if (this.spec.raw) throw new Error(`kinkless: Activation ${this.spec.kind}: pass params (initial values) and learnable, not a raw tensor (the layer creates it)`);
     if (this.spec.learnable) {
       if (this.spec.shared) {
         if (!sharedParams) throw new Error(`kinkless: Activation ${this.spec.kind}: shared learnable parameters must be created by the model (makeActivationParams) and passed in`);
         this.params = sharedParams;
       } else this.params = this.registerParameter('params', makeActivationParams(device, this.spec)!);
     } else this.params = null;
+    const on = this.params ? this.spec.with({ raw: this.params }) : this.spec;
+    this.applied = { on, off: on.with({ backward: null }) };
   }
   /** Use the surrogate derivative (when the spec has one) in forwards recorded from now on. */
   surrogateOn = true;
 
-  /**
-   * Optional global observer of every Activation layer's input (the pre-activation z), called
-   * at the start of forward(). For studies only (adversarial/study/kink.ts counts the
-   * pre-activations near ReLU's kink during attacks); undefined (the default) costs nothing.
-   * z is valid only during the call and inside the caller's scope: keep() anything derived
-   * from it, never dispose z. Set it back to undefined when done.
-   */
-  static observe: ((layer: Activation, z: Tensor) => void) | undefined = undefined;
-
-  /** The engine spec forward() applies now (the surrogate only while surrogateOn). */
-  engineSpec(): EngineActivationSpec {
-    return {
-      kind: this.spec.kind,
-      params: this.params ?? this.spec.params,
-      constraint: this.params ? paramConstraint(this.spec.kind) : 'none',
-      backward: this.surrogateOn ? this.spec.backward : undefined,
-    };
+  /** The resolved spec forward() applies now (the surrogate only while surrogateOn). */
+  engineSpec(): ResolvedActivation {
+    return this.surrogateOn ? this.applied.on : this.applied.off;
   }
 
   /**
    * The spec a Conv2d / Linear right before this layer may fuse into its epilogue
-   * (Sequential does so by default), or null when this layer must run on its own:
-   * Activation.observe is set (it must see z at this layer's forward), or a subclass
+   * (Sequential does so by default), or null when this layer must run on its own: it is
+   * observed (observeActivations: the observer must see z at this layer's forward), it has
+   * per-channel params (the fused epilogues apply one parameter set), or a subclass
    * overrides forward. Surrogates and learnable params fuse: the fused op reads the
    * surrogate state here, at forward time, exactly as forward() does.
    */
-  fusableSpec(): EngineActivationSpec | null {
-    if (Activation.observe !== undefined || this.forward !== Activation.prototype.forward) return null;
+  fusableSpec(): ResolvedActivation | null {
+    if (OBSERVERS.has(this) || this.forward !== Activation.prototype.forward) return null;
+    if (this.applied.on.channels !== null) return null; // per-channel params: the epilogues take one set
     return this.engineSpec();
   }
 
   forward(x: Tensor): Tensor {
-    Activation.observe?.(this, x);
+    const obs = OBSERVERS.get(this);
+    if (obs) for (const o of [...obs]) o.fn(this, x);
     return activation(x, this.engineSpec());
   }
 }

@@ -38,7 +38,7 @@ export class Sequential extends Module {
       const l = L[i]!;
       const next = L[i + 1];
       if (fuse && next instanceof Activation && (l instanceof Conv2d || l instanceof Linear)) {
-        // NOTE: null when either layer must run on its own (Activation.observe set, an
+        // NOTE: null when either layer must run on its own (an observed Activation, an
         // overridden forward); then both run unfused below.
         const y = l.forwardAct(h, next);
         if (y) {

@@ -9,7 +9,7 @@
 import { Tensor, argmax, eq, ew, grad, keep, noGrad, scope, sum, type Device } from '../../engine/index.ts';
 import { softmaxCrossEntropy } from '../../engine/ops/loss.ts';
 import { RngState, randomNormal } from '../../engine/ops/random.ts';
-import { Activation } from '../../nn/activation.ts';
+import { Activation, observeActivations } from '../../nn/activation.ts';
 import type { Module } from '../../nn/module.ts';
 import type { ImageSet } from '../../nn/data/loader.ts';
 import { applyDelta, checkCount, checkPositive, exampleAxes, l2NormPerExample, randomStart, resolveThreat, stepDelta, type ResolvedThreat } from '../threat.ts';
@@ -147,8 +147,8 @@ export interface LayerPreActStats {
  * Counts, during the forwards it sees, how many inputs of each Activation layer of `model`
  * lie within |z| < tau (on the GPU: one indicator and one sum per layer and tau), bucketed
  * by `step` (set it before each forward). Forwards whose step `snapshotFor` maps to a key
- * have their pre-activations copied for host-side histograms (under that key). Installs Activation.observe between
- * start() and stop(); only one recorder can be active.
+ * have their pre-activations copied for host-side histograms (under that key). Observes the model's Activation layers (observeActivations) between
+ * start() and stop().
  */
 export class PreActRecorder {
   readonly paths: { layer: Activation; path: string }[];
@@ -178,14 +178,15 @@ export class PreActRecorder {
 
   private readonly hook = (layer: Activation, z: Tensor): void => this.observe(layer, z);
 
+  private unobserve: (() => void) | undefined;
+
   start(): this {
-    if (Activation.observe && Activation.observe !== this.hook) throw new Error('kinkless: PreActRecorder: another Activation.observe hook is installed');
-    Activation.observe = this.hook;
+    this.unobserve ??= observeActivations(this.paths.map((p) => p.layer), this.hook);
     return this;
   }
 
   stop(): void {
-    if (Activation.observe === this.hook) Activation.observe = undefined;
+    this.unobserve = void this.unobserve?.();
   }
 
   private observe(layer: Activation, z: Tensor): void {

@@ -1,28 +1,42 @@
-// Fused activation op: activation(x, spec) runs one forward kernel per activation kind
-// and, on the way back, one kernel that writes dx = dy * f'(x) and reduces the
-// parameter gradients in the same pass, then a tiny kernel that sums the per-workgroup
-// partials and applies the abs chain rule. Only x (and the params) are saved for
-// backward. Also: activationBackwardFromZ (for fused matmul/conv epilogues that keep
-// the pre-activation z) and activationEpilogue (the WGSL + bindings such an epilogue
-// includes). The kernels are built in kernels/activation_kernels.ts.
+// The activation model of the engine: ActivationSpec (what an activation is: kind, fixed
+// or learnable params, surrogate derivative), its one resolver resolveActivation, and the
+// fused activation op. activation(x, spec) runs one forward kernel per activation kind
+// and, on the way back, one kernel that writes dx = dy * f'(x) and reduces the parameter
+// gradients in the same pass, then a tiny kernel that sums the per-workgroup partials and
+// applies the constraint chain rule. Only x (and the params) are saved for backward. Also:
+// activationBackwardFromZ (for fused matmul/conv epilogues that keep the pre-activation z)
+// and activationEpilogue (the WGSL + bindings such an epilogue includes). The kernels are
+// built in kernels/activation_kernels.ts; each kind's parameters, defaults, domains and
+// learnable parametrisations live in its table entry (kernels/activations.ts).
 //
-// Spec semantics:
-// - params: number[] (host values; effective = raw, |raw| or raw^2 per constraint;
-//   default constraint 'none'; they travel in the uniform block, no buffer, no
-//   pipeline per value), or a f32 Tensor of shape [P] (learnable; effective =
-//   constraint(raw) computed in the shader, so no readback; default constraint 'abs'
-//   as in PAF's code, except PReLU: 'none', since PAF initialises its slope to 0, where
-//   abs has a zero gradient and the slope would never move). 'square' is SAT's
-//   SmoothReLU parametrisation (a = w^2, w init 20). Omitted: the kind's defaults.
+// Spec semantics (docs/activations.md):
+// - params: EFFECTIVE host values (default: the kind's), checked against the kind's
+//   domains; they travel in the uniform block (no buffer, no pipeline per value).
+// - raw: a learnable f32 Tensor holding RAW values; effective = the table's constraint of
+//   each (|raw|, raw^2 or raw), computed in the shader, so no readback. Its shape is the
+//   one rule for what a parameter tensor means: [P] = one parameter set for every element;
+//   [C, P] = one set per channel, the channel being x's dim 1 (PyTorch's convention for
+//   [N, C, ...] and [N, features]), so x must have rank >= 2 and x.shape[1] = C.
+// - learnable / shared / channels: read by the Activation layer (nn/activation.ts), which
+//   creates the raw tensor ([P], or [channels, P]) from params; the op itself ignores them.
 // - backward: a surrogate derivative: the forward is spec.kind's f, dx uses
 //   backward.kind's df with its own fixed params (default: that kind's defaults).
 //   NOTE: the surrogate replaces df/dx ONLY. A learnable forward param still gets the
 //   exact gradient of the forward kind (sum dy * df/dp of spec.kind): the surrogate is a
 //   statement about how the input gradient flows (SAT's ablation: ReLU forward,
 //   softplus(a=10) derivative for x), not a change of the function being trained.
+// Every op resolves its spec once (a ResolvedActivation passes through unchanged).
 import { Tensor, assertSameDevice, shapeStr } from '../tensor.ts';
 import { record } from '../autograd.ts';
-import { ACTIVATION_KINDS, ACTIVATIONS, type ActivationDef, type ActivationKind } from '../../kernels/activations.ts';
+import {
+  ACTIVATION_KINDS,
+  ACTIVATIONS,
+  isActivationKind,
+  paramDomainError,
+  type ActivationDef,
+  type ActivationKind,
+  type ParamConstraint,
+} from '../../kernels/activations.ts';
 import { wgslMath } from '../../kernels/wgsl_math.ts';
 import {
   ACT_WG,
@@ -33,17 +47,27 @@ import {
   activationWgsl,
   backwardBindsParams,
   type ActKernelConfig,
-  type ParamConstraint,
 } from '../../kernels/activation_kernels.ts';
 import { grid1d } from '../../kernels/elementwise.ts';
 import { Uniforms, alloc } from './launch.ts';
+import { channelBackward, channelForward } from './activation_channel.ts';
 
+/** An activation: kind, parameters (fixed or learnable), surrogate derivative. */
 export interface ActivationSpec {
   kind: ActivationKind;
-  /** Raw parameter values: host numbers, or a learnable f32 Tensor of shape [P]. */
-  params?: Tensor | readonly number[];
-  /** Effective = |raw| ('abs', default for Tensor params except prelu), raw^2 ('square'), or raw ('none', default for numbers and prelu tensors). */
-  constraint?: ParamConstraint;
+  /** EFFECTIVE parameter values (default: the kind's). With `raw`, leave unset. */
+  params?: readonly number[];
+  /** Learnable RAW parameter tensor (f32, shape [P]); effective = the kind's constraint of each value. */
+  raw?: Tensor;
+  /** Layer option: learn the parameters (default: the table's hint, e.g. true for pssilu, prelu). */
+  learnable?: boolean;
+  /** Layer option: one parameter set for the whole network (true, PAF) or one per layer (false, SAT). */
+  shared?: boolean;
+  /**
+   * One parameter set per channel (C sets, like PyTorch's num_parameters): the layer's raw
+   * tensor is [C, P] and x's dim 1 must be C. Unset: one set for every element ([P]).
+   */
+  channels?: number;
   /** Surrogate derivative for x: forward of spec.kind, df/dx of backward.kind (fixed params). */
   backward?: { kind: ActivationKind; params?: readonly number[] };
 }
@@ -53,96 +77,143 @@ export interface ActivationOptions {
   vec4?: boolean;
 }
 
-/** A validated spec, ready for launching kernels. */
-export interface ResolvedActivation {
-  kind: ActivationKind;
-  def: ActivationDef;
-  /** Number of params of the kind. */
-  count: number;
-  /** The learnable raw params (null when the params are host numbers or P = 0). */
-  tensor: Tensor | null;
-  constraint: ParamConstraint;
+/** A validated spec with its defaults filled in, ready for launching kernels (immutable). */
+export class ResolvedActivation {
   /** Uniform words: xy = effective forward params (host numbers), zw = surrogate params. */
-  uniform: [number, number, number, number];
-  surrogate: ActivationKind | null;
+  readonly uniform: readonly [number, number, number, number];
+  constructor(
+    readonly kind: ActivationKind,
+    /** Effective host params (defaults filled in); the raw tensor's initial values when learnable. */
+    readonly params: readonly number[],
+    /** The learnable raw params (null when the params are host numbers or P = 0). */
+    readonly raw: Tensor | null,
+    /** The surrogate derivative (params filled in), or null. */
+    readonly backward: { readonly kind: ActivationKind; readonly params: readonly number[] } | null,
+    /** Layer options (see ActivationSpec). */
+    readonly learnable: boolean,
+    readonly shared: boolean,
+    /** Parameter sets per channel (spec.channels, or C of a [C, P] raw tensor); null: one set. */
+    readonly channels: number | null = null,
+  ) {
+    const u: [number, number, number, number] = [0, 0, 0, 0];
+    if (!raw) params.forEach((v, i) => (u[i] = v));
+    backward?.params.forEach((v, i) => (u[2 + i] = v));
+    this.uniform = Object.freeze(u);
+    Object.freeze(this);
+  }
+  get def(): ActivationDef {
+    return ACTIVATIONS[this.kind];
+  }
+  /** Number of params of the kind. */
+  get count(): number {
+    return this.def.params.length;
+  }
+  /** Learnable parametrisation of each param (kernels/activations.ts). */
+  get constraints(): ParamConstraint[] {
+    return this.def.params.map((p) => p.constraint);
+  }
+  get surrogate(): ActivationKind | null {
+    return this.backward?.kind ?? null;
+  }
+  /** Whether the raw params are per channel ([C, P]). */
+  get perChannel(): boolean {
+    return this.raw !== null && this.raw.rank === 2;
+  }
+  /** The same activation with other raw params and/or surrogate (already valid: not re-checked). */
+  with(o: { raw?: Tensor | null; backward?: ResolvedActivation['backward'] }): ResolvedActivation {
+    return new ResolvedActivation(this.kind, this.params, o.raw !== undefined ? o.raw : this.raw, o.backward !== undefined ? o.backward : this.backward, this.learnable, this.shared, this.channels);
+  }
+  /** Plain spec form (host params; the raw tensor, if any). */
+  toSpec(): ActivationSpec {
+    return {
+      kind: this.kind,
+      ...(this.raw ? { raw: this.raw } : { params: [...this.params] }),
+      learnable: this.learnable,
+      shared: this.shared,
+      ...(this.channels !== null ? { channels: this.channels } : {}),
+      ...(this.backward ? { backward: { kind: this.backward.kind, params: [...this.backward.params] } } : {}),
+    };
+  }
 }
 
 function kindOf(op: string, what: string, kind: unknown): ActivationKind {
-  if (typeof kind === 'string' && Object.prototype.hasOwnProperty.call(ACTIVATIONS, kind)) return kind as ActivationKind;
-  throw new Error(`kinkless: ${op}: ${what} must be one of ${ACTIVATION_KINDS.join(', ')}, got ${JSON.stringify(kind)}`);
+  if (isActivationKind(kind)) return kind;
+  throw new Error(`kinkless: ${op}: ${what}: unknown activation kind ${JSON.stringify(kind)}; valid kinds: ${ACTIVATION_KINDS.join(', ')}`);
 }
 
-// NOTE: domain checks on host (effective) values; divisions by a (softplus, celu,
-// smooth_relu) and by 1 - b (pssilu) must not hit zero. Tensor params cannot be
-// checked without a readback: keep them away from these points (a raw a = 0 under 'abs'
-// gives an undefined result).
-function checkValues(op: string, what: string, kind: ActivationKind, def: ActivationDef, v: readonly number[]): void {
-  if (v.length !== def.paramNames.length) {
-    throw new Error(`kinkless: ${op}: ${what} for ${kind} must have ${def.paramNames.length} value(s) [${def.paramNames.join(', ')}], got ${v.length} ([${v.join(', ')}])`);
+/** Host values of `kind`'s params: count, finiteness, then each param's domain (from the table). */
+function checkValues(op: string, what: string, kind: ActivationKind, v: unknown): number[] {
+  const def = ACTIVATIONS[kind];
+  if (!Array.isArray(v)) throw new Error(`kinkless: ${op}: ${what} must be a number array, got ${v instanceof Tensor ? 'a Tensor (learnable params go in spec.raw)' : String(v)}`);
+  if (v.length !== def.params.length) {
+    throw new Error(`kinkless: ${op}: ${what} for ${kind} must have ${def.params.length} value(s) [${def.paramNames.join(', ')}], got ${v.length} ([${v.join(', ')}])`);
   }
-  v.forEach((x, i) => {
-    const name = def.paramNames[i]!;
-    if (typeof x !== 'number' || !Number.isFinite(x)) throw new Error(`kinkless: ${op}: ${what} ${name} of ${kind} must be a finite number, got ${String(x)}`);
+  v.forEach((x: unknown, i) => {
+    const q = def.params[i]!;
+    if (typeof x !== 'number' || !Number.isFinite(x)) throw new Error(`kinkless: ${op}: ${what} ${q.name} of ${kind} must be a finite number, got ${String(x)}`);
+    const bad = paramDomainError(q, x);
+    if (bad) throw new Error(`kinkless: ${op}: ${what} ${q.name} of ${kind} must be ${bad}, got ${x}`);
   });
-  const need = (ok: boolean, name: string, cond: string, val: number) => {
-    if (!ok) throw new Error(`kinkless: ${op}: ${what} ${name} of ${kind} must be ${cond}, got ${val}`);
-  };
-  if (kind === 'softplus' || kind === 'psoftplus' || kind === 'celu' || kind === 'smooth_relu') need(v[0]! > 0, def.paramNames[0]!, '> 0 (effective value)', v[0]!);
-  if (kind === 'pssilu') need(v[1]! < 1, 'b', '< 1 (effective value; f divides by 1 - b)', v[1]!);
+  return [...(v as number[])];
 }
 
-/** Validate and normalise a spec (`op` names the calling op in errors). */
-export function resolveActivation(op: string, spec: ActivationSpec | ActivationKind, device?: Tensor['device']): ResolvedActivation {
+/**
+ * The one resolver: validates and normalises a spec (`op` names the calling op in
+ * errors; `device`, when given, must hold the raw tensor). A ResolvedActivation passes
+ * through (its raw tensor re-checked: alive, on `device`).
+ */
+export function resolveActivation(op: string, spec: ActivationSpec | ActivationKind | ResolvedActivation, device?: Tensor['device']): ResolvedActivation {
+  if (spec instanceof ResolvedActivation) {
+    if (spec.raw) checkRaw(op, spec.kind, spec.raw, device);
+    return spec;
+  }
   const s: ActivationSpec = typeof spec === 'string' ? { kind: spec } : spec;
-  if (!s || typeof s !== 'object') throw new Error(`kinkless: ${op}: spec must be an activation kind or { kind, params?, constraint?, backward? }, got ${String(spec)}`);
+  if (!s || typeof s !== 'object') throw new Error(`kinkless: ${op}: spec must be an activation kind or { kind, params?, raw?, backward? }, got ${String(spec)}`);
   const kind = kindOf(op, 'spec.kind', s.kind);
   const def = ACTIVATIONS[kind];
-  const count = def.paramNames.length;
-  if (s.constraint !== undefined && s.constraint !== 'abs' && s.constraint !== 'square' && s.constraint !== 'none') {
-    throw new Error(`kinkless: ${op}: spec.constraint must be 'abs', 'square' or 'none', got ${JSON.stringify(s.constraint)}`);
+  let raw: Tensor | null = null;
+  if (s.raw !== undefined) {
+    if (!(s.raw instanceof Tensor)) throw new Error(`kinkless: ${op}: spec.raw must be an f32 Tensor, got ${String(s.raw)}`);
+    if (s.params !== undefined) throw new Error(`kinkless: ${op}: spec.params and spec.raw are exclusive (the raw tensor holds the learnable values), got both`);
+    checkRaw(op, kind, s.raw, device);
+    raw = s.raw;
   }
-  const uniform: [number, number, number, number] = [0, 0, 0, 0];
-  let tensor: Tensor | null = null;
-  let constraint: ParamConstraint;
-  const p = s.params;
-  if (p instanceof Tensor) {
-    constraint = s.constraint ?? (kind === 'prelu' ? 'none' : 'abs');
-    if (count === 0) throw new Error(`kinkless: ${op}: ${kind} has no parameters, but spec.params is a tensor of shape ${shapeStr(p.shape)}`);
-    if (p.dtype !== 'f32' || p.rank !== 1 || p.shape[0] !== count) {
-      throw new Error(`kinkless: ${op}: spec.params for ${kind} must be an f32 tensor of shape [${count}] ([${def.paramNames.join(', ')}]), got ${p.dtype} ${shapeStr(p.shape)}`);
-    }
-    if (p.isDisposed) throw new Error(`kinkless: ${op}: spec.params tensor was already disposed`);
-    if (device && p.device !== device) throw new Error(`kinkless: ${op}: spec.params lives on device #${p.device.id}, x on #${device.id}`);
-    tensor = p;
-  } else {
-    constraint = s.constraint ?? 'none';
-    if (p !== undefined && !Array.isArray(p)) throw new Error(`kinkless: ${op}: spec.params must be a number array or an f32 Tensor, got ${String(p)}`);
-    const raw = p === undefined ? def.defaults : [...p];
-    const eff = raw.map((v) => (constraint === 'abs' ? Math.abs(v) : constraint === 'square' ? v * v : v));
-    checkValues(op, 'spec.params', kind, def, eff);
-    eff.forEach((v, i) => (uniform[i] = v));
-  }
-  let surrogate: ActivationKind | null = null;
+  const params = s.params === undefined ? [...def.defaults] : checkValues(op, 'spec.params', kind, s.params);
+  let backward: ResolvedActivation['backward'] = null;
   if (s.backward !== undefined) {
     if (!s.backward || typeof s.backward !== 'object') throw new Error(`kinkless: ${op}: spec.backward must be { kind, params? }, got ${String(s.backward)}`);
-    surrogate = kindOf(op, 'spec.backward.kind', s.backward.kind);
-    const sdef = ACTIVATIONS[surrogate];
-    const sv = s.backward.params === undefined ? sdef.defaults : [...s.backward.params];
-    checkValues(op, 'spec.backward.params', surrogate, sdef, sv);
-    sv.forEach((v, i) => (uniform[2 + i] = v));
+    const bk = kindOf(op, 'spec.backward.kind', s.backward.kind);
+    const bp = s.backward.params === undefined ? [...ACTIVATIONS[bk].defaults] : checkValues(op, 'spec.backward.params', bk, s.backward.params);
+    backward = Object.freeze({ kind: bk, params: Object.freeze(bp) });
   }
-  return { kind, def, count, tensor, constraint, uniform, surrogate };
+  for (const [k, v] of [['learnable', s.learnable], ['shared', s.shared]] as const) {
+    if (v !== undefined && typeof v !== 'boolean') throw new Error(`kinkless: ${op}: spec.${k} must be a boolean, got ${String(v)}`);
+  }
+  let channels: number | null = raw && raw.rank === 2 ? raw.shape[0]! : null;
+  if (s.channels !== undefined) {
+    if (!Number.isInteger(s.channels) || s.channels < 1) throw new Error(`kinkless: ${op}: spec.channels must be a positive integer, got ${String(s.channels)}`);
+    if (def.params.length === 0) throw new Error(`kinkless: ${op}: spec.channels needs a kind with parameters, ${kind} has none`);
+    if (raw && channels !== s.channels) throw new Error(`kinkless: ${op}: spec.channels = ${s.channels} but spec.raw has shape ${shapeStr(raw.shape)}`);
+    channels = s.channels;
+  }
+  const learnable = (s.learnable ?? def.learnable) && def.params.length > 0;
+  return new ResolvedActivation(kind, Object.freeze(params), raw, backward, learnable, s.shared ?? false, channels);
+}
+
+function checkRaw(op: string, kind: ActivationKind, p: Tensor, device: Tensor['device'] | undefined): void {
+  const def = ACTIVATIONS[kind];
+  const count = def.params.length;
+  if (count === 0) throw new Error(`kinkless: ${op}: ${kind} has no parameters, but spec.raw is a tensor of shape ${shapeStr(p.shape)}`);
+  const ok = p.dtype === 'f32' && ((p.rank === 1 && p.shape[0] === count) || (p.rank === 2 && p.shape[1] === count && p.shape[0]! >= 1));
+  if (!ok) {
+    throw new Error(`kinkless: ${op}: spec.raw for ${kind} must be an f32 tensor of shape [${count}] ([${def.paramNames.join(', ')}]) or [C, ${count}] (per channel), got ${p.dtype} ${shapeStr(p.shape)}`);
+  }
+  if (p.isDisposed) throw new Error(`kinkless: ${op}: spec.raw tensor was already disposed`);
+  if (device && p.device !== device) throw new Error(`kinkless: ${op}: spec.raw lives on device #${p.device.id}, x on #${device.id}`);
 }
 
 function kernelConfig(r: ResolvedActivation, vec4: boolean): ActKernelConfig {
-  return {
-    kind: r.kind,
-    params: r.count === 0 ? 'none' : r.tensor ? 'buffer' : 'uniform',
-    count: r.count,
-    constraint: r.constraint,
-    surrogate: r.surrogate,
-    vec4,
-  };
+  return { kind: r.kind, params: r.count === 0 ? 'none' : r.raw ? 'buffer' : 'uniform', surrogate: r.surrogate, vec4 };
 }
 
 /** vec4 kernels cover ceil(n/4) vec4 items: every buffer involved must hold them. */
@@ -154,6 +225,15 @@ function canVec4(n: number, bufs: GPUBuffer[], opt: boolean | undefined): boolea
 
 function uniformsFor(n: number, nv: number, gx: number, r: ResolvedActivation): ArrayBuffer {
   return new Uniforms().u32(n, nv, gx, 0).f32(...r.uniform).bytes();
+}
+
+/** Per-channel params need x's dim 1 to be their channel count. */
+function checkChannels(op: string, x: Tensor, r: ResolvedActivation): void {
+  const C = r.raw!.shape[0]!;
+  if (x.rank < 2 || x.shape[1] !== C) {
+    throw new Error(`kinkless: ${op}: per-channel params [${C}, ${r.count}] need x with rank >= 2 and ${C} channels in dim 1, got x ${shapeStr(x.shape)}`);
+  }
+  if (C > 65535) throw new Error(`kinkless: ${op}: per-channel params support at most 65535 channels, got ${C}`);
 }
 
 function checkX(op: string, x: Tensor): void {
@@ -172,7 +252,7 @@ function forwardRaw(x: Tensor, r: ResolvedActivation, opts: ActivationOptions): 
   const nv = vec4 ? Math.ceil(n / 4) : n;
   const g = grid1d(nv, ACT_WG);
   const cfg = kernelConfig(r, vec4);
-  const buffers = [x.buffer, ...(r.tensor ? [r.tensor.buffer] : []), y.buffer];
+  const buffers = [x.buffer, ...(r.raw ? [r.raw.buffer] : []), y.buffer];
   device.dispatch({ name: `activation_${r.kind}`, wgsl: activationForwardWgsl(cfg, wgslMath()), buffers, uniforms: uniformsFor(n, nv, g.gx, r), workgroups: g.workgroups });
   return y;
 }
@@ -182,14 +262,15 @@ function forwardRaw(x: Tensor, r: ResolvedActivation, opts: ActivationOptions): 
  * for params, constraints and surrogates). Records autograd on x and a learnable params
  * tensor; their gradients come from one fused backward pass.
  */
-export function activation(x: Tensor, spec: ActivationSpec | ActivationKind, opts: ActivationOptions = {}): Tensor {
+export function activation(x: Tensor, spec: ActivationSpec | ActivationKind | ResolvedActivation, opts: ActivationOptions = {}): Tensor {
   checkX('activation', x);
   const r = resolveActivation('activation', spec, x.device);
-  const y = forwardRaw(x, r, opts);
-  const inputs = r.tensor ? [x, r.tensor] : [x];
+  if (r.perChannel) checkChannels('activation', x, r);
+  const y = r.perChannel ? channelForward(x, r) : forwardRaw(x, r, opts);
+  const inputs = r.raw ? [x, r.raw] : [x];
   record(y, `activation_${r.kind}`, inputs, (dy) => {
-    const { dz, dParams } = backwardResolved(x, dy, r, { dz: x.requiresGrad, dParams: !!r.tensor?.requiresGrad }, opts);
-    return r.tensor ? [dz, dParams] : [dz];
+    const { dz, dParams } = backwardResolved(x, dy, r, { dz: x.requiresGrad, dParams: !!r.raw?.requiresGrad }, opts);
+    return r.raw ? [dz, dParams] : [dz];
   });
   return y;
 }
@@ -197,7 +278,7 @@ export function activation(x: Tensor, spec: ActivationSpec | ActivationKind, opt
 export interface ActivationBackwardResult {
   /** dy * f'(z) (f' of the surrogate if any); null when not requested. */
   dz: Tensor | null;
-  /** Gradient of the RAW params tensor (shape [P]); null without a learnable params tensor or when not requested. */
+  /** Gradient of the RAW params tensor (its shape, [P] or [C, P]); null without a learnable params tensor or when not requested. */
   dParams: Tensor | null;
 }
 
@@ -208,8 +289,9 @@ function backwardResolved(z: Tensor, dy: Tensor, r: ResolvedActivation, want: { 
     throw new Error(`kinkless: ${op}: dy must be an f32 tensor with as many elements as z ${shapeStr(z.shape)}, got ${dy.dtype} ${shapeStr(dy.shape)}`);
   }
   const wantDx = want.dz ?? true;
-  const wantDp = (want.dParams ?? true) && r.tensor !== null;
+  const wantDp = (want.dParams ?? true) && r.raw !== null;
   if (!wantDx && !wantDp) return { dz: null, dParams: null };
+  if (r.perChannel) return channelBackward(z, dy, r, { dx: wantDx, dp: wantDp });
   const n = z.size;
   const dx = wantDx ? alloc(device, z.shape, 'f32', `activation_${r.kind}_backward dx`) : null;
   if (n === 0) {
@@ -225,7 +307,7 @@ function backwardResolved(z: Tensor, dy: Tensor, r: ResolvedActivation, want: { 
   const kw = { dx: wantDx, dp: wantDp };
   const partials = wantDp ? alloc(device, [groups, 2], 'f32', `activation_${r.kind}_backward partials`) : null;
   const buffers = [z.buffer, dy.buffer];
-  if (backwardBindsParams(cfg, kw)) buffers.push(r.tensor!.buffer);
+  if (backwardBindsParams(cfg, kw)) buffers.push(r.raw!.buffer);
   if (dx) buffers.push(dx.buffer);
   if (partials) buffers.push(partials.buffer);
   device.dispatch({
@@ -238,10 +320,10 @@ function backwardResolved(z: Tensor, dy: Tensor, r: ResolvedActivation, want: { 
   let dParams: Tensor | null = null;
   if (partials) {
     dParams = alloc(device, [r.count], 'f32', `activation_${r.kind} param grad`);
-    const pb = r.constraint !== 'none' ? [partials.buffer, r.tensor!.buffer, dParams.buffer] : [partials.buffer, dParams.buffer];
+    const pb = r.constraints.some((c) => c !== 'none') ? [partials.buffer, r.raw!.buffer, dParams.buffer] : [partials.buffer, dParams.buffer];
     device.dispatch({
       name: 'activation_param_grad',
-      wgsl: activationParamGradWgsl(r.count, r.constraint),
+      wgsl: activationParamGradWgsl(r.kind),
       buffers: pb,
       uniforms: new Uniforms().u32(groups).bytes(),
       workgroups: [1],
@@ -259,12 +341,13 @@ function backwardResolved(z: Tensor, dy: Tensor, r: ResolvedActivation, want: { 
 export function activationBackwardFromZ(
   z: Tensor,
   dy: Tensor,
-  spec: ActivationSpec | ActivationKind,
+  spec: ActivationSpec | ActivationKind | ResolvedActivation,
   want: { dz?: boolean; dParams?: boolean } = {},
   opts: ActivationOptions = {},
 ): ActivationBackwardResult {
   checkX('activationBackwardFromZ', z);
   const r = resolveActivation('activationBackwardFromZ', spec, z.device);
+  if (r.perChannel) checkChannels('activationBackwardFromZ', z, r);
   return backwardResolved(z, dy, r, want, opts);
 }
 
@@ -284,20 +367,21 @@ export interface ActivationEpilogue {
 /**
  * WGSL and bindings for an activation inside another kernel. `uniformField` is the WGSL
  * path of a vec4<f32> uniform field (e.g. 'u.act') that receives `uniformF32`;
- * `binding` is the binding a params tensor would take (used only when spec.params is a
- * Tensor). Include wgslMath() once in the host shader.
+ * `binding` is the binding a params tensor would take (used only when the spec has a raw
+ * tensor). Include wgslMath() once in the host shader.
  */
 export function activationEpilogue(
   op: string,
-  spec: ActivationSpec | ActivationKind,
+  spec: ActivationSpec | ActivationKind | ResolvedActivation,
   where: { binding: number; uniformField: string; prefix?: string },
 ): ActivationEpilogue {
   const r = resolveActivation(op, spec);
+  if (r.perChannel) throw new Error(`kinkless: ${op}: per-channel activation params (raw ${shapeStr(r.raw!.shape)}) are not supported in fused epilogues; apply activation() after the op`);
   const params =
     r.count === 0
       ? ({ from: 'none' } as const)
-      : r.tensor
-        ? ({ from: 'buffer', binding: where.binding, count: r.count, constraint: r.constraint } as const)
+      : r.raw
+        ? ({ from: 'buffer', binding: where.binding } as const)
         : ({ from: 'uniform', expr: `${where.uniformField}.xy` } as const);
   const wgsl = activationWgsl({
     kind: r.kind,
@@ -305,5 +389,5 @@ export function activationEpilogue(
     params,
     surrogate: r.surrogate ? { kind: r.surrogate, expr: `${where.uniformField}.zw` } : undefined,
   });
-  return { wgsl, buffers: r.tensor ? [r.tensor.buffer] : [], uniformF32: r.uniform, inputs: r.tensor ? [r.tensor] : [], resolved: r };
+  return { wgsl, buffers: r.raw ? [r.raw.buffer] : [], uniformF32: [r.uniform[0], r.uniform[1], r.uniform[2], r.uniform[3]], inputs: r.raw ? [r.raw] : [], resolved: r };
 }

@@ -1,15 +1,17 @@
 // The activation epilogue of the fused matmul / conv2d launches: turns an activation spec
 // into the `fn epi_act` WGSL the kernels include, the buffers the epilogue binds (a
 // learnable params tensor) and the four f32 uniform words of the kernels' `act` field.
-// Also accepts the legacy forward-only form (a WGSL string defining epi_act).
+// NOTE: epilogueLaunch still accepts a WGSL string defining epi_act (the legacy
+// forward-only form) only while the conv2d / matmul ops pass it through; it will go with them.
 import type { Tensor } from '../tensor.ts';
 import type { ActivationKind } from '../../kernels/activations.ts';
 import { wgslMath } from '../../kernels/wgsl_math.ts';
-import { activationEpilogue, type ActivationSpec } from './activation.ts';
+import { activationEpilogue, type ActivationSpec, type ResolvedActivation } from './activation.ts';
 
 /** A fused activation for a forward launch: y = act(z); with saveZ, z is written too. */
 export interface FusedAct {
-  spec: ActivationSpec | ActivationKind;
+  /** The activation (fused.ts passes the ResolvedActivation it resolved once). */
+  spec: ActivationSpec | ActivationKind | ResolvedActivation;
   /** Also write the pre-activation z (what the backward needs). */
   saveZ: boolean;
 }

@@ -1,7 +1,8 @@
 // Shared model plumbing: the config every model takes (activation as a constructor
 // option everywhere), and a helper that builds activation layers with shared params.
 import { Tensor, type Device } from '../../engine/index.ts';
-import { Activation, makeActivationParams, resolveSpec, type ActivationSpec } from '../activation.ts';
+import { Activation, makeActivationParams, type ActivationSpec } from '../activation.ts';
+import { resolveActivation } from '../../engine/ops/activation.ts';
 import type { ActivationKind } from '../../kernels/activations.ts';
 import { Module } from '../module.ts';
 
@@ -22,8 +23,8 @@ export class ActivationFactory {
     readonly spec: ActivationSpec | ActivationKind,
     owner: { registerShared(t: Tensor): void },
   ) {
-    const r = resolveSpec(spec);
-    this.shared = r.learnable && r.shared ? makeActivationParams(device, spec) : null;
+    const r = resolveActivation('ActivationFactory', spec);
+    this.shared = r.learnable && r.shared ? makeActivationParams(device, r) : null;
     if (this.shared) owner.registerShared(this.shared);
   }
   make(): Activation {

@@ -7,7 +7,11 @@ import { describe, expect, it } from 'vitest';
 import {
   ACTIVATIONS,
   ACTIVATION_KINDS,
+  activationConstraint,
   activationDef,
+  constrain,
+  paramDomainError,
+  unconstrain,
   type ActivationDef,
   type ActivationKind,
 } from '../../kernels/activations.ts';
@@ -63,7 +67,8 @@ const mixedErr = (got: number, want: number): number =>
   Math.abs(got - want) / Math.max(1, Math.abs(want));
 
 // Parameter sets per kind (effective values) used by the gradchecks.
-const PARAM_SETS: Record<ActivationKind, number[][]> = {
+// Kinds without params need no row (their one set is []).
+const PARAM_SETS: Partial<Record<ActivationKind, number[][]>> = {
   relu: [[]],
   softplus: [[1], [0.3], [3], [10]],
   psoftplus: [[1], [2.5]],
@@ -78,7 +83,7 @@ const PARAM_SETS: Record<ActivationKind, number[][]> = {
 };
 
 // Kinds whose f is only piecewise smooth at 0: no x-difference across 0 for them.
-const PIECEWISE_AT_0 = new Set<ActivationKind>(['relu', 'elu', 'celu', 'smooth_relu', 'prelu']);
+const PIECEWISE_AT_0 = new Set<string>(['relu', 'elu', 'celu', 'smooth_relu', 'prelu']);
 
 const X_POINTS = [
   -30, -12, -6, -3, -2, -1.5, -1.2784645, -1, -0.75, -0.5, -0.3, -0.1, -0.02, -1e-3, -1e-5, 0,
@@ -103,7 +108,7 @@ function gradcheck(def: ActivationDef): { dfErr: number; dpErr: number; where: s
   let dfErr = 0;
   let dpErr = 0;
   let where = '';
-  for (const p of PARAM_SETS[def.kind]) {
+  for (const p of PARAM_SETS[def.kind as ActivationKind] ?? [[...def.defaults]]) {
     for (const x of X_POINTS) {
       if (x === 0 && PIECEWISE_AT_0.has(def.kind)) continue;
       const fdX = ridders((t) => def.f(t, p), x, xStep(def, x, p));
@@ -327,13 +332,11 @@ describe('GELU exact vs tanh form', () => {
 
 describe('finiteness and limits at extreme inputs', () => {
   const EXTREMES = [30, -30, 100, -100, 400, -400, 1e30, -1e30];
-  const extremeParams: Record<ActivationKind, number[][]> = {
-    relu: [[]],
+  // Kinds without params need no row.
+  const extremeParams: Partial<Record<ActivationKind, number[][]>> = {
     softplus: [[1], [1e-3], [1e3]],
     psoftplus: [[1], [1e-3], [1e3]],
     silu: [[1], [1e-3], [1e3]],
-    gelu: [[]],
-    gelu_tanh: [[]],
     elu: [[1], [1e-3], [1e3]],
     celu: [[1], [1e-3], [1e3]],
     smooth_relu: [[400], [1e-3], [1e3]],
@@ -344,7 +347,7 @@ describe('finiteness and limits at extreme inputs', () => {
   for (const kind of ACTIVATION_KINDS) {
     it(`${kind}: f, df, dp finite`, () => {
       const def = ACTIVATIONS[kind];
-      for (const p of [def.defaults, ...extremeParams[kind]]) {
+      for (const p of [def.defaults, ...(extremeParams[kind] ?? [])]) {
         for (const x of EXTREMES) {
           const vals = [def.f(x, p), def.df(x, p), ...def.dp(x, p)];
           for (const v of vals) expect(Number.isFinite(v), `${kind} x=${x} p=[${p}]`).toBe(true);
@@ -478,6 +481,32 @@ describe('activation table API and WGSL shape', () => {
     expect(ACTIVATIONS.prelu.defaults).toEqual([0]);
     const learnable = ACTIVATION_KINDS.filter((k) => ACTIVATIONS[k].learnable).sort();
     expect(learnable).toEqual(['prelu', 'psoftplus', 'pssilu', 'smooth_relu']);
+  });
+
+  it('constraints and domains live in the table: activationConstraint, constrain/unconstrain, paramDomainError', () => {
+    expect(activationConstraint('smooth_relu', 'a')).toBe('square'); // SAT: a = w^2
+    expect(activationConstraint('prelu', 0)).toBe('none'); // PAF init 0: abs would freeze it
+    expect(activationConstraint('pssilu', 'b')).toBe('abs');
+    for (const kind of ACTIVATION_KINDS) {
+      ACTIVATIONS[kind].params.forEach((q, i) => {
+        expect(activationConstraint(kind, i)).toBe(q.constraint);
+        expect(activationConstraint(kind, q.name)).toBe(q.constraint);
+        // every default is inside its domain and reachable from a raw value
+        expect(paramDomainError(q, q.init), `${kind}.${q.name}`).toBeNull();
+        expect(constrain(q.constraint, unconstrain(q.constraint, q.init))).toBeCloseTo(q.init, 12);
+      });
+    }
+    expect(() => activationConstraint('pssilu', 'c')).toThrow(/pssilu has no parameter "c"; its parameters: \[a, b\]/);
+    expect(() => activationConstraint('relu', 0)).toThrow(/relu has no parameter 0/);
+    expect(() => activationConstraint('swishh', 0)).toThrow(/unknown activation kind "swishh"/);
+    expect(constrain('abs', -2)).toBe(2);
+    expect(constrain('square', -3)).toBe(9);
+    expect(constrain('none', -2)).toBe(-2);
+    expect(unconstrain('square', 400)).toBe(20);
+    expect(() => unconstrain('abs', -1)).toThrow(/cannot start at -1 \(must be >= 0\)/);
+    expect(paramDomainError(ACTIVATIONS.softplus.params[0]!, 0)).toBe('> 0 (f divides by a)');
+    expect(paramDomainError(ACTIVATIONS.pssilu.params[1]!, 1)).toBe('< 1 (f divides by 1 - b)');
+    expect(paramDomainError(ACTIVATIONS.pssilu.params[1]!, 0.5)).toBeNull();
   });
 
   it('activationDef names the bad kind and lists the valid ones', () => {

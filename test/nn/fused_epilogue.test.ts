@@ -8,8 +8,8 @@
 // derivative, softplus(2) with a silu(1.5) surrogate (both parameter pairs in the uniform
 // block) and relu with SAT's softplus(10) surrogate; extreme pre-activations
 // (|z| up to 1e30, no NaN); then Sequential's fused path against the unfused one (fusion
-// off) on the small CNN, with surrogates switched on and off, Activation.observe (which
-// must still see z), eval under noGrad, unchanged parameter names and flat memory.
+// off) on the small CNN, with surrogates switched on and off, observeActivations (which
+// must still see z, per model), eval under noGrad, unchanged parameter names and flat memory.
 //
 // Tolerances: the pre-activation z carries the float32 error of the conv / matmul sum,
 // bounded by EPS_Z * sum_k |x_k w_k| (+ |b|) per output (EPS_Z = 1e-5, ~170 f32 ULPs: the
@@ -28,7 +28,7 @@ import { size } from '../reference/ops64.ts';
 import * as E from '../../engine/index.ts';
 import type { ActivationSpec } from '../../engine/ops/activation.ts';
 import { ACTIVATIONS, type ActivationKind } from '../../kernels/activations.ts';
-import { Activation, activationLayers, setSurrogate } from '../../nn/activation.ts';
+import { Activation, activationLayers, observeActivations, setSurrogate } from '../../nn/activation.ts';
 import { Flatten, Linear, Sequential } from '../../nn/layers.ts';
 import { SmallCnn } from '../../nn/models/small_cnn.ts';
 import type { ModelConfig } from '../../nn/models/common.ts';
@@ -37,7 +37,6 @@ const EPS_Z = 1e-5;
 const EPS_G = 2e-5;
 
 afterEach(() => {
-  Activation.observe = undefined;
   Sequential.fuseEpilogues = true;
 });
 
@@ -67,7 +66,7 @@ const ACTS: ActCase[] = [
     raw: [-1.1, 0.05],
     dfKind: 'pssilu',
     dfParams: [1.1, 0.05],
-    spec: (P) => ({ kind: 'pssilu', params: P! }),
+    spec: (P) => ({ kind: 'pssilu', raw: P! }),
   },
   {
     name: 'psoftplus (learnable a) with a gelu surrogate',
@@ -76,7 +75,7 @@ const ACTS: ActCase[] = [
     raw: [1.5],
     dfKind: 'gelu',
     dfParams: [],
-    spec: (P) => ({ kind: 'psoftplus', params: P!, backward: { kind: 'gelu' } }),
+    spec: (P) => ({ kind: 'psoftplus', raw: P!, backward: { kind: 'gelu' } }),
   },
   {
     name: 'softplus(a = 2) with a silu surrogate',
@@ -281,9 +280,10 @@ describe('conv2dAct against the float64 reference', () => {
     expect(d.stats().liveBuffers).toBe(before + 1);
     const f = ACTIVATIONS.silu.f(0.1 * 0.5 * 27, [1]);
     expectClose(Array.from(await Y.f32()).slice(4, 5), [f], { atol: 1e-6, rtol: 1e-5 }, 'interior value');
-    expect(() => E.conv2dAct(X, W, null, 'silu', { act: 'fn epi_act(z: f32) -> f32 { return z; }' })).toThrow(/conv2dAct: opts.act must be unset/);
-    expect(() => E.conv2dAct(X, W, null, { kind: 'nope' as ActivationKind })).toThrow(/conv2dAct: spec.kind must be one of/);
-    expect(() => E.conv2dAct(X, W, null, { kind: 'pssilu', params: E.Tensor.from(d, [1], [1]) })).toThrow(/conv2dAct: spec.params for pssilu must be an f32 tensor of shape \[2\]/);
+    const legacy = { act: 'fn epi_act(z: f32) -> f32 { return z; }' } as unknown as Parameters<typeof E.conv2dAct>[4];
+    expect(() => E.conv2dAct(X, W, null, 'silu', legacy)).toThrow(/conv2dAct: opts.act must be unset/);
+    expect(() => E.conv2dAct(X, W, null, { kind: 'nope' as ActivationKind })).toThrow(/conv2dAct: spec.kind: unknown activation kind "nope"/);
+    expect(() => E.conv2dAct(X, W, null, { kind: 'pssilu', raw: E.Tensor.from(d, [1], [1]) })).toThrow(/conv2dAct: spec.raw for pssilu must be an f32 tensor of shape \[2\]/);
     expect(() => E.conv2dAct(X, E.Tensor.from(d, new Float32Array(4 * 2 * 9), [4, 2, 3, 3]), null, 'relu')).toThrow(/has 2 channels per group, expected C\/groups = 3/);
     expect(() => E.linearAct(E.Tensor.from(d, new Float32Array(6), [2, 3]), E.Tensor.from(d, new Float32Array(8), [2, 4]), null, 'relu')).toThrow(/linearAct: x's last dim 3 .* must equal w's in-features 4/);
     expect(() => E.linearAct(E.Tensor.from(d, new Float32Array(6), [2, 3]), E.Tensor.from(d, new Float32Array(6), [2, 3]), E.Tensor.from(d, [1, 2, 3], [3]), 'relu')).toThrow(/linearAct: b must have shape \[2\]/);
@@ -364,6 +364,63 @@ describe('linearAct against the float64 reference', () => {
       }
     });
   }
+});
+
+describe('one resolve per fused op', () => {
+  it("mutating the caller's spec between forward and backward changes nothing (the op keeps its ResolvedActivation)", async () => {
+    const d = await testDevice();
+    const x = f32(randArray(4 * 7, 71, -2, 2));
+    const w = f32(randArray(5 * 7, 72, -1, 1));
+    const run = async (mutate: boolean) =>
+      E.scopeAsync(async () => {
+        const X = E.Tensor.from(d, Float32Array.from(x), [4, 7]);
+        const W = E.Tensor.from(d, Float32Array.from(w), [5, 7]);
+        X.requiresGrad = true;
+        const ps = [2];
+        const bp = [1.5];
+        const spec = { kind: 'softplus' as const, params: ps, backward: { kind: 'silu' as const, params: bp } };
+        const Y = E.linearAct(X, W, null, spec);
+        if (mutate) {
+          ps[0] = 7;
+          bp[0] = 9;
+          (spec as { kind: ActivationKind }).kind = 'relu';
+        }
+        const [gx] = E.grad(E.sum(Y), [X]);
+        return { y: await Y.f32(), gx: await gx!.f32() };
+      });
+    const plain = await run(false);
+    const mutated = await run(true);
+    expectClose(mutated.y, plain.y, { atol: 0, rtol: 0 }, 'y');
+    expectClose(mutated.gx, plain.gx, { atol: 0, rtol: 0 }, 'dx');
+    // and the values are softplus(2) forward with a silu(1.5) derivative (float64)
+    const dz = Array.from({ length: 4 * 5 }, (_, i) => {
+      const r = Math.floor(i / 5);
+      const o = i % 5;
+      let z = 0;
+      for (let k = 0; k < 7; k++) z += x[r * 7 + k]! * w[o * 7 + k]!;
+      return ACTIVATIONS.silu.df(z, [1.5]);
+    });
+    const gx = Array.from({ length: 4 * 7 }, (_, i) => {
+      const r = Math.floor(i / 7);
+      const k = i % 7;
+      let s = 0;
+      for (let o = 0; o < 5; o++) s += dz[r * 5 + o]! * w[o * 7 + k]!;
+      return s;
+    });
+    expectClose(plain.gx, gx, { atol: 1e-6, rtol: 1e-5 }, 'dx vs float64 (silu(1.5) surrogate)');
+  });
+
+  it('an Activation layer resolves its spec once, at construction', async () => {
+    const d = await testDevice();
+    const layer = new Activation(d, { kind: 'pssilu', backward: { kind: 'softplus', params: [10] } });
+    expect(layer.engineSpec()).toBe(layer.engineSpec());
+    expect(layer.engineSpec().raw).toBe(layer.params);
+    expect(layer.engineSpec().surrogate).toBe('softplus');
+    layer.surrogateOn = false;
+    expect(layer.engineSpec().surrogate).toBeNull();
+    expect(layer.engineSpec().raw).toBe(layer.params);
+    layer.dispose();
+  });
 });
 
 // ------------------------------------------------------------------ Sequential
@@ -483,21 +540,26 @@ describe('Sequential fuses Conv2d / Linear + Activation', () => {
     x.dispose();
   });
 
-  it('Activation.observe still sees every pre-activation z (the fused path steps aside)', async () => {
+  it('observeActivations sees every pre-activation z of its model only (the fused path steps aside), until disposed', async () => {
     const d = await testDevice();
     const model = new SmallCnn(d, { activation: 'silu', seed: 5 });
     const x = mnistBatch(d);
     const seen: { layer: Activation; z: ArrayLike<number>; shape: number[] }[] = [];
     const pending: Promise<void>[] = [];
-    Activation.observe = (layer, z) => {
+    const other = new SmallCnn(d, { activation: 'silu', seed: 6 });
+    const stop = observeActivations(model, (layer, z) => {
       const k = E.keep(E.noGrad(() => E.clone(z)));
       const entry: (typeof seen)[number] = { layer, z: [], shape: [...z.shape] };
       seen.push(entry);
       pending.push(k.f32().then((v) => ((entry.z = v), k.dispose())));
-    };
+    });
     const observed = await run(model, x, true);
     await Promise.all(pending);
-    Activation.observe = undefined;
+    const otherRun = await run(other, x, true);
+    expect(otherRun.names.has('conv2d_act')).toBe(true); // another model is neither observed nor unfused
+    other.dispose();
+    stop();
+    stop(); // idempotent
     expect(seen.map((s) => s.shape)).toEqual([
       [BATCH, 32, 26, 26],
       [BATCH, 64, 12, 12],
@@ -513,7 +575,9 @@ describe('Sequential fuses Conv2d / Linear + Activation', () => {
     const zabs = conv64AbsForward(xs, w, p);
     expectWithin(seen[0]!.z, conv64(xs, w, b, p), zabs.map((v) => EPS_Z * v + 1e-7), 'observed z');
     // Observing changes nothing: same outputs and gradients as the fused path.
+    expect(seen.length).toBe(2);
     const fused = await run(model, x, true);
+    expect(seen.length).toBe(2); // disposed: no longer called
     expect(fused.names.has('conv2d_act')).toBe(true);
     expectSame(observed, fused, 'observed vs fused');
     model.dispose();

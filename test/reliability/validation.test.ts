@@ -109,8 +109,8 @@ describe('validation of public entry points', () => {
       { area: 'layers', input: 'Conv2d(1 -> 4, kernel 0)', run: () => new Conv2d(d, 1, 4, 0), want: /Conv2d: .*kernel.* got 0/ },
       { area: 'layers', input: 'SmallCnn on [2, 1, 8, 8]', run: () => new SmallCnn(d).forward(img), want: /SmallCnn: input must be \[N, 1, 28, 28\], got \[2, 1, 8, 8\]/ },
       { area: 'layers', input: 'activation "swish"', run: () => new Activation(d, 'swish' as never), want: /unknown activation kind "swish"; valid kinds: relu, softplus/ },
-      { area: 'layers', input: 'softplus with 2 parameters', run: () => new Activation(d, { kind: 'psoftplus', params: [1, 2] }), want: /activation psoftplus: expects 1 parameter\(s\) \[.*\], got 2/ },
-      { area: 'layers', input: 'pssilu parameter NaN', run: () => new Activation(d, { kind: 'pssilu', params: [NaN, 1] }), want: /activation pssilu: parameters must be finite numbers, got NaN/ },
+      { area: 'layers', input: 'softplus with 2 parameters', run: () => new Activation(d, { kind: 'psoftplus', params: [1, 2] }), want: /Activation: spec.params for psoftplus must have 1 value\(s\) \[a\], got 2/ },
+      { area: 'layers', input: 'pssilu parameter NaN', run: () => new Activation(d, { kind: 'pssilu', params: [NaN, 1] }), want: /Activation: spec.params a of pssilu must be a finite number, got NaN/ },
       // optimizers
       { area: 'optim', input: 'SGD lr NaN', run: () => new SGD(tiny.parameters(), { lr: NaN }), want: /SGD: lr must be a finite number >= 0, got NaN/ },
       { area: 'optim', input: 'SGD with no parameters', run: () => new SGD([], { lr: 0.1 }), want: /SGD: params must be a non-empty array/ },
