@@ -44,7 +44,10 @@ export const GEMM_SHAPES: GemmShape[] = [
   { name: 'dense dw', M: 10, N: 9216, K: 128, transA: true },
 ];
 
-function square(n: number): GemmShape {
+/** A split-K candidate: so few rows and columns that the output alone gives 3 workgroups. */
+export const TINY_LONG_K: GemmShape = { name: 'tiny long-K', M: 8, N: 10, K: 9216, transB: true };
+
+export function square(n: number): GemmShape {
   return { name: `${n}`, M: n, N: n, K: n };
 }
 
@@ -108,17 +111,28 @@ export function cases(device: Device, opts: { quick: boolean }): BenchCase[] {
   return out;
 }
 
-/** Candidates of the tile search (kernel options), by label. */
-function candidates(s: GemmShape): [string, MatmulRawOptions][] {
+/**
+ * Candidates of the tile search (kernel options), by label. Round 1 ('wide') covered
+ * A-broadcast rows 4/8/16 x vecs 1/2 and mirror rows 1/2/4 x vecs 1/2 (docs/matmul.md);
+ * round 2 ('final') kept the contenders and added larger mirror tiles; 'pick' is the
+ * deciding A/B between the three best general tiles.
+ */
+export type TileSet = 'wide' | 'final' | 'pick';
+
+function candidates(s: GemmShape, set: TileSet): [string, MatmulRawOptions][] {
   const out: [string, MatmulRawOptions][] = [['fast 8x4', { kernel: 'fast' }]];
-  for (const rows of [4, 8, 16]) for (const vecs of [1, 2] as const) out.push([`A-bcast ${rows}x${32 * vecs}`, { kernel: 'subgroup', sg: { layout: 'bcastA', rows, vecs }, splitK: 1 }]);
-  for (const rows of [1, 2, 4]) for (const vecs of [1, 2] as const) out.push([`mirror ${8 * rows}x${4 * vecs}`, { kernel: 'mirror', sg: { rows, vecs }, splitK: 1 }]);
-  if (s.K >= 4096) {
-    for (const S of [2, 4, 8, 16]) {
-      out.push([`A-bcast 8x32 split ${S}`, { kernel: 'subgroup', sg: { layout: 'bcastA', rows: 8, vecs: 1 }, splitK: S }]);
-      out.push([`mirror 8x4 split ${S}`, { kernel: 'mirror', sg: { rows: 1, vecs: 1 }, splitK: S }]);
-      out.push([`mirror 16x8 split ${S}`, { kernel: 'mirror', sg: { rows: 2, vecs: 2 }, splitK: S }]);
-    }
+  const A = (rows: number, vecs: 1 | 2, splitK = 1): [string, MatmulRawOptions] => [`A-bcast ${rows}x${32 * vecs}${splitK > 1 ? ` split ${splitK}` : ''}`, { kernel: 'subgroup', sg: { layout: 'bcastA', rows, vecs }, splitK }];
+  const B = (rows: number, vecs: 1 | 2, splitK = 1): [string, MatmulRawOptions] => [`mirror ${8 * rows}x${4 * vecs}${splitK > 1 ? ` split ${splitK}` : ''}`, { kernel: 'mirror', sg: { rows, vecs }, splitK }];
+  if (set === 'pick') {
+    out.push(A(12, 1), A(16, 1), B(4, 2));
+  } else if (set === 'wide') {
+    for (const rows of [4, 8, 16]) for (const vecs of [1, 2] as const) out.push(A(rows, vecs));
+    for (const rows of [1, 2, 4]) for (const vecs of [1, 2] as const) out.push(B(rows, vecs));
+    if (s.K >= 4096) for (const S of [2, 4, 8, 16]) out.push(A(8, 1, S), B(1, 1, S), B(2, 2, S));
+  } else {
+    out.push(A(8, 1), A(12, 1), A(16, 1));
+    for (const [rows, vecs] of [[2, 1], [4, 1], [8, 1], [2, 2], [4, 2], [8, 2]] as const) out.push(B(rows, vecs));
+    if (s.K >= 4096) for (const S of [2, 4, 8]) out.push(B(2, 1, S), B(4, 2, S));
   }
   out.push(['auto', {}]);
   return out;
@@ -128,12 +142,12 @@ function candidates(s: GemmShape): [string, MatmulRawOptions][] {
  * Tile search: for each shape, every candidate measured in `rounds` interleaved rounds
  * (one short measurement per candidate per round); prints the median GFLOP/s per candidate.
  */
-export async function tileSearch(rounds = 5, shapes: GemmShape[] = [square(1024), ...GEMM_SHAPES]): Promise<void> {
+export async function tileSearch(rounds = 5, set: TileSet = 'final', shapes: GemmShape[] = [square(1024), ...GEMM_SHAPES]): Promise<void> {
   const device = await createDevice();
   if (!subgroupGemmSupported(device)) throw new Error('tileSearch: this adapter cannot run the subgroup GEMM');
   for (const s of shapes) {
     const ops = operands(device, s);
-    const cands = candidates(s);
+    const cands = candidates(s, set);
     const times = cands.map(() => [] as number[]);
     for (const [, o] of cands) ops.run(o); // compile every pipeline before timing
     await device.sync();
