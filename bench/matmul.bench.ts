@@ -97,7 +97,7 @@ export function cases(device: Device, opts: { quick: boolean }): BenchCase[] {
     out.push(mmCase(device, s, 'fast transB', { kernel: 'fast', transB: true }, 'naive'));
     if (sg) {
       out.push(mmCase(device, s, 'subgroup', { kernel: 'subgroup' }, 'naive'));
-      out.push(mmCase(device, s, 'mirror', { kernel: 'mirror', sg: { rows: 2, vecs: 2 } }, 'naive'));
+      out.push(mmCase(device, s, 'mirror', { kernel: 'mirror' }, 'naive'));
     }
     out.push(mmCase(device, s, 'auto', {}, 'naive'));
     if (!opts.quick) out.push(mmCase(device, s, 'tiled (shared memory)', { kernel: 'tiled' }, 'naive'));

@@ -90,39 +90,56 @@ export function subgroupGemmSupported(device: Device): boolean {
   return device.features.includes('subgroups') && a.subgroupMinSize === SG_LANES && a.subgroupMaxSize === SG_LANES;
 }
 
-/** NOTE: tiles from the tile search in docs/matmul.md (llvmpipe, 2 cores, under load). */
-export const SG_DEFAULT_TILE: SgTile = { layout: 'bcastA', rows: 8, vecs: 1 };
-/** Mirror tile for narrow outputs (N <= 16): 8 rows x 4 columns per workgroup. */
-export const SG_NARROW_TILE: SgTile = { layout: 'bcastB', rows: 1, vecs: 1 };
-/** Split K when the output gives fewer workgroups than this ... */
-export const SPLITK_MIN_GROUPS = 32;
-/** ... and every slice keeps at least this much of K. */
+// NOTE: tiles and thresholds from the tile search in docs/matmul.md (llvmpipe, 2 cores,
+// measured under load, interleaved medians). Mirror 32x8 and A-broadcast 12x32 tied on the
+// large shapes (1024^3, conv2's three GEMMs), both ~1.7-1.9x the register-blocked kernel;
+// narrow outputs (N <= 16: the dense layer's forward) want the 16x4 mirror tile, short ones
+// (M <= 16: its filter gradient) an A-broadcast tile of exactly M rows.
+/** General tile (M > 16 and N > 16): mirror, 32 rows x 8 columns per workgroup. */
+export const SG_DEFAULT_TILE: SgTile = { layout: 'bcastB', rows: 4, vecs: 2 };
+/** Narrow outputs (N <= 16): mirror, 16 rows x 4 columns. */
+export const SG_NARROW_TILE: SgTile = { layout: 'bcastB', rows: 2, vecs: 1 };
+/** Short outputs (M <= 16): A broadcast, M rows (set per shape) x 32 columns. */
+export const SG_SHORT_TILE: SgTile = { layout: 'bcastA', rows: 8, vecs: 1 };
+/**
+ * Split K only when the output alone gives fewer workgroups than this. NOTE: llvmpipe runs
+ * one workgroup per thread (one per core here), so only a single-workgroup output leaves a
+ * core idle; the dense forward (24 workgroups with the narrow tile) and a 3-workgroup
+ * product measured no faster split (docs/matmul.md).
+ */
+export const SPLITK_MIN_GROUPS = 2;
+/** Every K slice keeps at least this much of K. */
 export const SPLITK_MIN_SLICE = 512;
+/** Slices aim at this many workgroups in all. */
+const SPLITK_TARGET_GROUPS = 8;
 
 function splitCount(groups: number, K: number, forced: boolean): number {
-  const maxS = Math.max(1, Math.floor(K / SPLITK_MIN_SLICE));
-  let S = Math.ceil((4 * SPLITK_MIN_GROUPS) / groups);
-  if (forced) S = Math.max(2, S);
-  return Math.max(1, Math.min(S, forced ? Math.max(2, maxS) : maxS, Math.floor(MAX_GROUPS / Math.max(1, groups))));
+  const maxS = Math.max(forced ? 2 : 1, Math.floor(K / SPLITK_MIN_SLICE));
+  const want = Math.max(forced ? 2 : 1, Math.ceil(SPLITK_TARGET_GROUPS / groups));
+  return Math.max(1, Math.min(want, maxS, Math.floor(MAX_GROUPS / Math.max(1, groups))));
 }
 
 /**
  * The kernel (and tile, and K split) for a product of this shape on this device. 'auto'
- * picks the subgroup GEMM where subgroupGemmSupported (the mirror tile for N <= 16, split-K
- * when the output alone gives fewer than SPLITK_MIN_GROUPS workgroups), else 'fast'.
- * Explicit subgroup requests on an unsupported device throw.
+ * picks the subgroup GEMM where subgroupGemmSupported (tile by shape, see the tiles above;
+ * split-K when the output is fewer than SPLITK_MIN_GROUPS workgroups), else 'fast'.
+ * 'subgroup' uses the A-broadcast layout, 'mirror' the B-broadcast one, 'splitk' forces
+ * at least 2 slices. Explicit subgroup requests on an unsupported device throw.
  */
 export function chooseMatmulKernel(s: MatmulShape, device: Device, requested: MatmulKernel = 'auto', o: Pick<MatmulRawOptions, 'sg' | 'splitK'> = {}): MatmulChoice {
   if (requested === 'fast' || requested === 'naive' || requested === 'tiled') return { kernel: requested };
-  const ok = subgroupGemmSupported(device);
-  if (!ok) {
+  if (!subgroupGemmSupported(device)) {
     if (requested === 'auto') return { kernel: 'fast' };
     const a = device.adapter;
     throw new Error(
       `kinkless: matmul: kernel '${requested}' needs the 'subgroups' feature with a fixed subgroup size of ${SG_LANES}; this adapter has ${device.features.includes('subgroups') ? '' : 'no subgroups feature, '}subgroup sizes ${a.subgroupMinSize}..${a.subgroupMaxSize}`,
     );
   }
-  const base = requested === 'mirror' || (requested === 'auto' && s.N <= 16) ? SG_NARROW_TILE : SG_DEFAULT_TILE;
+  const short: SgTile = { ...SG_SHORT_TILE, rows: Math.min(16, Math.max(1, s.M)) };
+  let base: SgTile;
+  if (requested === 'mirror') base = s.N <= 16 ? SG_NARROW_TILE : SG_DEFAULT_TILE;
+  else if (requested === 'subgroup') base = s.M <= 16 ? short : { layout: 'bcastA', rows: 12, vecs: 1 };
+  else base = s.N <= 16 ? SG_NARROW_TILE : s.M <= 16 ? short : SG_DEFAULT_TILE;
   const tile: SgTile = { ...base, ...o.sg };
   if (requested === 'mirror') tile.layout = 'bcastB';
   const [tm, tn] = sgTile({ lanes: SG_LANES, ...tile });
@@ -130,7 +147,7 @@ export function chooseMatmulKernel(s: MatmulShape, device: Device, requested: Ma
   let split = 1;
   if (o.splitK !== undefined) split = o.splitK;
   else if (requested === 'splitk') split = splitCount(groups, s.K, true);
-  else if (groups < SPLITK_MIN_GROUPS) split = splitCount(groups, s.K, false);
+  else if (groups < SPLITK_MIN_GROUPS && s.K >= 2 * SPLITK_MIN_SLICE) split = splitCount(groups, s.K, false);
   if (!Number.isInteger(split) || split < 1) throw new Error(`kinkless: matmul: splitK must be an integer >= 1, got ${String(o.splitK)}`);
   return { kernel: 'subgroup', tile, split };
 }

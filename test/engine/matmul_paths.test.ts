@@ -148,11 +148,22 @@ describe('matmul kernel choice', () => {
     expect(c.kernel).toBe(SG ? 'subgroup' : 'fast');
     if (!SG) expect(() => chooseMatmulKernel({ M: 8, N: 8, K: 8, batch: 1 }, dev, 'subgroup')).toThrow(/kernel 'subgroup' needs the 'subgroups' feature/);
   });
-  it.runIf(SG)('splits K for the dense layer forward (M128 K9216 N10) and not for square products', () => {
+  it.runIf(SG)('tiles by shape; split-K only for a one-workgroup output with a long K', () => {
     const dense = chooseMatmulKernel({ M: 128, N: 10, K: 9216, batch: 1, transB: true }, dev);
-    expect(dense.kernel === 'subgroup' && dense.split).toBeGreaterThan(1);
+    expect(dense).toEqual({ kernel: 'subgroup', tile: { layout: 'bcastB', rows: 2, vecs: 1 }, split: 1 });
+    const short = chooseMatmulKernel({ M: 10, N: 9216, K: 128, batch: 1, transA: true }, dev);
+    expect(short).toEqual({ kernel: 'subgroup', tile: { layout: 'bcastA', rows: 10, vecs: 1 }, split: 1 });
     const sq = chooseMatmulKernel({ M: 1024, N: 1024, K: 1024, batch: 1 }, dev);
-    expect(sq.kernel === 'subgroup' && sq.split).toBe(1);
+    expect(sq).toEqual({ kernel: 'subgroup', tile: { layout: 'bcastB', rows: 4, vecs: 2 }, split: 1 });
+    const one = chooseMatmulKernel({ M: 8, N: 4, K: 16384, batch: 1, transB: true }, dev);
+    expect(one.kernel === 'subgroup' && one.split).toBeGreaterThan(1);
+    // A forced split keeps slices of >= 512 (at least 2 slices).
+    const forced = chooseMatmulKernel({ M: 128, N: 10, K: 1030, batch: 1 }, dev, 'splitk');
+    expect(forced.kernel === 'subgroup' && forced.split).toBe(2);
+  });
+  it.runIf(SG)("'auto' splits K on a one-workgroup output and matches the reference", async () => {
+    await check({ M: 5, N: 3, K: 5000, tA: false, tB: true, bias: true }, {}, 'auto one-group split');
+    await check({ M: 5, N: 3, K: 5000, tA: true, tB: false, bA: 2, bB: 2 }, {}, 'auto batch 2 (no split)');
   });
   it('rejects a bad kernel name and a bad split count', async () => {
     const A = E.Tensor.from(dev, new Float32Array(4), [2, 2]);
