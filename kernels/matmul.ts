@@ -8,6 +8,8 @@
 //   was ~3x faster than shared-memory tiling.
 // - matmulTiledWgsl: the classic workgroup-shared-memory tiled kernel (benchmark only).
 // - matmulNaiveWgsl: one output per thread, scalar loop; the correctness and speed baseline.
+// Each has a kernel descriptor (matmulFastKernel, matmulNaiveKernel, matmulTiledKernel) at the
+// end. The subgroup GEMM (kernels/matmul_subgroup.ts) shares the layout and bindings.
 //
 // Uniforms (u32 words): M, N, K, 0, then bshape (vec4), astr (vec4), bstr (vec4): the
 // (up to 4) batch dims of y, right-aligned and padded with 1, and the element strides of a
