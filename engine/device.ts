@@ -39,6 +39,9 @@ export interface AdapterSummary {
   description: string;
   isFallbackAdapter: boolean;
   featureLevel: string;
+  /** Smallest and largest subgroup sizes the adapter may use (0 when it does not say). */
+  subgroupMinSize: number;
+  subgroupMaxSize: number;
 }
 
 let nextDeviceId = 1;
@@ -218,6 +221,8 @@ export async function createDevice(opts: DeviceOptions = {}): Promise<Device> {
     description: info.description,
     isFallbackAdapter: (info as unknown as { isFallbackAdapter?: boolean }).isFallbackAdapter ?? false,
     featureLevel: adapter.features.has('core-features-and-limits') ? 'core' : 'compatibility',
+    subgroupMinSize: (info as unknown as { subgroupMinSize?: number }).subgroupMinSize ?? 0,
+    subgroupMaxSize: (info as unknown as { subgroupMaxSize?: number }).subgroupMaxSize ?? 0,
   };
   if (opts.adapter) {
     const hay = `${summary.vendor} ${summary.architecture} ${summary.device} ${summary.description}`.toLowerCase();

@@ -8,6 +8,8 @@
 //   was ~3x faster than shared-memory tiling.
 // - matmulTiledWgsl: the classic workgroup-shared-memory tiled kernel (benchmark only).
 // - matmulNaiveWgsl: one output per thread, scalar loop; the correctness and speed baseline.
+// Each has a kernel descriptor (matmulFastKernel, matmulNaiveKernel, matmulTiledKernel) at the
+// end. The subgroup GEMM (kernels/matmul_subgroup.ts) shares the layout and bindings.
 //
 // Uniforms (u32 words): M, N, K, 0, then bshape (vec4), astr (vec4), bstr (vec4): the
 // (up to 4) batch dims of y, right-aligned and padded with 1, and the element strides of a
@@ -21,6 +23,8 @@
 // after the outputs (see matmulEpilogueBinding). With `saveZ`, the pre-activation
 // z = acc + bias[n] is stored too, to a second output bound right after y (fused
 // training epilogues keep z for the backward).
+
+import { defineKernel, reads, writes, type Binding } from './kernel.ts';
 
 export interface MatmulKernelOptions {
   /** a is stored [K, M] (per batch) instead of [M, K]. */
@@ -350,3 +354,51 @@ export function matmul64(
   }
   return y;
 }
+
+/** Kernel parameters plus the number of read-only bindings the act snippet declares. */
+export type MatmulDescParams<O> = O & { epiBindings: number };
+
+/** Bindings shared by the three kernels: a, b, [bias], y, [z], then the epilogue's. */
+function matmulBindings(o: MatmulDescParams<MatmulKernelOptions>): Binding[] {
+  const out = reads('a', 'b');
+  if (o.bias) out.push(...reads('bias'));
+  out.push(...writes('y'));
+  if (o.saveZ) out.push(...writes('z'));
+  for (let i = 0; i < o.epiBindings; i++) out.push(...reads(`epi${i}`));
+  return out;
+}
+
+function baseKey(o: MatmulDescParams<MatmulKernelOptions>): string {
+  return [+!!o.transA, +!!o.transB, +!!o.bias, +!!o.saveZ, o.epiBindings, o.act ?? ''].join(':');
+}
+
+/** Descriptor of the register-blocked kernel (matmulWgsl). */
+export const matmulFastKernel = defineKernel<MatmulDescParams<MatmulFastOptions>>({
+  name: 'matmul',
+  label: (o) => `matmul${o.act ? '_act' : ''}`,
+  key: (o) => {
+    const d = MM_FAST_DEFAULTS;
+    const wg = o.wg ?? d.wg;
+    return [o.tm ?? d.tm, o.tn ?? d.tn, wg[0], wg[1], +!!o.vecA, +!!o.vecB, +!!o.vecY, baseKey(o)].join(':');
+  },
+  bindings: matmulBindings,
+  build: matmulWgsl,
+});
+
+/** Descriptor of the one-output-per-thread baseline (matmulNaiveWgsl). */
+export const matmulNaiveKernel = defineKernel<MatmulDescParams<MatmulKernelOptions>>({
+  name: 'matmul_naive',
+  label: (o) => `matmul_naive${o.act ? '_act' : ''}`,
+  key: baseKey,
+  bindings: matmulBindings,
+  build: matmulNaiveWgsl,
+});
+
+/** Descriptor of the shared-memory tiled kernel (matmulTiledWgsl). */
+export const matmulTiledKernel = defineKernel<MatmulDescParams<MatmulKernelOptions>>({
+  name: 'matmul_tiled',
+  label: (o) => `matmul_tiled${o.act ? '_act' : ''}`,
+  key: baseKey,
+  bindings: matmulBindings,
+  build: matmulTiledWgsl,
+});
