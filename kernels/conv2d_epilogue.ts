@@ -7,6 +7,8 @@
 // Uniform block: Nc O OHW Og | n0 gx threads 0 | act: vec4<f32> (the activation's params).
 // Bindings: zt, y, [z], then the epilogue's own buffers (from gemmEpilogueBinding).
 
+import { defineKernel, reads, writes } from './kernel.ts';
+
 export const GEMM_EPI_WG = 64;
 /** Consecutive output pixels per thread (per-invocation overhead dominates copies on lavapipe). */
 export const GEMM_EPI_EPT = 8;
@@ -53,3 +55,11 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
 }
 `;
 }
+
+/** Descriptor of the GEMM path's permute + activation. Bindings: zt, y, [z], [act params]. */
+export const conv2dGemmEpilogueKernel = defineKernel<{ act: string; actBuffers: number; saveZ: boolean }>({
+  name: 'conv2d_gemm_epilogue',
+  key: (p) => `z${p.saveZ ? 1 : 0}n${p.actBuffers}:${p.act}`,
+  bindings: (p) => [...reads('zt'), ...writes('y', ...(p.saveZ ? ['z'] : [])), ...reads(...Array.from({ length: p.actBuffers }, (_, i) => `act_params${i}`))],
+  build: (p) => gemmPermuteActWgsl(p.act, p.saveZ),
+});

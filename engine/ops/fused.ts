@@ -10,11 +10,9 @@ import { Tensor, assertSameDevice, shapeStr } from '../tensor.ts';
 import { needsGrad, record } from '../autograd.ts';
 import type { ActivationKind } from '../../kernels/activations.ts';
 import { activationBackwardFromZ, resolveActivation, type ActivationSpec } from './activation.ts';
-import { conv2dBackwardFilter, conv2dBackwardInput, conv2dForwardAct, conv2dGeometry, type Conv2dOptions, type ConvImpl } from './conv2d.ts';
+import { conv2dBackward, conv2dCall, conv2dForwardAct, type Conv2dOptions } from './conv2d.ts';
 import { checkLinearShapes, matmulAct, matmulRaw } from './matmul.ts';
-import { sum, sumToShape } from './reduce.ts';
-
-const CONV_IMPLS: readonly string[] = ['auto', 'fast', 'gemm', 'direct', 'naive'];
+import { sumToShape } from './reduce.ts';
 
 /**
  * A copy of the spec taken at forward time: the backward must differentiate the function
@@ -44,18 +42,13 @@ function checkF32(op: string, named: [string, Tensor | null | undefined][]): voi
  */
 export function conv2dAct(x: Tensor, w: Tensor, b: Tensor | null | undefined, act: ActivationSpec | ActivationKind, opts: Conv2dOptions = {}): Tensor {
   const op = 'conv2dAct';
-  checkF32(op, [['x', x], ['w', w], ['b', b]]);
+  const { p, run } = conv2dCall(op, x, w, b, opts);
   const base = b ? [x, w, b] : [x, w];
-  assertSameDevice(op, ...base);
-  if (opts.act !== undefined) throw new Error(`kinkless: ${op}: opts.act must be unset (the activation is the 'act' argument), got ${typeof opts.act}`);
-  const impl: ConvImpl = opts.impl ?? 'auto';
-  if (!CONV_IMPLS.includes(impl)) throw new Error(`kinkless: ${op}: impl must be one of ${CONV_IMPLS.map((v) => `'${v}'`).join(', ')}, got ${String(impl)}`);
-  const p = conv2dGeometry(x.shape, w.shape, opts, b ? b.shape : null);
   const spec = snapshot(act);
   const r = resolveActivation(op, spec, x.device);
   const inputs = r.tensor ? [...base, r.tensor] : base;
   const saveZ = needsGrad(inputs);
-  const { y, z } = conv2dForwardAct(x, w, b ?? null, p, impl, { spec, saveZ });
+  const { y, z, saved } = conv2dForwardAct(x, w, b ?? null, p, run, { spec, saveZ });
   if (!saveZ) return y;
   // NOTE: z is captured by the backward closure and freed with the enclosing scope (as the
   // unfused conv2d output would be, which activation() saves).
@@ -63,11 +56,7 @@ export function conv2dAct(x: Tensor, w: Tensor, b: Tensor | null | undefined, ac
     const wantDz = x.requiresGrad || w.requiresGrad || !!b?.requiresGrad;
     const g = activationBackwardFromZ(z!, dy, spec, { dz: wantDz, dParams: !!r.tensor?.requiresGrad });
     const dz = g.dz;
-    const grads: (Tensor | null)[] = [
-      dz && x.requiresGrad ? conv2dBackwardInput(dz, w, p, impl) : null,
-      dz && w.requiresGrad ? conv2dBackwardFilter(dz, x, p, impl) : null,
-    ];
-    if (b) grads.push(dz && b.requiresGrad ? sum(dz, [0, 2, 3]) : null);
+    const grads = conv2dBackward(dz, saved);
     dz?.dispose();
     if (r.tensor) grads.push(g.dParams);
     return grads;

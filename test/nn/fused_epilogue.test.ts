@@ -281,7 +281,7 @@ describe('conv2dAct against the float64 reference', () => {
     expect(d.stats().liveBuffers).toBe(before + 1);
     const f = ACTIVATIONS.silu.f(0.1 * 0.5 * 27, [1]);
     expectClose(Array.from(await Y.f32()).slice(4, 5), [f], { atol: 1e-6, rtol: 1e-5 }, 'interior value');
-    expect(() => E.conv2dAct(X, W, null, 'silu', { act: 'fn epi_act(z: f32) -> f32 { return z; }' })).toThrow(/conv2dAct: opts.act must be unset/);
+    expect(() => E.conv2dAct(X, W, null, 'silu', { act: 'fn epi_act(z: f32) -> f32 { return z; }' } as E.Conv2dOptions)).toThrow(/conv2dAct: opts.act must be unset/);
     expect(() => E.conv2dAct(X, W, null, { kind: 'nope' as ActivationKind })).toThrow(/conv2dAct: spec.kind must be one of/);
     expect(() => E.conv2dAct(X, W, null, { kind: 'pssilu', params: E.Tensor.from(d, [1], [1]) })).toThrow(/conv2dAct: spec.params for pssilu must be an f32 tensor of shape \[2\]/);
     expect(() => E.conv2dAct(X, E.Tensor.from(d, new Float32Array(4 * 2 * 9), [4, 2, 3, 3]), null, 'relu')).toThrow(/has 2 channels per group, expected C\/groups = 3/);
