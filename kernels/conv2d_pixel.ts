@@ -1,8 +1,8 @@
 // WGSL builders and descriptors for the per-pixel conv2d kernels (impl 'pixel'), made for
 // layers with a short reduction CK = Cg*KH*KW (a first layer on 1-3 input channels, e.g.
 // the MNIST CNN's conv1, 1->32 3x3): each thread owns 4 consecutive pixels of the flattened
-// output plane of one image and a block of output channels, with every tap unrolled
-// (Cg, KH, KW compile-time).
+// output plane of one image and a block of output channels, with the taps unrolled
+// (Cg, KH, KW compile-time; the forward loops over the input channels).
 // - forward: the OB channels' sums stay in registers (OB vec4 accumulators); each tap is one
 //   4-pixel gather of x reused by OB uniform weight loads; the stores are one aligned vec4
 //   per channel when OH*OW % 4 == 0 (the packed kernel's per-row blocks store scalars).
@@ -45,15 +45,20 @@ function pixelPrologue(item: string): string {
   let iwb = (pc % u.OW) * u.sw - u.pw;`;
 }
 
-/** The unrolled taps: for each (ci, kh, kw) `body(k, xv)` with xv the 4 pixels' masked x values. */
-function taps(s: ConvPixelSpec, body: (k: number) => string): string {
+/**
+ * The taps: for each (ci, kh, kw) `body(k)` with xv the 4 pixels' masked x values and k the
+ * tap index (WGSL). `loopCi`: ci runs as a loop (k = ci*KH*KW + const), else unrolled too.
+ */
+function taps(s: ConvPixelSpec, body: (k: string) => string, loopCi = false): string {
   const out: string[] = [];
-  for (let ci = 0; ci < s.Cg; ci++) {
-    out.push(`  { let xc = (n * u.C + g * u.Cg + ${ci}) * u.H * u.W;`);
+  const KK = s.KH * s.KW;
+  if (loopCi) out.push(`  for (var ci = 0; ci < ${s.Cg}; ci++) {`);
+  for (let ci = 0; ci < (loopCi ? 1 : s.Cg); ci++) {
+    out.push(loopCi ? '  { let xc = (n * u.C + g * u.Cg + ci) * u.H * u.W;' : `  { let xc = (n * u.C + g * u.Cg + ${ci}) * u.H * u.W;`);
     for (let kh = 0; kh < s.KH; kh++) {
       out.push(`    { let ih = ihb + vec4<i32>(${kh} * u.dlh); let rok = (ih >= vec4<i32>(0)) & (ih < vec4<i32>(u.H)); let xr = xc + clamp(ih, vec4<i32>(0), vec4<i32>(u.H - 1)) * u.W;`);
       for (let kw = 0; kw < s.KW; kw++) {
-        const k = (ci * s.KH + kh) * s.KW + kw;
+        const k = loopCi ? `ci * ${KK} + ${kh * s.KW + kw}` : `${(ci * s.KH + kh) * s.KW + kw}`;
         out.push(`      { let iw = iwb + vec4<i32>(${kw} * u.dlw); let ok = rok & (iw >= vec4<i32>(0)) & (iw < vec4<i32>(u.W)); let xi = xr + clamp(iw, vec4<i32>(0), vec4<i32>(u.W - 1));
         let xv = select(vec4<f32>(0.0), vec4<f32>(x[u32(xi.x)], x[u32(xi.y)], x[u32(xi.z)], x[u32(xi.w)]), ok);
 ${body(k)}
@@ -63,6 +68,7 @@ ${body(k)}
     }
     out.push('  }');
   }
+  if (loopCi) out.push('  }');
   return out.join('\n');
 }
 
@@ -87,7 +93,7 @@ ${range(4)
 export function conv2dPixelWgsl(s: ConvPixelSpec, epi: ConvEpilogue = { bias: false }): string {
   const obs = range(s.OB);
   const CK = s.Cg * s.KH * s.KW;
-  return `// conv2d_pixel (${s.OB} channels x 4 flat pixels per thread, Cg=${s.Cg} ${s.KH}x${s.KW} unrolled${s.vec ? ', vec4 stores' : ''}${epi.saveZ ? ', saveZ' : ''})
+  return `// conv2d_pixel (${s.OB} channels x 4 flat pixels per thread, Cg=${s.Cg} ${s.KH}x${s.KW} taps unrolled${s.vec ? ', vec4 stores' : ''}${epi.saveZ ? ', saveZ' : ''})
 ${convUniformWgsl(!!epi.act)}
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read> w: array<f32>;
@@ -103,7 +109,7 @@ ${pixelPrologue('i32(gid.x + gid.y * u32(u.gx))')}
   let omax = g * u.Og + u.Og - 1;
 ${obs.map((j) => `  let wb${j} = min(o0 + ${j}, omax) * ${CK};`).join('\n')}
 ${obs.map((j) => `  var acc${j} = vec4<f32>(0.0);`).join('\n')}
-${taps(s, (k) => obs.map((j) => `        acc${j} += w[u32(wb${j} + ${k})] * xv;`).join('\n'))}
+${taps(s, (k) => obs.map((j) => `        acc${j} += w[u32(wb${j} + ${k})] * xv;`).join('\n'), s.Cg > 1)}
   if (!live) { return; }
   var accs = array<vec4<f32>, ${s.OB}>(${obs.map((j) => `acc${j}`).join(', ')});
   // NOTE: a loop with a data-dependent trip count (not unrolled): the activation is inlined 4 times, not 4*OB.

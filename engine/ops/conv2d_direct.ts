@@ -133,7 +133,7 @@ export function directForward(x: Tensor, w: Tensor, b: Tensor | null, p: ConvGeo
 }
 
 /** Output channels per thread of the per-pixel forward. */
-export const PIXEL_OB = 16;
+export const PIXEL_OB = 8;
 
 /** Input gradient dx [N, C, H, W] by a direct kernel family ('pixel' has none: it runs 'fast'). */
 export function directBackwardInput(dy: Tensor, w: Tensor, p: ConvGeom, impl: 'fast' | 'direct' | 'pixel' | 'naive'): Tensor {

@@ -194,12 +194,12 @@ export function gemmOk(p: ConvGeom, device: Device, chunkBytes = DEFAULT_GEMM_CH
  * on lavapipe (see bench/conv2d.bench.ts): the packed kernels win the stride-1 layers with
  * many channels per group; the GEMM path wins where they do not apply or are weak:
  * - fwd: 'gemm' when Og >= 16, CK = Cg*KH*KW >= 16 and the conv is strided or the packed
- *   kernel does not apply (MNIST conv2: 1.5x); else, on lavapipe, 'pixel' for a short
- *   reduction (CK <= 27: MNIST conv1), else 'fast'.
+ *   kernel does not apply (MNIST conv2: 1.5x); else 'fast'. ('pixel' measured no faster
+ *   than the packed kernel on MNIST conv1 and compiles slower: not chosen.)
  * - dx: 'gemm' when Og >= 8 and the packed dx-as-forward path does not apply (stride > 1,
  *   or < 4 input channels per group): MNIST conv2 2.4x, conv1 4x; else 'fast'.
  * - dw: 'gemm' when Og >= 8 and CK >= 32 (1.4-2x on every 32+ channel layer measured);
- *   else, on lavapipe, 'pixel' (CK < 32: MNIST conv1), else 'fast' (for CK < 32 the
+ *   else, on lavapipe, 'pixel' (CK < 32: MNIST conv1, 1.5x), else 'fast' (for CK < 32 the
  *   product's 32-column blocks run mostly idle).
  * Any case the GEMM temporaries cannot hold one image of goes to 'fast' (or 'pixel').
  * NOTE: the 'pixel' choices are per adapter: they were measured on lavapipe only, so any
@@ -208,7 +208,7 @@ export function gemmOk(p: ConvGeom, device: Device, chunkBytes = DEFAULT_GEMM_CH
 export function chooseConvImpl(p: ConvGeom, dir: ConvDir, device: Device, chunkBytes = DEFAULT_GEMM_CHUNK_BYTES): Exclude<ConvImpl, 'auto'> {
   const CK = p.Cg * p.KH * p.KW;
   const soft = isLlvmpipe(device.adapter);
-  const small = dir === 'fwd' ? soft && CK <= 27 : dir === 'dw' ? soft && CK < 32 : false;
+  const small = dir === 'dw' && soft && CK < 32;
   const fallback = small && pixelOk(p, dir) ? 'pixel' : 'fast';
   if (!gemmOk(p, device, chunkBytes)) return fallback;
   const strided = p.sh > 1 || p.sw > 1;
