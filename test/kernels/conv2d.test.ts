@@ -136,13 +136,17 @@ describe('conv2d GEMM path: batch chunking and the auto choice', () => {
 
   it('the forward im2col is kept for dw within keepIm2colBytes (one im2col per step), else rebuilt', async () => {
     const d = await testDevice();
-    const c = CASES[15]!;
-    const p = geom64(c.x, c.w, c.o);
-    // col [G, N*OH*OW, Kp] with Kp = CK + 1 (bias column) rounded up to a multiple of 4.
-    const colBytes = 4 * p.G * p.N * p.OH * p.OW * Math.ceil((c.w[1] * c.w[2] * c.w[3] + 1) / 4) * 4;
-    for (const [keep, want] of [[colBytes, 1], [colBytes - 4, 2], [0, 2]] as const) {
-      const names = await dispatchNames(d, async () => checkAll(c, 'gemm', 121, { keepIm2colBytes: keep }));
-      expect(names.filter((n) => n === 'conv2d_im2col').length, `keepIm2colBytes ${keep}`).toBe(want);
+    // CK = 27 (bias in the ones column of the padding), 12 and 36 (bias added in the permute when kept).
+    for (const c of [CASES[14]!, CASES[15]!, CASES[10]!]) {
+      const p = geom64(c.x, c.w, c.o);
+      const CK = c.w[1] * c.w[2] * c.w[3];
+      // col [G, N*OH*OW, Kp]: Kp = CK when CK % 4 == 0, else CK + 1 (bias column) rounded up to 4.
+      const colBytes = 4 * p.G * p.N * p.OH * p.OW * (CK % 4 === 0 ? CK : Math.ceil((CK + 1) / 4) * 4);
+      for (const [keep, want] of [[colBytes, 1], [colBytes - 4, 2], [0, 2]] as const) {
+        const names = await dispatchNames(d, async () => checkAll(c, 'gemm', 121, { keepIm2colBytes: keep }));
+        expect(names.filter((n) => n === 'conv2d_im2col').length, `${c.name}: keepIm2colBytes ${keep}`).toBe(want);
+        expect(names.includes('conv2d_gemm_epilogue'), `${c.name}: keepIm2colBytes ${keep}`).toBe(CK % 4 === 0 && keep >= colBytes);
+      }
     }
   });
 
