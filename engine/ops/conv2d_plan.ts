@@ -195,11 +195,11 @@ export function gemmOk(p: ConvGeom, device: Device, chunkBytes = DEFAULT_GEMM_CH
  * many channels per group; the GEMM path wins where they do not apply or are weak:
  * - fwd: 'gemm' when Og >= 16, CK = Cg*KH*KW >= 16 and the conv is strided or the packed
  *   kernel does not apply (MNIST conv2: 1.5x); else 'fast'. ('pixel' measured no faster
- *   than the packed kernel on MNIST conv1 and compiles slower: not chosen.)
+ *   than the packed kernel on MNIST conv1, 9.0 vs 8.3 ms: not chosen.)
  * - dx: 'gemm' when Og >= 8 and the packed dx-as-forward path does not apply (stride > 1,
  *   or < 4 input channels per group): MNIST conv2 2.4x, conv1 4x; else 'fast'.
  * - dw: 'gemm' when Og >= 8 and CK >= 32 (1.4-2x on every 32+ channel layer measured);
- *   else, on lavapipe, 'pixel' (CK < 32: MNIST conv1, 1.5x), else 'fast' (for CK < 32 the
+ *   else, on lavapipe, 'pixel' (CK < 32: MNIST conv1, 1.65x), else 'fast' (for CK < 32 the
  *   product's 32-column blocks run mostly idle).
  * Any case the GEMM temporaries cannot hold one image of goes to 'fast' (or 'pixel').
  * NOTE: the 'pixel' choices are per adapter: they were measured on lavapipe only, so any
