@@ -2,12 +2,16 @@
 // (dw): the fast kernels (packed where they apply), the direct register-blocked ones, the
 // GEMM path (im2col + matmul), the 'auto' choice and the naive one-output-per-thread
 // baseline (at a batch of at most 8), in the same run; ratio = our GFLOP/s / naive GFLOP/s.
-// The full set includes the two conv layers of the small MNIST CNN at batch 128.
+// The full set includes the two conv layers of the small MNIST CNN at batch 128, the
+// per-pixel kernels ('pixel') on conv1, and the 'conv2d levers' group: each lever of
+// the conv path A/B in the same run (col2im by stride phase vs testing every tap; conv2's
+// forward + dw with the forward's im2col kept vs rebuilt; conv1's dw per-pixel vs direct).
 // TF.js webgpu on the same adapter (docs: /work/shared/PEERS.md), N64 32x32 64->64 3x3:
 // 6.1 fwd / 6.9 dx / 1.3 dw GFLOP/s; N64 28x28 1->32 3x3: 0.29 / 1.1 / 1.1.
 import type { Device } from '../engine/device.ts';
 import { Tensor } from '../engine/index.ts';
-import { conv2dBackwardFilter, conv2dBackwardInput, conv2dForward, conv2dGeometry, type Conv2dOptions, type ConvImpl } from '../engine/ops/conv2d.ts';
+import { conv2d, conv2dBackwardFilter, conv2dBackwardInput, conv2dForward, conv2dGeometry, type Conv2dOptions, type ConvImpl } from '../engine/ops/conv2d.ts';
+import { grad, scope } from '../engine/index.ts';
 import type { BenchCase } from './harness.ts';
 
 function rand(n: number, seed: number): Float32Array {
@@ -36,24 +40,25 @@ function naiveName(s: Shape): string {
   return s.x[0] > NAIVE_MAX_N ? `naive ${s.label} (run at N=${NAIVE_MAX_N})` : `naive ${s.label}`;
 }
 
-function convCase(device: Device, s0: Shape, dir: Dir, impl: ConvImpl): BenchCase {
+function convCase(device: Device, s0: Shape, dir: Dir, impl: ConvImpl, extra: Conv2dOptions = {}, group?: string, label?: string): BenchCase {
   const s: Shape = impl === 'naive' ? { ...s0, x: [Math.min(s0.x[0], NAIVE_MAX_N), s0.x[1], s0.x[2], s0.x[3]] } : s0;
   const p = conv2dGeometry(s.x, s.w, s.o);
   let x: Tensor | null = null;
   let w: Tensor | null = null;
   let dy: Tensor | null = null;
   return {
-    group: `conv2d ${dir}`,
-    name: impl === 'naive' ? naiveName(s0) : `${impl} ${s.label}`,
+    group: group ?? `conv2d ${dir}`,
+    name: label ?? (impl === 'naive' ? naiveName(s0) : `${impl} ${s.label}`),
     flops: 2 * p.N * p.O * p.OH * p.OW * p.Cg * p.KH * p.KW,
-    baseline: impl === 'naive' ? undefined : naiveName(s0),
+    baseline: group ? undefined : impl === 'naive' ? undefined : naiveName(s0),
     setup() {
       x = Tensor.from(device, rand(p.N * p.C * p.H * p.W, 1), s.x);
       w = Tensor.from(device, rand(p.O * p.Cg * p.KH * p.KW, 2), s.w);
       dy = Tensor.from(device, rand(p.N * p.O * p.OH * p.OW, 3), [p.N, p.O, p.OH, p.OW]);
     },
     run() {
-      const r = dir === 'fwd' ? conv2dForward(x!, w!, null, p, impl) : dir === 'dx' ? conv2dBackwardInput(dy!, w!, p, impl) : conv2dBackwardFilter(dy!, x!, p, impl);
+      const o = { ...extra, impl };
+      const r = dir === 'fwd' ? conv2dForward(x!, w!, null, p, o) : dir === 'dx' ? conv2dBackwardInput(dy!, w!, p, o) : conv2dBackwardFilter(dy!, x!, p, o);
       r.dispose();
     },
     teardown() {
@@ -79,10 +84,58 @@ export function cases(device: Device, opts: { quick: boolean }): BenchCase[] {
   const out: BenchCase[] = [];
   for (const dir of ['fwd', 'dx', 'dw'] as const) {
     for (const s of shapes) {
-      // NOTE: dw has one fast kernel ('direct' and 'fast' are the same launch).
-      const impls = dir === 'dw' ? (['naive', 'fast', 'gemm', 'auto'] as const) : (['naive', 'direct', 'fast', 'gemm', 'auto'] as const);
+      // NOTE: dw has one fast kernel ('direct' and 'fast' are the same launch); 'pixel'
+      // runs only where its reduction is short (elsewhere it is 'fast'), and has no dx.
+      const impls: ConvImpl[] = dir === 'dw' ? ['naive', 'fast', 'gemm', 'auto'] : ['naive', 'direct', 'fast', 'gemm', 'auto'];
+      if (dir !== 'dx' && s.w[1] * s.w[2] * s.w[3] <= 32) impls.splice(-1, 0, 'pixel');
       for (const impl of impls) out.push(convCase(device, s, dir, impl));
     }
   }
+  if (!opts.quick) out.push(...leverCases(device));
   return out;
+}
+
+/** Each lever of the conv path A/B in one run (group 'conv2d levers'; compare the pairs). */
+function leverCases(device: Device): BenchCase[] {
+  const conv1: Shape = { label: 'MNIST conv1 N128', x: [128, 1, 28, 28], w: [32, 1, 3, 3], o: {} };
+  const conv2: Shape = { label: 'MNIST conv2 N128', x: [128, 32, 26, 26], w: [64, 32, 3, 3], o: { stride: 2 } };
+  const G = 'conv2d levers';
+  return [
+    convCase(device, conv2, 'dx', 'gemm', { col2im: 'phase' }, G, 'dx gemm, col2im by stride phase (MNIST conv2 N128)'),
+    convCase(device, conv2, 'dx', 'gemm', { col2im: 'taps' }, G, 'dx gemm, col2im testing every tap (MNIST conv2 N128)'),
+    keepCase(device, conv2, 64 << 20, G, 'fwd + dw + db gemm, forward im2col kept (MNIST conv2 N128)'),
+    keepCase(device, conv2, 0, G, 'fwd + dw + db gemm, im2col rebuilt for dw (MNIST conv2 N128)'),
+    convCase(device, conv1, 'dw', 'pixel', {}, G, 'dw pixel (MNIST conv1 N128)'),
+    convCase(device, conv1, 'dw', 'fast', {}, G, 'dw fast (MNIST conv1 N128)'),
+    convCase(device, conv1, 'fwd', 'pixel', {}, G, 'fwd pixel (MNIST conv1 N128)'),
+    convCase(device, conv1, 'fwd', 'fast', {}, G, 'fwd fast (packed) (MNIST conv1 N128)'),
+  ];
+}
+
+/** conv2d forward + gradients of w and b through autograd, GEMM path, with a keepIm2colBytes. */
+function keepCase(device: Device, s: Shape, keepIm2colBytes: number, group: string, name: string): BenchCase {
+  const p = conv2dGeometry(s.x, s.w, s.o);
+  let x: Tensor | null = null;
+  let w: Tensor | null = null;
+  let b: Tensor | null = null;
+  let dy: Tensor | null = null;
+  return {
+    group,
+    name,
+    flops: 2 * (2 * p.N * p.O * p.OH * p.OW * p.Cg * p.KH * p.KW),
+    setup() {
+      x = Tensor.from(device, rand(p.N * p.C * p.H * p.W, 1), s.x);
+      w = Tensor.from(device, rand(p.O * p.Cg * p.KH * p.KW, 2), s.w);
+      b = Tensor.from(device, rand(p.O, 4), [p.O]);
+      dy = Tensor.from(device, rand(p.N * p.O * p.OH * p.OW, 3), [p.N, p.O, p.OH, p.OW]);
+      w.requiresGrad = true;
+      b.requiresGrad = true;
+    },
+    run() {
+      scope(() => void grad(conv2d(x!, w!, b!, { ...s.o, impl: 'gemm', keepIm2colBytes }), [w!, b!], dy!));
+    },
+    teardown() {
+      for (const t of [x, w, b, dy]) t?.dispose();
+    },
+  };
 }

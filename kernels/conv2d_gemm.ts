@@ -20,6 +20,7 @@
 // copy kernels there and 16 per thread measured 3-4x faster than 1. The (oh, ow) walk is
 // incremental (no div/mod per element); out-of-range taps read a clamped address and are
 // zeroed with select, so no lane branches.
+import { defineKernel, reads, writes } from './kernel.ts';
 
 export const GEMM_WG = 64;
 /** Elements (pixels) per thread of the im2col / col2im kernels (a multiple of 4). */
@@ -172,6 +173,76 @@ ${stores('dx', '((u.n0 + n) * u.C + c) * HW + p0', 'p0', 'HW', E, vec)}
 }
 
 /**
+ * col2im by stride phase (strided convs): the same sums as col2imWgsl, but each thread
+ * owns E pixels of one stride phase (ih mod sh, iw mod sw) of one row of one (n, c) plane
+ * (iw = phw + j*sw for consecutive j), so the taps that reach its pixels are the same for
+ * all of them and are found by a test per tap, not per pixel: only the kernel offsets
+ * congruent with the phase (about 1/(sh*sw) of them) are visited, and for a visited tap
+ * the E pixels read consecutive output columns ow = j + (phw + pw - kw*dlw)/sw.
+ * NOTE: the phase is the slowest-varying part of the thread index, so the lanes of a
+ * workgroup share it (the tap tests agree across lanes except at phase boundaries).
+ * Threads = sh*sw * N * C * ceil(H/sh) * nblk (nblk = ceil(ceil(W/sw) / E)); threads of
+ * rows past their phase's last row return. Bindings: dcol, dx.
+ */
+export function col2imPhaseWgsl(sh: number, sw: number, kMajor: boolean, E: number): string {
+  const es = range(E);
+  const ps = kMajor ? '' : ' * u.Kp';
+  return `// conv2d_col2im_phase (${kMajor ? 'k-major' : 'pixel-major'} dcol, ${E} pixels of one stride phase per thread, stride ${sh}x${sw})
+${GEMM_UNIFORM_WGSL}
+@group(0) @binding(1) var<storage, read> dcol: array<f32>;
+@group(0) @binding(2) var<storage, read_write> dx: array<f32>;
+@compute @workgroup_size(${GEMM_WG})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let t = i32(gid.x + gid.y * u32(u.gx));
+  if (t >= u.threads) { return; }
+  let RH = (u.H + ${sh - 1}) / ${sh};
+  let blk = t % u.nblk;
+  var r = t / u.nblk;
+  let i = r % RH; r = r / RH;
+  let c = r % u.C; r = r / u.C;
+  let n = r % u.N;
+  let phz = r / u.N;
+  let phh = phz / ${sw};
+  let phw = phz % ${sw};
+  let ih = phh + i * ${sh};
+  if (ih >= u.H) { return; }
+  let cols = (u.W - phw + ${sw - 1}) / ${sw};
+  let j0 = blk * ${E};
+  let g = c / u.Cg;
+  let ci = c % u.Cg;
+  let OHW = u.OH * u.OW;
+  let KK = u.KH * u.KW;
+${es.map((e) => `  var v${e} = 0.0;`).join('\n')}
+  let base = (n * u.G + g) * OHW * u.Kp + ci * KK${kMajor ? ' * OHW' : ''};
+  for (var kh = 0; kh < u.KH; kh++) {
+    let th = phh + u.ph - kh * u.dlh;
+    if (th % ${sh} != 0) { continue; }
+    let oh = i + th / ${sh};
+    let rok = oh >= 0 && oh < u.OH;
+    let ohc = clamp(oh, 0, u.OH - 1) * u.OW;
+    for (var kw = 0; kw < u.KW; kw++) {
+      let tw = phw + u.pw - kw * u.dlw;
+      if (tw % ${sw} != 0) { continue; }
+      let owb = j0 + tw / ${sw};
+      let rb = base + (kh * u.KW + kw)${kMajor ? ' * OHW' : ''};
+${es
+  .map((e) => `      { let ow = owb + ${e}; v${e} += select(0.0, dcol[u32(rb + (ohc + clamp(ow, 0, u.OW - 1))${ps})], rok && ow >= 0 && ow < u.OW); }`)
+  .join('\n')}
+    }
+  }
+  let xb = ((u.n0 + n) * u.C + c) * u.H * u.W + ih * u.W + phw;
+${es.map((e) => `  if (j0 + ${e} < cols) { dx[u32(xb + (j0 + ${e}) * ${sw})] = v${e}; }`).join('\n')}
+}
+`;
+}
+
+/** Pixels per thread of the phase col2im: the phase row's width split into near-equal blocks of at most GEMM_EPT. */
+export function col2imPhaseEpt(W: number, sw: number): number {
+  const cols = Math.ceil(W / sw);
+  return Math.ceil(cols / Math.ceil(cols / GEMM_EPT));
+}
+
+/**
  * Filter packing for the forward GEMM: waug[o, k] (k < Kp) = w[o, k] for k < CK, b[o] for
  * k == ones (when `bias`), 0 otherwise. One thread per element (threads = O*Kp).
  * Bindings: w, [b], waug.
@@ -198,3 +269,35 @@ ${bias ? '  v = select(v, b[u32(o)], k == u.ones);' : ''}
 }
 `;
 }
+
+/** Descriptor of im2col. Bindings: x, col. */
+export const conv2dIm2colKernel = defineKernel<{ vec: boolean; E: number }>({
+  name: 'conv2d_im2col',
+  key: (p) => `${p.vec ? 'v' : 's'}${p.E}`,
+  bindings: () => [...reads('x'), ...writes('col')],
+  build: (p) => im2colWgsl(p.vec, p.E),
+});
+
+/** Descriptor of the all-taps gather col2im. Bindings: dcol, dx. */
+export const conv2dCol2imKernel = defineKernel<{ sh: number; sw: number; vec: boolean; kMajor: boolean }>({
+  name: 'conv2d_col2im',
+  key: (p) => `${p.sh}x${p.sw}:${p.vec ? 'v' : 's'}:${p.kMajor ? 'k' : 'p'}`,
+  bindings: () => [...reads('dcol'), ...writes('dx')],
+  build: (p) => col2imWgsl(p.sh, p.sw, p.vec, p.kMajor),
+});
+
+/** Descriptor of the stride-phase col2im. Bindings: dcol, dx. */
+export const conv2dCol2imPhaseKernel = defineKernel<{ sh: number; sw: number; kMajor: boolean; E: number }>({
+  name: 'conv2d_col2im_phase',
+  key: (p) => `${p.sh}x${p.sw}:${p.kMajor ? 'k' : 'p'}:${p.E}`,
+  bindings: () => [...reads('dcol'), ...writes('dx')],
+  build: (p) => col2imPhaseWgsl(p.sh, p.sw, p.kMajor, p.E),
+});
+
+/** Descriptor of the forward GEMM's filter packing. Bindings: w, [b], waug. */
+export const conv2dGemmPackFilterKernel = defineKernel<{ bias: boolean }>({
+  name: 'conv2d_gemm_pack_filter',
+  key: (p) => (p.bias ? 'b' : ''),
+  bindings: (p) => [...reads('w', ...(p.bias ? ['b'] : [])), ...writes('waug')],
+  build: (p) => gemmPackFilterWgsl(p.bias),
+});

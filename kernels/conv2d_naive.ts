@@ -1,7 +1,8 @@
 // Naive 2-D convolution kernels: one output element per thread, direct loops, no
 // blocking. Kept as the correctness oracle for the fast kernels (conv2d.ts) and as the
 // speed baseline in bench/conv2d.bench.ts. Same uniform block and bindings as the fast ones.
-import { CONV_UNIFORM_WGSL, convEpilogueStore, convOutputBindings, convUniformWgsl, type ConvEpilogue } from './conv2d.ts';
+import { defineKernel, reads, writes } from './kernel.ts';
+import { CONV_UNIFORM_WGSL, convEpilogueKey, convEpilogueStore, convForwardBindings, convOutputBindings, convUniformWgsl, type ConvEpilogue } from './conv2d_common.ts';
 
 export const CONV_NAIVE_WG = 64;
 
@@ -112,3 +113,28 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
 }
 `;
 }
+
+/** Descriptor of the naive forward. Bindings: x, w, [b], y, [z], [act params]. */
+export const conv2dNaiveKernel = defineKernel<{ epi: ConvEpilogue }>({
+  name: 'conv2d_naive',
+  label: (p) => (p.epi.act ? 'conv2d_naive_act' : 'conv2d_naive'),
+  key: (p) => convEpilogueKey(p.epi),
+  bindings: (p) => convForwardBindings(['x', 'w'], p.epi),
+  build: (p) => conv2dNaiveWgsl(p.epi),
+});
+
+/** Descriptor of the naive input gradient. Bindings: dy, w, dx. */
+export const conv2dDxNaiveKernel = defineKernel<Record<string, never>>({
+  name: 'conv2d_backward_input_naive',
+  key: () => '',
+  bindings: () => [...reads('dy', 'w'), ...writes('dx')],
+  build: () => conv2dBackwardInputNaiveWgsl(),
+});
+
+/** Descriptor of the naive filter gradient. Bindings: dy, x, dw. */
+export const conv2dDwNaiveKernel = defineKernel<Record<string, never>>({
+  name: 'conv2d_backward_filter_naive',
+  key: () => '',
+  bindings: () => [...reads('dy', 'x'), ...writes('dw')],
+  build: () => conv2dBackwardFilterNaiveWgsl(),
+});

@@ -10,11 +10,9 @@ import { Tensor, assertSameDevice, shapeStr } from '../tensor.ts';
 import { needsGrad, record } from '../autograd.ts';
 import type { ActivationKind } from '../../kernels/activations.ts';
 import { activationBackwardFromZ, resolveActivation, type ActivationSpec, type ResolvedActivation } from './activation.ts';
-import { conv2dBackwardFilter, conv2dBackwardInput, conv2dForwardAct, conv2dGeometry, type Conv2dOptions, type ConvImpl } from './conv2d.ts';
+import { conv2dBackward, conv2dCall, conv2dForwardAct, type Conv2dOptions } from './conv2d.ts';
 import { checkLinearShapes, matmulAct, matmulRaw } from './matmul.ts';
-import { sum, sumToShape } from './reduce.ts';
-
-const CONV_IMPLS: readonly string[] = ['auto', 'fast', 'gemm', 'direct', 'naive'];
+import { sumToShape } from './reduce.ts';
 
 /** Resolve once; per-channel params cannot ride in the epilogue (it applies one parameter set). */
 function resolveFused(op: string, act: ActivationSpec | ActivationKind | ResolvedActivation, x: Tensor): ResolvedActivation {
@@ -38,20 +36,14 @@ function checkF32(op: string, named: [string, Tensor | null | undefined][]): voi
  */
 export function conv2dAct(x: Tensor, w: Tensor, b: Tensor | null | undefined, act: ActivationSpec | ActivationKind | ResolvedActivation, opts: Conv2dOptions = {}): Tensor {
   const op = 'conv2dAct';
-  checkF32(op, [['x', x], ['w', w], ['b', b]]);
+  const { p, run } = conv2dCall(op, x, w, b, opts);
   const base = b ? [x, w, b] : [x, w];
-  assertSameDevice(op, ...base);
-  const legacy = (opts as { act?: unknown }).act;
-  if (legacy !== undefined) throw new Error(`kinkless: ${op}: opts.act must be unset (the activation is the 'act' argument), got ${typeof legacy}`);
-  const impl: ConvImpl = opts.impl ?? 'auto';
-  if (!CONV_IMPLS.includes(impl)) throw new Error(`kinkless: ${op}: impl must be one of ${CONV_IMPLS.map((v) => `'${v}'`).join(', ')}, got ${String(impl)}`);
-  const p = conv2dGeometry(x.shape, w.shape, opts, b ? b.shape : null);
   // NOTE: resolved once: the immutable ResolvedActivation is what the forward and the
   // backward both use, so a caller mutating its spec object in between changes nothing.
   const r = resolveFused(op, act, x);
   const inputs = r.raw ? [...base, r.raw] : base;
   const saveZ = needsGrad(inputs);
-  const { y, z } = conv2dForwardAct(x, w, b ?? null, p, impl, { spec: r, saveZ });
+  const { y, z, saved } = conv2dForwardAct(x, w, b ?? null, p, run, { spec: r, saveZ });
   if (!saveZ) return y;
   // NOTE: z is captured by the backward closure and freed with the enclosing scope (as the
   // unfused conv2d output would be, which activation() saves).
@@ -59,11 +51,7 @@ export function conv2dAct(x: Tensor, w: Tensor, b: Tensor | null | undefined, ac
     const wantDz = x.requiresGrad || w.requiresGrad || !!b?.requiresGrad;
     const g = activationBackwardFromZ(z!, dy, r, { dz: wantDz, dParams: !!r.raw?.requiresGrad });
     const dz = g.dz;
-    const grads: (Tensor | null)[] = [
-      dz && x.requiresGrad ? conv2dBackwardInput(dz, w, p, impl) : null,
-      dz && w.requiresGrad ? conv2dBackwardFilter(dz, x, p, impl) : null,
-    ];
-    if (b) grads.push(dz && b.requiresGrad ? sum(dz, [0, 2, 3]) : null);
+    const grads = conv2dBackward(dz, saved);
     dz?.dispose();
     if (r.raw) grads.push(g.dParams);
     return grads;

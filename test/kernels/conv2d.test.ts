@@ -1,14 +1,17 @@
-// conv2d forward, dx, dw and db, fast, GEMM, direct and naive kernels, against the float64
-// reference on shapes that divide no tile (stride, padding, dilation, groups, depthwise);
-// the GEMM path chunked over the batch; the 'auto' choice on the MNIST CNN layers; the
-// reference's own backward against central finite differences; extreme inputs; errors.
+// conv2d forward, dx, dw and db, fast, GEMM, direct, per-pixel and naive kernels, against
+// the float64 reference on shapes that divide no tile (stride, padding, dilation, groups,
+// depthwise, batch 1, 1-3 input channels); the GEMM path chunked over the batch, its two
+// col2im kernels and the reuse of the forward's im2col; the 'auto' choice on the MNIST CNN
+// layers; profile info on every conv dispatch; the reference's own backward against
+// central finite differences; extreme inputs; errors.
 import { describe, it, expect } from 'vitest';
 import { testDevice } from '../helpers/device.ts';
 import { expectClose, expectNoNaN, f32, randArray } from '../helpers/compare.ts';
 import { numericGrad, dot, maxRelErr } from '../reference/gradcheck.ts';
 import { conv64, conv64BackwardBias, conv64BackwardFilter, conv64BackwardInput, geom64, type Conv64Opts } from '../reference/conv64.ts';
 import * as E from '../../engine/index.ts';
-import { chooseConvImpl, conv2d, conv2dGemmLimits, conv2dGeometry, type Conv2dOptions, type ConvImpl } from '../../engine/ops/conv2d.ts';
+import type { DispatchSpec } from '../../engine/queue.ts';
+import { chooseConvImpl, conv2d, conv2dGeometry, type Conv2dOptions, type ConvImpl } from '../../engine/ops/conv2d.ts';
 
 interface Case {
   name: string;
@@ -29,7 +32,14 @@ const CASES: Case[] = [
   { name: '1x7 kernel pad [0,3]', x: [2, 3, 6, 17], w: [9, 3, 1, 7], o: { padding: [0, 3] } },
   { name: '2x2 stride 3 (pixels with no tap)', x: [2, 4, 10, 11], w: [6, 4, 2, 2], o: { stride: [3, 3] } },
   { name: 'groups 2, 36 taps per group (GEMM dx row-major), stride [2,1] pad 1', x: [3, 8, 9, 10], w: [6, 4, 3, 3], o: { stride: [2, 1], padding: [1, 1], groups: 2 } },
+  { name: '1 channel 3x3, batch 1, 7x9 (odd plane: pixel scalar stores)', x: [1, 1, 7, 9], w: [5, 1, 3, 3], o: {} },
+  { name: '1 channel 3x3 valid, 12x12 (plane % 4 == 0: pixel vec4)', x: [3, 1, 12, 12], w: [19, 1, 3, 3], o: {} },
+  { name: '1 channel 5x5 stride 2 pad 2 dilation [1,2]', x: [2, 1, 13, 11], w: [9, 1, 5, 5], o: { stride: [2, 2], padding: [2, 2], dilation: [1, 2] } },
+  { name: '3 channels 3x3 stride 3 pad 1', x: [2, 3, 11, 10], w: [17, 3, 3, 3], o: { stride: [3, 3], padding: [1, 1] } },
+  { name: 'groups 2, 2 channels per group 2x3, stride [3,2] pad [2,1]', x: [2, 4, 12, 9], w: [6, 2, 2, 3], o: { stride: [3, 2], padding: [2, 1], groups: 2 } },
 ];
+
+const IMPLS = ['fast', 'gemm', 'direct', 'pixel', 'naive'] as const;
 
 function opts(c: Case, impl: ConvImpl): Conv2dOptions {
   return { stride: c.o.stride, padding: c.o.padding, dilation: c.o.dilation, groups: c.o.groups, impl };
@@ -39,7 +49,7 @@ const size = (s: readonly number[]): number => s.reduce((a, b) => a * b, 1);
 
 describe('conv2d vs float64 reference', () => {
   for (const c of CASES) {
-    for (const impl of ['fast', 'gemm', 'direct', 'naive'] as const) {
+    for (const impl of IMPLS) {
       it(`${impl}: ${c.name}`, async () => {
         const d = await testDevice();
         const p = geom64(c.x, c.w, c.o);
@@ -82,7 +92,7 @@ describe('conv2d vs float64 reference', () => {
 });
 
 /** Run y, dx, dw, db of one case and compare with the float64 reference. */
-async function checkAll(c: Case, impl: ConvImpl, seed: number): Promise<void> {
+async function checkAll(c: Case, impl: ConvImpl, seed: number, extra: Conv2dOptions = {}): Promise<void> {
   const d = await testDevice();
   const p = geom64(c.x, c.w, c.o);
   const x64 = f32(randArray(size(c.x), seed, -1, 1));
@@ -94,7 +104,7 @@ async function checkAll(c: Case, impl: ConvImpl, seed: number): Promise<void> {
   const B = E.Tensor.from(d, Float32Array.from(b64), [c.w[0]]);
   const DY = E.Tensor.from(d, Float32Array.from(dy64), [p.N, p.O, p.OH, p.OW]);
   for (const t of [X, Wt, B]) t.requiresGrad = true;
-  const Y = conv2d(X, Wt, B, opts(c, impl));
+  const Y = conv2d(X, Wt, B, { ...opts(c, impl), ...extra });
   // NOTE: reductions of up to ~600 (y, dx) and ~1300 (dw) terms of size <= 1 in float32.
   expectClose(await Y.f32(), conv64(x64, w64, b64, p), { atol: 1e-4, rtol: 1e-4 }, `${impl} ${c.name} y`);
   const [dx, dw, db] = E.grad(Y, [X, Wt, B], DY);
@@ -105,21 +115,48 @@ async function checkAll(c: Case, impl: ConvImpl, seed: number): Promise<void> {
 }
 
 describe('conv2d GEMM path: batch chunking and the auto choice', () => {
-  it('gemm chunked over the batch (uneven chunks) matches the reference', async () => {
-    const saved = conv2dGemmLimits.maxBytes;
-    try {
-      // 2 images per chunk at most: N = 5 gives chunks of 2, 2, 1... balanced to 2, 2, 1.
-      for (const c of [CASES[0]!, CASES[5]!, CASES[7]!]) {
-        const p = geom64([1, ...c.x.slice(1)], c.w, c.o);
-        const CK = (c.w[1] * c.w[2] * c.w[3]);
-        const Kp = Math.ceil((CK + 1) / 4) * 4;
-        const per = Math.max(p.G * Kp * p.OH * p.OW, p.O * p.OH * p.OW, p.O * CK);
-        conv2dGemmLimits.maxBytes = 4 * per * 2 + 4;
-        await checkAll({ ...c, name: `${c.name}, N=5 chunked`, x: [5, c.x[1], c.x[2], c.x[3]] }, 'gemm', 71);
-      }
-    } finally {
-      conv2dGemmLimits.maxBytes = saved;
+  it('gemm chunked over the batch (uneven chunks, gemmChunkBytes) matches the reference', async () => {
+    // 2 images per chunk at most: N = 5 gives chunks of 2, 2, 1... balanced to 2, 2, 1.
+    for (const c of [CASES[0]!, CASES[5]!, CASES[7]!, CASES[14]!]) {
+      const p = geom64([1, ...c.x.slice(1)], c.w, c.o);
+      const CK = c.w[1] * c.w[2] * c.w[3];
+      const Kp = Math.ceil((CK + 1) / 4) * 4;
+      const per = Math.max(p.G * Kp * p.OH * p.OW, p.O * p.OH * p.OW, p.O * CK);
+      await checkAll({ ...c, name: `${c.name}, N=5 chunked`, x: [5, c.x[1], c.x[2], c.x[3]] }, 'gemm', 71, { gemmChunkBytes: 4 * per * 2 + 4 });
     }
+  });
+
+  it("col2im 'phase' and 'taps' and im2col kept or rebuilt all match the reference (strides 1-3)", async () => {
+    for (const c of CASES.filter((k) => k.w[1] * k.w[2] * k.w[3] >= 4)) {
+      for (const col2im of ['phase', 'taps'] as const) {
+        for (const keepIm2colBytes of [0, 1 << 30]) await checkAll(c, 'gemm', 111, { col2im, keepIm2colBytes });
+      }
+    }
+  });
+
+  it('the forward im2col is kept for dw within keepIm2colBytes (one im2col per step), else rebuilt', async () => {
+    const d = await testDevice();
+    // CK = 27 (bias in the ones column of the padding), 12 and 36 (bias added in the permute when kept).
+    for (const c of [CASES[14]!, CASES[15]!, CASES[10]!]) {
+      const p = geom64(c.x, c.w, c.o);
+      const CK = c.w[1] * c.w[2] * c.w[3];
+      // col [G, N*OH*OW, Kp]: Kp = CK when CK % 4 == 0, else CK + 1 (bias column) rounded up to 4.
+      const colBytes = 4 * p.G * p.N * p.OH * p.OW * (CK % 4 === 0 ? CK : Math.ceil((CK + 1) / 4) * 4);
+      for (const [keep, want] of [[colBytes, 1], [colBytes - 4, 2], [0, 2]] as const) {
+        const names = await dispatchNames(d, async () => checkAll(c, 'gemm', 121, { keepIm2colBytes: keep }));
+        expect(names.filter((n) => n === 'conv2d_im2col').length, `${c.name}: keepIm2colBytes ${keep}`).toBe(want);
+        expect(names.includes('conv2d_gemm_epilogue'), `${c.name}: keepIm2colBytes ${keep}`).toBe(CK % 4 === 0 && keep >= colBytes);
+      }
+    }
+  });
+
+  it("pixel kernels on 1-3 input channels, 'auto' on the software adapter picks the pixel dw for conv1", async () => {
+    const d = await testDevice();
+    const g1 = conv2dGeometry([3, 1, 28, 28], [32, 1, 3, 3], {});
+    const names = await dispatchNames(d, async () => checkAll({ name: 'MNIST conv1, N=3', x: [3, 1, 28, 28], w: [32, 1, 3, 3], o: {} }, 'pixel', 131));
+    expect(names).toContain('conv2d_pixel');
+    expect(names).toContain('conv2d_backward_filter_pixel');
+    if (E.isLlvmpipe(d.adapter)) expect([chooseConvImpl(g1, 'fwd', d), chooseConvImpl(g1, 'dw', d)]).toEqual(['fast', 'pixel']);
   });
 
   it('auto on the MNIST CNN layers (N=3) matches the reference and picks gemm where measured faster', async () => {
@@ -128,7 +165,8 @@ describe('conv2d GEMM path: batch chunking and the auto choice', () => {
     const conv2: Case = { name: 'MNIST conv2 32->64 3x3 stride 2', x: [3, 32, 26, 26], w: [64, 32, 3, 3], o: { stride: [2, 2] } };
     const g1 = conv2dGeometry(conv1.x, conv1.w, {});
     const g2 = conv2dGeometry(conv2.x, conv2.w, { stride: 2 });
-    expect([chooseConvImpl(g1, 'fwd', d), chooseConvImpl(g1, 'dx', d), chooseConvImpl(g1, 'dw', d)]).toEqual(['fast', 'gemm', 'fast']);
+    expect(chooseConvImpl(g1, 'dx', d)).toBe('gemm');
+    if (!E.isLlvmpipe(d.adapter)) expect([chooseConvImpl(g1, 'fwd', d), chooseConvImpl(g1, 'dw', d)]).toEqual(['fast', 'fast']);
     expect([chooseConvImpl(g2, 'fwd', d), chooseConvImpl(g2, 'dx', d), chooseConvImpl(g2, 'dw', d)]).toEqual(['gemm', 'gemm', 'gemm']);
     await checkAll(conv1, 'auto', 81);
     await checkAll(conv2, 'auto', 91);
@@ -166,7 +204,7 @@ describe('conv2d extremes, epilogue, errors', () => {
     const x64 = f32(randArray(size(c.x), 41, -1e15, 1e15));
     const w64 = f32(randArray(size(c.w), 42, -1e15, 1e15));
     const dy64 = f32(randArray(p.N * p.O * p.OH * p.OW, 43, -1e15, 1e15));
-    for (const impl of ['fast', 'gemm', 'direct', 'naive'] as const) {
+    for (const impl of IMPLS) {
       const X = E.Tensor.from(d, Float32Array.from(x64), c.x);
       const Wt = E.Tensor.from(d, Float32Array.from(w64), c.w);
       X.requiresGrad = true;
@@ -187,24 +225,39 @@ describe('conv2d extremes, epilogue, errors', () => {
     }
   });
 
-  it('fused bias + activation epilogue (packed, GEMM, direct and naive kernels)', async () => {
+  it('fused bias + activation epilogue on every impl, forward only (conv2dAct under noGrad)', async () => {
     const d = await testDevice();
-    for (const c of [CASES[0]!, CASES[5]!]) {
-    const p = geom64(c.x, c.w, c.o);
-    const x64 = f32(randArray(size(c.x), 51));
-    const w64 = f32(randArray(size(c.w), 52));
-    const b64 = f32(randArray(c.w[0], 53));
-    const act = 'fn epi_act(z: f32) -> f32 { return max(z, 0.0) + 0.5 * min(z, 0.0); }';
-    const want = conv64(x64, w64, b64, p).map((z) => Math.max(z, 0) + 0.5 * Math.min(z, 0));
-    for (const impl of ['fast', 'gemm', 'direct', 'naive'] as const) {
-      const X = E.Tensor.from(d, Float32Array.from(x64), c.x);
-      const Wt = E.Tensor.from(d, Float32Array.from(w64), c.w);
-      const B = E.Tensor.from(d, Float32Array.from(b64), [c.w[0]]);
-      const Y = conv2d(X, Wt, B, { ...opts(c, impl), act });
-      expectClose(await Y.f32(), want, { atol: 2e-5, rtol: 1e-4 }, `${impl} epilogue`);
-      Wt.requiresGrad = true;
-      expect(() => conv2d(X, Wt, B, { ...opts(c, impl), act })).toThrow(/fused act epilogue is forward-only/);
+    for (const c of [CASES[0]!, CASES[5]!, CASES[11]!, CASES[12]!]) {
+      const p = geom64(c.x, c.w, c.o);
+      const x64 = f32(randArray(size(c.x), 51));
+      const w64 = f32(randArray(size(c.w), 52));
+      const b64 = f32(randArray(c.w[0], 53));
+      const want = conv64(x64, w64, b64, p).map((z) => Math.max(z, 0));
+      for (const impl of IMPLS) {
+        const X = E.Tensor.from(d, Float32Array.from(x64), c.x);
+        const Wt = E.Tensor.from(d, Float32Array.from(w64), c.w);
+        const B = E.Tensor.from(d, Float32Array.from(b64), [c.w[0]]);
+        const Y = E.noGrad(() => E.conv2dAct(X, Wt, B, 'relu', opts(c, impl)));
+        expectClose(await Y.f32(), want, { atol: 2e-5, rtol: 1e-4 }, `${impl} ${c.name} epilogue`);
+        for (const t of [X, Wt, B, Y]) t.dispose();
+      }
     }
+  });
+
+  it('every conv dispatch is a descriptor kernel with profile info (op, geometry, flops, bytes)', async () => {
+    const d = await testDevice();
+    const c = CASES[1]!;
+    for (const impl of IMPLS) {
+      const specs = await dispatchSpecs(d, async () => checkAll(c, impl, 141));
+      const conv = specs.filter((s) => s.kernel.family.startsWith('conv2d'));
+      expect(conv.length, impl).toBeGreaterThan(0);
+      for (const s of conv) {
+        expect(s.info?.op, s.kernel.name).toBe('conv2d');
+        expect(s.info?.geometry, s.kernel.name).toMatch(/^(fwd|dx|dw)\b.* N3 C5 H11x13 -> O7 5x5 s2 p2$/);
+        expect(s.info?.bytes, s.kernel.name).toBeGreaterThan(0);
+        expect(Number.isFinite(s.info?.flops), s.kernel.name).toBe(true);
+      }
+      expect(specs.some((s) => s.kernel.family === 'legacy' && /conv2d/.test(s.kernel.name)), impl).toBe(false);
     }
   });
 
@@ -215,23 +268,17 @@ describe('conv2d extremes, epilogue, errors', () => {
     const Wt = E.Tensor.from(d, Float32Array.from(randArray(size(c.w), 62)), c.w);
     const B = E.Tensor.from(d, Float32Array.from(randArray(c.w[0], 63)), [c.w[0]]);
     for (const t of [X, Wt, B]) t.requiresGrad = true;
-    const saved = conv2dGemmLimits.maxBytes;
-    try {
-      for (const [impl, cap] of [['auto', saved], ['gemm', saved], ['gemm', 4 * 48 * 11 * 13 * 2]] as const) {
-        conv2dGemmLimits.maxBytes = cap;
-        const step = async (): Promise<void> => {
-          await E.scopeAsync(async () => {
-            const gs = E.grad(E.sum(conv2d(X, Wt, B, { padding: 1, impl })), [X, Wt, B]);
-            for (const g of gs) await g!.f32();
-          });
-        };
-        await step();
-        const before = d.stats().liveBuffers;
-        for (let i = 0; i < 5; i++) await step();
-        expect(d.stats().liveBuffers, `${impl} cap ${cap}`).toBe(before);
-      }
-    } finally {
-      conv2dGemmLimits.maxBytes = saved;
+    for (const [impl, cap] of [['auto', undefined], ['gemm', undefined], ['gemm', 4 * 48 * 11 * 13 * 2], ['pixel', undefined]] as const) {
+      const step = async (): Promise<void> => {
+        await E.scopeAsync(async () => {
+          const gs = E.grad(E.sum(conv2d(X, Wt, B, { padding: 1, impl, gemmChunkBytes: cap })), [X, Wt, B]);
+          for (const g of gs) await g!.f32();
+        });
+      };
+      await step();
+      const before = d.stats().liveBuffers;
+      for (let i = 0; i < 5; i++) await step();
+      expect(d.stats().liveBuffers, `${impl} cap ${cap}`).toBe(before);
     }
   });
 
@@ -250,7 +297,31 @@ describe('conv2d extremes, epilogue, errors', () => {
     expect(() => conv2d(X, w([4, 6, 3, 3]), null, { dilation: 1.5 })).toThrow(/dilation must be an integer >= 1/);
     expect(() => conv2d(X, w([4, 6, 3, 3]), null, { groups: 0 })).toThrow(/groups must be a positive integer/);
     expect(() => conv2d(X, w([4, 6, 3, 3]), w([3]))).toThrow(/b must have shape \[4\]/);
-    expect(() => conv2d(X, w([4, 6, 3, 3]), null, { act: 'nope' })).toThrow(/act must be WGSL defining fn epi_act/);
-    expect(() => conv2d(X, w([4, 6, 3, 3]), null, { impl: 'im2col' as ConvImpl })).toThrow(/conv2d: impl must be one of 'auto', 'fast', 'gemm', 'direct', 'naive', got im2col/);
+    expect(() => conv2d(X, w([4, 6, 3, 3]), null, { act: 'nope' } as Conv2dOptions)).toThrow(/conv2d: opts.act must be unset/);
+    expect(() => conv2d(X, w([4, 6, 3, 3]), null, { impl: 'im2col' as ConvImpl })).toThrow(/conv2d: impl must be one of 'auto', 'fast', 'gemm', 'direct', 'pixel', 'naive', got im2col/);
+    expect(() => conv2d(X, w([4, 6, 3, 3]), null, { gemmChunkBytes: 0 })).toThrow(/conv2d: gemmChunkBytes must be an integer >= 4 \(bytes\), got 0/);
+    expect(() => conv2d(X, w([4, 6, 3, 3]), null, { keepIm2colBytes: -1 })).toThrow(/conv2d: keepIm2colBytes must be an integer >= 0 \(bytes\), got -1/);
+    expect(() => conv2d(X, w([4, 6, 3, 3]), null, { col2im: 'scatter' as 'phase' })).toThrow(/conv2d: col2im must be 'phase' or 'taps', got scatter/);
   });
 });
+
+/** The dispatch specs `fn` issues on `d` (wraps d.dispatch for the call; the GPU runs as usual). */
+async function dispatchSpecs(d: E.Device, fn: () => Promise<void>): Promise<DispatchSpec[]> {
+  const specs: DispatchSpec[] = [];
+  const orig = d.dispatch.bind(d);
+  d.dispatch = (spec) => {
+    if ('kernel' in spec) specs.push(spec);
+    else specs.push({ ...spec, kernel: { family: 'legacy', name: spec.name, cacheKey: '', bindings: [], build: () => spec.wgsl } });
+    orig(spec);
+  };
+  try {
+    await fn();
+  } finally {
+    d.dispatch = orig;
+  }
+  return specs;
+}
+
+async function dispatchNames(d: E.Device, fn: () => Promise<void>): Promise<string[]> {
+  return (await dispatchSpecs(d, fn)).map((s) => s.kernel.family);
+}
