@@ -3,7 +3,7 @@
 // with dir = sign (L-inf) or g/||g||_2 per example (L2); delta is rebuilt from detached
 // values each step. Restarts keep, per example, the final delta with the highest loss.
 // Targeted: descends on the target's cross-entropy (labels passed are the targets).
-import { Tensor, ew, scope } from '../../engine/index.ts';
+import { Tensor, scope, zerosLike } from '../../engine/index.ts';
 import type { Module } from '../../nn/module.ts';
 import { applyDelta, ascentDirection, checkCount, checkPositive, randomStart, resolveThreat, stepDelta, type Norm } from '../threat.ts';
 import { BaseAttack, keepBest, objectiveAndGrad, type AttackOptions } from './common.ts';
@@ -78,7 +78,7 @@ export class Pgd extends BaseAttack {
 
   /** One run; returns the final delta. */
   private once(model: Module, x: Tensor, y: Tensor, restart: number): Tensor {
-    let delta = this.randomStart ? randomStart(x.device, x, this.threat, this.nextKey) : ew('fill', 'T(0.0)', [x]);
+    let delta = this.randomStart ? randomStart(x.device, x, this.threat, this.nextKey) : zerosLike(x);
     for (let k = 0; k < this.steps; k++) {
       const next = scope(() => {
         const { obj, g } = objectiveAndGrad(model, x, delta, y, this.targeted, true);

@@ -6,7 +6,7 @@
 // step. The GPU computes per-example quantities; the host reads back [N] vectors and
 // summarises them (mean, median, quantiles, correlation). Comparisons between models and
 // the written conclusions live in summarizeKinkStudies(), computed from these numbers.
-import { Tensor, argmax, eq, ew, grad, keep, noGrad, scope, sum, type Device } from '../../engine/index.ts';
+import { Tensor, abs, add, argmax, clone, diffOverNorm, eq, grad, keep, lt, mul, ne, noGrad, normalizePerExample, scope, sign, sub, sum, zerosLike, type Device } from '../../engine/index.ts';
 import { softmaxCrossEntropy } from '../../engine/ops/loss.ts';
 import { RngState, randomNormal } from '../../engine/ops/random.ts';
 import { Activation } from '../../nn/activation.ts';
@@ -15,9 +15,9 @@ import type { ImageSet } from '../../nn/data/loader.ts';
 import { applyDelta, checkCount, checkPositive, exampleAxes, l2NormPerExample, randomStart, resolveThreat, stepDelta, type ResolvedThreat } from '../threat.ts';
 import { withAttackMode, type BnMode } from '../attacks/common.ts';
 
-// NOTE: guards divisions by per-example norms (as in threat.ts); zero-gradient examples are
-// detected on the host from the norms and excluded from ratios and cosines.
-const TINY = 1e-30;
+// NOTE: divisions by per-example norms are guarded in the engine ops (an all-zero gradient
+// gives 0); zero-gradient examples are detected on the host from the norms and excluded
+// from ratios and cosines.
 
 // ---------------------------------------------------------------- statistics (host)
 
@@ -76,7 +76,7 @@ function perExampleSum(t: Tensor): Tensor {
 
 /** g / ||g||_2 per example (0 where g is all zero). */
 function unit(g: Tensor, n: Tensor): Tensor {
-  return ew('unit', 'select(T(0.0), a0 / a1, a1 > T(s.x))', [g, n], { scalars: [TINY] });
+  return normalizePerExample(g, n);
 }
 
 interface Point {
@@ -91,7 +91,7 @@ interface Point {
 /** CE, input gradient and correctness at x + delta (delta null: at x), one forward. */
 function evalPoint(model: Module, x: Tensor, delta: Tensor | null, y: Tensor, wantGrad: boolean): Point {
   return scope(() => {
-    const xa = delta ? ew('add', 'a0 + a1', [x, delta]) : ew('copy', 'a0', [x]);
+    const xa = noGrad(() => (delta ? add(x, delta) : clone(x)));
     if (!wantGrad) {
       return noGrad(() => {
         const logits = model.forward(xa);
@@ -102,8 +102,8 @@ function evalPoint(model: Module, x: Tensor, delta: Tensor | null, y: Tensor, wa
     const logits = model.forward(xa);
     const ce = softmaxCrossEntropy(logits, y, { reduction: 'none' });
     const total = sum(ce);
-    const g = total.requiresGrad ? (grad(total, [xa]) as [Tensor])[0] : ew('fill', 'T(0.0)', [x]);
-    return noGrad(() => ({ obj: ew('copy', 'a0', [ce]), g, correct: eq(argmax(logits, 1), y) }));
+    const g = total.requiresGrad ? (grad(total, [xa]) as [Tensor])[0] : zerosLike(x);
+    return noGrad(() => ({ obj: clone(ce), g, correct: eq(argmax(logits, 1), y) }));
   });
 }
 
@@ -192,7 +192,9 @@ export class PreActRecorder {
     const li = this.index.get(layer);
     if (li === undefined) return; // a layer of another model
     noGrad(() => {
-      const t = [...this.taus.map((tau) => ew('near0', 'select(T(0.0), T(1.0), abs(a0) < T(s.x))', [z], { scalars: [tau] })), ew('is0', 'select(T(0.0), T(1.0), a0 == T(0.0))', [z])];
+      const az = abs(z);
+      const t = [...this.taus.map((tau) => lt(az, tau)), eq(z, 0)];
+      az.dispose();
       const sums = t.map((m) => {
         const s = keep(sum(m));
         m.dispose();
@@ -201,7 +203,7 @@ export class PreActRecorder {
       this.counts.push({ layer: li, step: this.step, total: z.size, t: sums });
       this.sizes.set(li, z.size);
       const key = this.snapshotFor(this.step);
-      if (key !== null) this.snaps.push({ layer: li, key, t: keep(ew('copy', 'a0', [z])) });
+      if (key !== null) this.snaps.push({ layer: li, key, t: keep(clone(z)) });
     });
   }
 
@@ -329,7 +331,7 @@ export async function pgdTrajectory(model: Module, x: Tensor, y: Tensor, opts: T
       const p = evalPoint(model, x, null, y, true);
       return { obj: p.obj, correct: p.correct, gn: l2NormPerExample(p.g!) };
     });
-    let delta = (opts.randomStart ?? true) ? randomStart(x.device, x, threat, (n) => rng.next(n)) : ew('fill', 'T(0.0)', [x]);
+    let delta = (opts.randomStart ?? true) ? randomStart(x.device, x, threat, (n) => rng.next(n)) : zerosLike(x);
     let prevUnit: Tensor | null = null;
     for (let k = 0; k <= opts.steps; k++) {
       if (recorder) recorder.step = k;
@@ -337,12 +339,12 @@ export async function pgdTrajectory(model: Module, x: Tensor, y: Tensor, opts: T
         const p = evalPoint(model, x, delta, y, true);
         const gn = l2NormPerExample(p.g!);
         const u = unit(p.g!, gn);
-        const cos = prevUnit ? perExampleSum(ew('mul', 'a0 * a1', [u, prevUnit])) : null;
+        const cos = prevUnit ? perExampleSum(mul(u, prevUnit)) : null;
         let next: Tensor | null = null;
         let pred: Tensor | null = null;
         if (k < opts.steps) {
-          next = stepDelta(x, delta, ew('sign', 'sign(a0)', [p.g!]), alpha, threat);
-          pred = perExampleSum(ew('dot_step', 'a0 * (a1 - a2)', [p.g!, next, delta]));
+          next = stepDelta(x, delta, sign(p.g!), alpha, threat);
+          pred = perExampleSum(mul(p.g!, sub(next, delta)));
         }
         return { obj: p.obj, correct: p.correct, gn, u, cos, next, pred };
       });
@@ -409,9 +411,9 @@ export async function gradientStability(model: Module, x: Tensor, y: Tensor, xi:
       const a = evalPoint(model, x, null, y, true);
       const b = evalPoint(model, x, xi, y, true);
       const gn = l2NormPerExample(a.g!);
-      const diff = ew('rel_diff', 'select(T(0.0), (a0 - a1) / a2, a2 > T(s.x))', [b.g!, a.g!, gn], { scalars: [TINY] });
+      const diff = diffOverNorm(b.g!, a.g!, gn);
       const ratio = l2NormPerExample(diff);
-      const flips = ew('scale', 'a0 * T(s.x)', [perExampleSum(ew('sign_flip', 'select(T(0.0), T(1.0), sign(a0) != sign(a1))', [a.g!, b.g!]))], { scalars: [1 / D] });
+      const flips = mul(perExampleSum(ne(sign(a.g!), sign(b.g!))), 1 / D);
       return { ratio, flips, gn };
     }),
   );
@@ -442,7 +444,7 @@ export async function firstOrderFidelity(model: Module, x: Tensor, y: Tensor, de
     scope(() => {
       const a = evalPoint(model, x, null, y, true);
       const b = evalPoint(model, x, delta, y, false);
-      return { actual: ew('sub', 'a0 - a1', [b.obj, a.obj]), predicted: perExampleSum(ew('mul', 'a0 * a1', [a.g!, delta])) };
+      return { actual: sub(b.obj, a.obj), predicted: perExampleSum(mul(a.g!, delta)) };
     }),
   );
   return { actual: await read(r.actual), predicted: await read(r.predicted) };
@@ -453,7 +455,7 @@ export function signStep(model: Module, x: Tensor, y: Tensor, h: number, bnMode:
   return withAttackMode(model, bnMode, () =>
     scope(() => {
       const p = evalPoint(model, x, null, y, true);
-      return ew('sign_step', 'sign(a0) * T(s.x)', [p.g!], { scalars: [h] });
+      return mul(sign(p.g!), h);
     }),
   );
 }

@@ -10,7 +10,7 @@
 import { describe, it, expect } from 'vitest';
 import { testDevice } from '../helpers/device.ts';
 import { expectClose, f32, randArray } from '../helpers/compare.ts';
-import { Tensor, flatten, ew, keep, type Device } from '../../engine/index.ts';
+import { Tensor, clone, flatten, keep, type Device } from '../../engine/index.ts';
 import { linear } from '../../engine/ops/matmul.ts';
 import { Module, parameter } from '../../nn/module.ts';
 import { Apgd, Fgm, Fgsm, Pgd, objectiveAndGrad, withAttackMode } from '../../adversarial/attacks/index.ts';
@@ -130,7 +130,7 @@ describe('attacks on a linear model (exact worst cases)', () => {
       const alpha = 0.01;
       const steps = Math.ceil((2 * EPS) / alpha); // 10
       const objs: Tensor[] = [];
-      const atk = new Pgd({ eps: EPS, alpha, steps, randomStart, seed: 4, trace: (t) => objs.push(keep(ew('copy', 'a0', [t.obj]))) });
+      const atk = new Pgd({ eps: EPS, alpha, steps, randomStart, seed: 4, trace: (t) => objs.push(keep(clone(t.obj))) });
       const xa = await atk.generate(s.model, s.X, s.Y).f32();
       expectClose(xa, plus(s.x64, worstLinf(s)), { atol: 6e-8, rtol: 0 }, 'PGD x_adv');
       expect(objs.length).toBe(steps + 1);
