@@ -19,4 +19,6 @@ export { dropout } from './ops/dropout.ts';
 export { sgdUpdate, adamUpdate, clipScale, type SgdUpdate, type AdamUpdate } from './ops/optim.ts';
 export { conv2d, conv2dGeometry, conv2dForward, conv2dBackwardInput, conv2dBackwardFilter, chooseConvImpl, gemmOk, conv2dGemmLimits, conv2dIm2col, type Conv2dOptions, type ConvImpl, type ConvDir, type ConvGeom } from './ops/conv2d.ts';
 export * from './ops/activation.ts';
+// The activation table (kinds, definitions), for nn/ and cli/ that never import kernels/.
+export { ACTIVATIONS, ACTIVATION_KINDS, activationDef, type ActivationKind, type ActivationDef } from '../kernels/activations.ts';
 export { conv2dAct, linearAct } from './ops/fused.ts';

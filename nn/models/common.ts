@@ -2,7 +2,7 @@
 // option everywhere), and a helper that builds activation layers with shared params.
 import { Tensor, type Device } from '../../engine/index.ts';
 import { Activation, makeActivationParams, resolveSpec, type ActivationSpec } from '../activation.ts';
-import type { ActivationKind } from '../../kernels/activations.ts';
+import type { ActivationKind } from '../../engine/index.ts';
 import { Module } from '../module.ts';
 
 export interface ModelConfig {
