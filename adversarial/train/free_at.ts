@@ -2,7 +2,7 @@
 // and persists across minibatches. Each minibatch is replayed m times; each replay does
 // ONE forward of clip(x + delta) and ONE backward, which gives both the parameter
 // gradients and the gradient w.r.t. delta; then delta = clip(delta + step sign(g), -eps,
-// eps), delta = clip(x + delta, lo, hi) - x (REFERENCE order), and one optimizer step.
+// eps), delta = clip(x + delta, lo, hi) - x (the order of docs/numerics.md), and one optimizer step.
 //
 // Budget: each batch costs m forward/backward passes and m optimizer steps, so callers
 // divide the number of epochs (and LR milestones) by `replays` = m to match standard
