@@ -7,7 +7,7 @@ import { describe, it, expect } from 'vitest';
 import { testDevice } from '../helpers/device.ts';
 import { expectClose, f32, randArray } from '../helpers/compare.ts';
 import { apgdReduce64, ascent64, boxStep64, l2Norm64, linfNorm64, normalize64, projectBall64, stepBall64 } from '../reference/threat64.ts';
-import { uniform01 } from '../reference/philox.ts';
+import { normal64, uniform01 } from '../reference/philox.ts';
 import * as E from '../../engine/index.ts';
 
 const SHAPES: number[][] = [
@@ -150,7 +150,7 @@ describe('random starts', () => {
     expect(off).toBe(n);
   });
 
-  it('L2: inside the ball and the box; eps = 0 gives zeros', async () => {
+  it('L2: a normalised Gaussian times eps u (float64 reference), inside the ball and the box; eps = 0 gives zeros', async () => {
     const shape = SHAPES[1]!;
     const N = shape[0]!;
     const x = await data(shape, 42, 0, 1);
@@ -163,6 +163,14 @@ describe('random starts', () => {
       expect(x.v[k]! + v).toBeLessThanOrEqual(1 + 1e-7);
     });
     expect(l2Norm64(r, N).some((v) => v > 0.01)).toBe(true);
+    // float64: z ~ N(0, 1) from the first x.size draws, u ~ U(0, 1) from the next N.
+    const n = x.v.length;
+    const zs = normal64(3, 0, n);
+    const zn = l2Norm64(zs, N);
+    const u = uniform01(3, n, N);
+    const D = n / N;
+    const want = Float64Array.from(x.v, (v, k) => Math.min(1, Math.max(0, v + (0.5 * u[Math.floor(k / D)]! * zs[k]!) / zn[Math.floor(k / D)]!)) - v);
+    expectClose(r, want, { atol: 2e-6, rtol: 1e-4 }, 'l2 start vs float64');
     const z = await E.randomBallStart(x.t, { norm: 'l2', eps: 0, bounds: [0, 1] }, next).f32();
     expect(z.every((v) => v === 0)).toBe(true);
   });
