@@ -4,7 +4,7 @@
 // accuracy must not rise with eps, PGD must be no weaker than FGSM, a huge eps must drive
 // accuracy to ~0, and a count of examples whose input gradient is exactly zero). Reports
 // are plain JSON-able objects.
-import { Tensor, argmax, eq, ew, noGrad, scope, type Device } from '../engine/index.ts';
+import { Tensor, argmax, eq, noGrad, scope, type Device } from '../engine/index.ts';
 import type { Module } from '../nn/module.ts';
 import type { ImageSet } from '../nn/data/loader.ts';
 import { linfNormPerExample, resolveThreat, checkEps, checkCount, type Norm } from './threat.ts';
@@ -79,7 +79,7 @@ function zeroGradFlags(model: Module, x: Tensor, y: Tensor, bnMode: BnMode): Ten
   return scope(() => {
     const { g } = withAttackMode(model, bnMode, () => objectiveAndGrad(model, x, null, y, false, true));
     const m = linfNormPerExample(g!);
-    return ew('is_zero', 'select(T(0.0), T(1.0), a0 == T(0.0))', [m.view([x.shape[0]!])]);
+    return eq(m.view([x.shape[0]!]), 0);
   });
 }
 

@@ -15,7 +15,7 @@ import { Pgd } from '../adversarial/attacks/index.ts';
 import { StandardTraining, type TrainContext, type TrainLoop } from '../adversarial/trainer.ts';
 import { loadMnist, type Mnist } from '../nn/data/mnist.ts';
 import { SmallCnn } from '../nn/models/small_cnn.ts';
-import { Sequential } from '../nn/layers.ts';
+import { setEpilogueFusion } from '../nn/layers.ts';
 import { SGD } from '../nn/optim.ts';
 import { constantLr } from '../nn/schedule.ts';
 import type { BenchCase } from './harness.ts';
@@ -54,7 +54,7 @@ function oursFree(o: Ours | null): void {
   o.model.dispose();
 }
 
-function stepCase(device: Device, group: string, loop: () => TrainLoop, runs?: number): BenchCase {
+function stepCase(device: Device, group: string, loop: () => TrainLoop, runs?: number, opts: { fuse?: boolean } = {}): BenchCase {
   let o: Ours | null = null;
   let l: TrainLoop | null = null;
   return {
@@ -68,6 +68,7 @@ function stepCase(device: Device, group: string, loop: () => TrainLoop, runs?: n
     setup() {
       o = oursSetup(device, E2E.batch, 'train');
       o.model.train(true);
+      if (opts.fuse !== undefined) setEpilogueFusion(o.model, opts.fuse);
       l = loop();
     },
     run() {
@@ -123,25 +124,8 @@ export function cases(device: Device, opts: { quick: boolean; tfjs?: TfPeer | nu
   out.push({ ...stepCase(device, std, () => new StandardTraining(), 5), baseline: peer ? TFJS : undefined });
   // The same step with the bias + activation epilogues unfused (conv, then a separate
   // activation kernel): ratio = unfused / fused throughput.
-  const unfused = stepCase(device, std, () => new StandardTraining(), 5);
-  out.push({
-    ...unfused,
-    name: `${KINKLESS} unfused epilogues`,
-    baseline: KINKLESS,
-    setup() {
-      Sequential.fuseEpilogues = false;
-      try {
-        unfused.setup?.();
-      } catch (e) {
-        Sequential.fuseEpilogues = true;
-        throw e;
-      }
-    },
-    teardown() {
-      unfused.teardown?.();
-      Sequential.fuseEpilogues = true;
-    },
-  });
+  const unfused = stepCase(device, std, () => new StandardTraining(), 5, { fuse: false });
+  out.push({ ...unfused, name: `${KINKLESS} unfused epilogues`, baseline: KINKLESS });
   if (peer) out.push(tfStepCase(peer, fast, 'fast', tfRuns));
   out.push({ ...stepCase(device, fast, () => new FastAt({ eps: E2E.eps, alpha: E2E.fastAlpha, seed: 1 }), 5), baseline: peer ? TFJS : undefined });
   out.push(

@@ -1,8 +1,8 @@
-// Elementwise bandwidth: ew('axpy') and ew('add') on 4M floats against the plain vec4 device
+// Elementwise bandwidth: the engine's clone, add and axpy (named elementwise kernels) on 4M floats against the plain vec4 device
 // copy kernel (kernels/copy.ts) and a copyBufferToBuffer, all in the same run;
 // ratio = our GB/s / the copy kernel's GB/s (bytes = 4 per float read or written).
 import type { Device } from '../engine/device.ts';
-import { Tensor, ew } from '../engine/index.ts';
+import { Tensor, add, axpy, clone } from '../engine/index.ts';
 import { grid1d } from '../kernels/elementwise.ts';
 import { COPY_WORKGROUP, copyVec4Kernel } from '../kernels/copy.ts';
 import { Uniforms } from '../engine/ops/launch.ts';
@@ -59,7 +59,7 @@ export function cases(device: Device, opts: { quick: boolean }): BenchCase[] {
       baseline: `copy kernel (vec4) ${label}`,
       setup,
       run() {
-        ew('copy', 'a0', [x!]).dispose();
+        clone(x!).dispose();
       },
       teardown: teardown(false),
     },
@@ -70,7 +70,7 @@ export function cases(device: Device, opts: { quick: boolean }): BenchCase[] {
       baseline: `copy kernel (vec4) ${label}`,
       setup,
       run() {
-        ew('add', 'a0 + a1', [x!, y!]).dispose();
+        add(x!, y!).dispose();
       },
       teardown: teardown(false),
     },
@@ -81,7 +81,7 @@ export function cases(device: Device, opts: { quick: boolean }): BenchCase[] {
       baseline: `copy kernel (vec4) ${label}`,
       setup,
       run() {
-        ew('axpy', 'a0 * s.x + a1', [x!, y!], { scalars: [0.5] }).dispose();
+        axpy(y!, x!, 0.5).dispose();
       },
       teardown: teardown(true),
     },

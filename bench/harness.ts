@@ -24,7 +24,8 @@
 //   printResults(rows)                      // JSON lines, then the table
 //
 // A *.bench.ts module exports `cases(device, { quick }) => BenchCase[] | Promise<BenchCase[]>`;
-// bench/run.ts discovers every such module in this folder (see there for --filter / --quick).
+// bench/suite.ts discovers every such module in this folder (`kinkless bench` / `npm run bench`
+// pass --filter / --quick).
 //
 // Timing: each run is `inner` calls of fn followed by `await device.sync()`, after a sync
 // that drains earlier work. Method 'timestamp' (default when the device has the

@@ -1,11 +1,11 @@
 // Suite results: the JSON document written to bench/results/, the peer summary (our speed
-// against TF.js and PyTorch per case) and the markdown report with SVG charts (cli/svg.ts):
+// against TF.js and PyTorch per case) and the markdown report with SVG charts (bench/svg.ts):
 // kinkless speedup over TF.js per case, speedup over PyTorch CPU, the fraction of the copy
 // kernel's bandwidth reached by the elementwise / activation cases, and the end-to-end
 // throughput (images/s) of the training steps and the attack.
 import { writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { barChart } from '../cli/svg.ts';
+import { barChart } from './svg.ts';
 import type { BenchRow } from './harness.ts';
 
 export interface BenchResult {
@@ -84,7 +84,7 @@ function md(rows: string[][]): string {
 const f2 = (x: number | undefined, d = 2) => (x === undefined || !Number.isFinite(x) ? '' : x.toFixed(d));
 
 /**
- * Split the x tick labels of a cli/svg.ts bar chart over two lines (at the space nearest
+ * Split the x tick labels of a bench/svg.ts bar chart over two lines (at the space nearest
  * the middle) when longer than `max` characters: the chart centres one label per category
  * in a slot of ~60 px, and long ones ran into each other.
  */

@@ -1,7 +1,7 @@
 // `kinkless bench`: the benchmark suite (bench/suite.ts) from the command line: kernel
 // cases, TF.js on the same adapter, the optional PyTorch CPU peer, end-to-end training
 // steps and attack throughput; JSON lines, tables, results file, report and regression
-// check. `npm run bench -- <flags>` takes the same flags (bench/run.ts).
+// check. `npm run bench -- <flags>` runs this command (package.json), so takes the same flags.
 import { helpText, parseFlags, UsageError, type FlagSpec } from './args.ts';
 import { DEFAULT_RESULTS_DIR, runSuite } from '../bench/suite.ts';
 

@@ -8,7 +8,7 @@ import { Fgsm, Pgd, Apgd } from '../adversarial/attacks/index.ts';
 import { SmallCnn } from '../nn/models/small_cnn.ts';
 import type { ActivationSpec } from '../nn/activation.ts';
 import type { ImageSet } from '../nn/data/loader.ts';
-import { ACTIVATIONS, type ActivationKind } from '../kernels/activations.ts';
+import { ACTIVATIONS, type ActivationKind } from '../engine/index.ts';
 import { helpText, parseFlags, UsageError, type FlagSpec } from './args.ts';
 import { loadData } from './setup.ts';
 import { trainRun, Interrupt, type TrainRunResult } from './train_run.ts';

@@ -7,7 +7,7 @@ import { basename } from 'node:path';
 import { createDevice, type Device } from '../engine/index.ts';
 import { loadModel, saveModel } from '../nn/model_checkpoint.ts';
 import type { Model } from '../nn/models/common.ts';
-import { ACTIVATION_KINDS } from '../kernels/activations.ts';
+import { ACTIVATION_KINDS } from '../engine/index.ts';
 import { studyKink, compareKinkStudies, KINK_DEFAULTS, type KinkStudyResult } from '../adversarial/study/kink.ts';
 import { helpText, parseFlags, UsageError, type FlagSpec } from './args.ts';
 import { DATA_FLAGS, MODEL_FLAGS, buildModel, loadData, modelFlagsFromCheckpoint } from './setup.ts';

@@ -1,5 +1,6 @@
-// The kinkless command line: dispatches subcommands (doctor for now; train, attack,
-// eval, study, reproduce and bench as they land).
+// The kinkless command line: dispatches the subcommands doctor, train, attack, eval,
+// study, reproduce and bench (each in its cli/cmd_*.ts or doctor.ts) and maps usage
+// errors to exit code 2.
 import { doctor } from './doctor.ts';
 import { cmdTrain } from './cmd_train.ts';
 import { cmdReproduce } from './cmd_reproduce.ts';

@@ -10,7 +10,7 @@ import { MadryMnist } from '../nn/models/madry_mnist.ts';
 import { PreActResNet18, WideResNet } from '../nn/models/resnet.ts';
 import type { Model } from '../nn/models/common.ts';
 import type { ActivationSpec } from '../nn/activation.ts';
-import { ACTIVATION_KINDS, type ActivationKind } from '../kernels/activations.ts';
+import { ACTIVATION_KINDS, type ActivationKind } from '../engine/index.ts';
 import { UsageError, type FlagSpec } from './args.ts';
 
 export const MODELS = ['small_cnn', 'madry_mnist', 'preact_resnet18', 'wrn'] as const;

@@ -1,5 +1,8 @@
 // Autograd core: a tape of GradNodes, a topological backward with += accumulation,
 // noGrad/detach, and a functional grad() that never touches leaves' .grad (attacks use it).
+// Whether the tape records is per async context (AsyncLocalStorage): noGrad around an async
+// function turns it off for that function's continuations only, never for concurrent work.
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { Tensor } from './tensor.ts';
 import { keep } from './scope.ts';
 import { add, clone, onesLike, zerosLike } from './ops/elementwise.ts';
@@ -11,34 +14,24 @@ export interface GradNode {
   backward(dy: Tensor): (Tensor | null)[];
 }
 
-let gradEnabled = true;
+// NOTE: the store is the 'off' marker; outside any noGrad the tape is on (no store).
+const gradOff = new AsyncLocalStorage<true>();
 
 export function isGradEnabled(): boolean {
-  return gradEnabled;
+  return gradOff.getStore() !== true;
 }
 
-/** Run fn without recording the tape. */
+/**
+ * Run fn without recording the tape. An async fn stays tape-free across its awaits, and
+ * work running concurrently outside it keeps recording.
+ */
 export function noGrad<T>(fn: () => T): T {
-  const prev = gradEnabled;
-  gradEnabled = false;
-  try {
-    const r = fn();
-    if (r instanceof Promise) {
-      return r.finally(() => {
-        gradEnabled = prev;
-      }) as T;
-    }
-    gradEnabled = prev;
-    return r;
-  } catch (e) {
-    gradEnabled = prev;
-    throw e;
-  }
+  return gradOff.run(true, fn);
 }
 
 /** Whether any input needs a gradient (and the tape is on). */
 export function needsGrad(inputs: Tensor[]): boolean {
-  return gradEnabled && inputs.some((t) => t.requiresGrad);
+  return isGradEnabled() && inputs.some((t) => t.requiresGrad);
 }
 
 /** Record `out` as produced by `name` from `inputs`. No-op when no input needs a gradient. */
@@ -99,53 +92,52 @@ function reverse(y: Tensor, dy: Tensor | undefined, targets: Tensor[] | null): M
   const grads = new Map<Tensor, Tensor>();
   const targetSet = targets ? new Set(targets) : null;
   const result = new Map<Tensor, Tensor>();
-  const prev = gradEnabled;
-  gradEnabled = false;
-  try {
-    grads.set(y, dy ? clone(dy) : onesLike(y));
-    for (const t of order) {
-      const g = grads.get(t);
-      if (!g) continue;
-      grads.delete(t);
-      if (targetSet?.has(t)) {
-        result.set(t, g);
-        continue;
+  gradOff.run(true, () => {
+    try {
+      grads.set(y, dy ? clone(dy) : onesLike(y));
+      for (const t of order) {
+        const g = grads.get(t);
+        if (!g) continue;
+        grads.delete(t);
+        if (targetSet?.has(t)) {
+          result.set(t, g);
+          continue;
+        }
+        if (t.node) {
+          const gs = t.node.backward(g);
+          const seen = new Set<Tensor>([g]);
+          t.node.inputs.forEach((inp, i) => {
+            let gi = gs[i];
+            if (!gi) return;
+            if (!inp.requiresGrad) {
+              if (!seen.has(gi)) gi.dispose();
+              return;
+            }
+            checkGradShape(t.node!.name, inp, gi);
+            if (seen.has(gi)) gi = clone(gi);
+            seen.add(gi);
+            const old = grads.get(inp);
+            if (old) {
+              grads.set(inp, add(old, gi));
+              old.dispose();
+              gi.dispose();
+            } else grads.set(inp, gi);
+          });
+          g.dispose();
+        } else if (targetSet) {
+          g.dispose();
+        } else if (t.grad) {
+          // A leaf: accumulate into .grad.
+          const sum = add(t.grad, g);
+          t.grad.dispose();
+          g.dispose();
+          t.grad = keep(sum);
+        } else t.grad = keep(g);
       }
-      if (t.node) {
-        const gs = t.node.backward(g);
-        const seen = new Set<Tensor>([g]);
-        t.node.inputs.forEach((inp, i) => {
-          let gi = gs[i];
-          if (!gi) return;
-          if (!inp.requiresGrad) {
-            if (!seen.has(gi)) gi.dispose();
-            return;
-          }
-          checkGradShape(t.node!.name, inp, gi);
-          if (seen.has(gi)) gi = clone(gi);
-          seen.add(gi);
-          const old = grads.get(inp);
-          if (old) {
-            grads.set(inp, add(old, gi));
-            old.dispose();
-            gi.dispose();
-          } else grads.set(inp, gi);
-        });
-        g.dispose();
-      } else if (targetSet) {
-        g.dispose();
-      } else if (t.grad) {
-        // A leaf: accumulate into .grad.
-        const sum = add(t.grad, g);
-        t.grad.dispose();
-        g.dispose();
-        t.grad = keep(sum);
-      } else t.grad = keep(g);
+    } finally {
+      for (const g of grads.values()) g.dispose();
     }
-  } finally {
-    for (const g of grads.values()) g.dispose();
-    gradEnabled = prev;
-  }
+  });
   return result;
 }
 

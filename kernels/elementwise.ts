@@ -2,7 +2,7 @@
 // contiguous scalar path, and a broadcasting path (strides in uniforms, rank <= 8).
 // The expression refers to inputs a0..a3, scalars s.x..s.w, and the value type T.
 
-import { defineKernel } from './kernel.ts';
+import { defineKernel, type Kernel } from './kernel.ts';
 
 export type EwDType = 'f32' | 'i32';
 
@@ -76,14 +76,50 @@ ${load}
 `;
 }
 
-/** Descriptor: the elementwise family, keyed by mode, dtypes, expression and preamble. */
-export const elementwiseKernel = defineKernel<ElementwiseKernel & { name: string }>({
-  name: 'elementwise',
-  label: (p) => p.name,
-  key: (p) => `${p.mode}:${p.inputs.join(',')}>${p.out}:${p.expr}:${p.preamble ?? ''}`,
-  bindings: (p) => [...p.inputs.map((_, i) => ({ name: `in${i}`, access: 'read' as const })), { name: 'out', access: 'read_write' as const }],
-  build: elementwiseWgsl,
-});
+/**
+ * One named elementwise op of a family: its WGSL expression (of a0..a{arity-1}, s and T, as
+ * in ElementwiseKernel.expr) and any helper functions it calls (a builder when they differ
+ * between the vec4 and the scalar paths).
+ */
+export interface EwOpDef {
+  arity: number;
+  expr: string;
+  preamble?: string | ((vec: boolean) => string);
+}
+
+/** Kernel parameters of a family member: which op, and how it is launched. */
+export interface EwLaunch<K extends string> {
+  op: K;
+  inputs: EwDType[];
+  out: EwDType;
+  mode: ElementwiseKernel['mode'];
+}
+
+/** A family of named elementwise ops (its kernel descriptor and its op table). */
+export interface EwFamily<K extends string> {
+  readonly name: string;
+  readonly ops: Readonly<Record<K, EwOpDef>>;
+  readonly kernel: (p: EwLaunch<K>) => Kernel;
+}
+
+/**
+ * Describe a family of named elementwise ops: one kernel descriptor, keyed by op name,
+ * launch mode and dtypes (the expression is fixed per op, so the key is short).
+ */
+export function elementwiseFamily<K extends string>(name: string, ops: Record<K, EwOpDef>): EwFamily<K> {
+  const kernel = defineKernel<EwLaunch<K>>({
+    name,
+    label: (p) => p.op,
+    key: (p) => `${p.op}:${p.mode}:${p.inputs.join(',')}>${p.out}`,
+    bindings: (p) => [...p.inputs.map((_, i) => ({ name: `in${i}`, access: 'read' as const })), { name: 'out', access: 'read_write' as const }],
+    build: (p) => {
+      const d = ops[p.op];
+      const pre = typeof d.preamble === 'function' ? d.preamble(p.mode === 'vec4') : d.preamble;
+      return elementwiseWgsl({ inputs: p.inputs, out: p.out, mode: p.mode, expr: d.expr, preamble: pre });
+    },
+  });
+  return { name, ops, kernel };
+}
 
 /** Workgroup grid covering `threads` invocations of EW_WORKGROUP (2D when above 65535 groups). */
 export function grid1d(threads: number, wg = EW_WORKGROUP, maxPerDim = 65535): { workgroups: [number, number]; gx: number } {

@@ -1,7 +1,7 @@
 // Fused optimizer update kernels: each parameter's update (weight decay, momentum or Adam
 // moments, gradient-norm scale) is one pass over p, g and the state, updated in place.
 // The gradient scale comes from a one-element storage buffer, so clipping needs no readback.
-
+// Launched by engine/ops/optim.ts through the descriptors at the end of this file.
 import { defineKernel, reads, writes } from './kernel.ts';
 
 export const OPT_WG = 256;
@@ -80,15 +80,7 @@ fn main() {
 `;
 }
 
-// ---------------------------------------------------------------- descriptors
-
-const B_SGD = [...reads('g', 'gscale'), ...writes('p', 'v')];
-const B_ADAM = [...reads('g', 'gscale'), ...writes('p', 'm', 'v')];
-const B_CLIP = [...reads('sq'), ...writes('scale')];
-
-/** Descriptor: sgd_update. Bindings: g, gscale, p, v. */
-export const sgdKernel = defineKernel<void>({ name: 'sgd_update', key: () => '', bindings: () => B_SGD, build: sgdWgsl })();
-/** Descriptor: adam_update. Bindings: g, gscale, p, m, v. */
-export const adamKernel = defineKernel<void>({ name: 'adam_update', key: () => '', bindings: () => B_ADAM, build: adamWgsl })();
-/** Descriptor: clip_scale. Bindings: sq, scale. */
-export const clipScaleKernel = defineKernel<void>({ name: 'clip_scale', key: () => '', bindings: () => B_CLIP, build: clipScaleWgsl })();
+/** Descriptors (no compile-time parameters: one pipeline each). */
+export const sgdKernel = defineKernel<void>({ name: 'sgd_update', key: () => '', bindings: () => [...reads('g', 'gscale'), ...writes('p', 'v')], build: sgdWgsl });
+export const adamKernel = defineKernel<void>({ name: 'adam_update', key: () => '', bindings: () => [...reads('g', 'gscale'), ...writes('p', 'm', 'v')], build: adamWgsl });
+export const clipScaleKernel = defineKernel<void>({ name: 'clip_scale', key: () => '', bindings: () => [...reads('sq'), ...writes('scale')], build: clipScaleWgsl });

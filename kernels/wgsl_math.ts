@@ -42,7 +42,7 @@ fn k_sigmoid2(z: f32) -> vec2<f32> {
 
 // NOTE: log1p(y) for y in [0, 1] without calling log: with s = y/(2+y) (<= 1/3) and
 // t = s^2, log1p(y) = 2 atanh(s) = 2s(1 + t/3 + t^2/5 + ... + t^7/15); the dropped
-// t^8/17 term is < 1.5e-9 relative. Max 2.3 ULP measured (REFERENCE.md section 1).
+// t^8/17 term is < 1.5e-9 relative. Max 2.3 ULP measured (docs/numerics.md).
 export const WGSL_LOG1P01 = /* wgsl */ `
 fn k_log1p01(y: f32) -> f32 {
   let s = y / (2.0 + y);

@@ -2,7 +2,8 @@
 // reusable mask, which FreeLB needs) and Normalize (input normalisation inside the model,
 // so attacks always work in [0,1] pixel space). Sequential fuses a Conv2d / Linear
 // followed by an Activation into one fused op (engine/ops/fused.ts) by default.
-import { Tensor, keep, flatten, sub, div, ew, record, type Device } from '../engine/index.ts';
+import { Tensor, keep, flatten, sub, div, type Device } from '../engine/index.ts';
+import { dropout } from '../engine/ops/dropout.ts';
 import { linear } from '../engine/ops/matmul.ts';
 import { conv2d, type Conv2dOptions as EngineConvOptions } from '../engine/ops/conv2d.ts';
 import { conv2dAct, linearAct } from '../engine/ops/fused.ts';
@@ -15,15 +16,13 @@ import { initValues } from './init.ts';
 
 export class Sequential extends Module {
   /**
-   * Default for every Sequential: run a Conv2d or Linear immediately followed by an
-   * Activation as one fused op (conv2dAct / linearAct: bias + activation in the matmul /
-   * conv store, one fused backward), in training and in eval. The layers, their names and
-   * parameters are unchanged (checkpoints too). Set false for benchmarks and tests of the
-   * unfused path; `fuse` overrides it per instance.
+   * Run a Conv2d or Linear immediately followed by an Activation as one fused op
+   * (conv2dAct / linearAct: bias + activation in the matmul / conv store, one fused
+   * backward), in training and in eval (default true). The layers, their names and
+   * parameters are unchanged (checkpoints too). A per-model setting: set it for a whole
+   * model with setEpilogueFusion(model, on) (benchmarks and tests of the unfused path).
    */
-  static fuseEpilogues = true;
-  /** Per-instance override of Sequential.fuseEpilogues (undefined: the static default). */
-  fuse: boolean | undefined = undefined;
+  fuse = true;
   readonly layers: Module[];
   constructor(...layers: Module[]) {
     super();
@@ -31,7 +30,7 @@ export class Sequential extends Module {
     layers.forEach((l, i) => this.registerModule(String(i), l));
   }
   forward(x: Tensor): Tensor {
-    const fuse = this.fuse ?? Sequential.fuseEpilogues;
+    const fuse = this.fuse;
     const L = this.layers;
     let h = x;
     for (let i = 0; i < L.length; i++) {
@@ -51,6 +50,35 @@ export class Sequential extends Module {
     }
     return h;
   }
+}
+
+/**
+ * Turn epilogue fusion on or off for every Sequential inside `model` (itself included);
+ * returns the previous settings, in walk order, for restoreEpilogueFusion.
+ */
+export function setEpilogueFusion(model: Module, on: boolean): boolean[] {
+  if (typeof on !== 'boolean') throw new Error(`kinkless: setEpilogueFusion: on must be a boolean, got ${String(on)}`);
+  const prev: boolean[] = [];
+  for (const s of sequentials(model)) {
+    prev.push(s.fuse);
+    s.fuse = on;
+  }
+  return prev;
+}
+
+/** Undo setEpilogueFusion with the settings it returned. */
+export function restoreEpilogueFusion(model: Module, prev: boolean[]): void {
+  sequentials(model).forEach((s, i) => (s.fuse = prev[i] ?? s.fuse));
+}
+
+function sequentials(model: Module): Sequential[] {
+  const out: Sequential[] = [];
+  const walk = (m: Module): void => {
+    if (m instanceof Sequential) out.push(m);
+    for (const [, c] of m.children()) walk(c);
+  };
+  walk(model);
+  return out;
 }
 
 function posInt(layer: string, arg: string, v: number): void {
@@ -213,11 +241,8 @@ export class Dropout extends Module {
       this.lastMask?.dispose();
       this.lastMask = mask;
     }
-    if (mask.size !== x.size) throw new Error(`kinkless: Dropout: fixed mask has shape [${mask.shape.join(', ')}], input has [${x.shape.join(', ')}]`);
-    const m = mask;
-    const scale = 1 / (1 - this.p);
-    const y = ew('dropout', 'a0 * a1 * s.x', [x, m], { scalars: [scale] });
-    return record(y, 'dropout', [x], (dy) => [ew('dropout_backward', 'a0 * a1 * s.x', [dy, m], { scalars: [scale] })]);
+    if (mask.rank !== x.rank || mask.shape.some((d, i) => d !== x.shape[i])) throw new Error(`kinkless: Dropout: fixed mask has shape [${mask.shape.join(', ')}], input has [${x.shape.join(', ')}]`);
+    return dropout(x, mask, this.p);
   }
   override dispose(): void {
     this.lastMask?.dispose();

@@ -1,9 +1,8 @@
 // Optimizers: SGD (momentum, Nesterov, weight decay), Adam and AdamW, with parameter
-// groups (own lr scale, weight decay, gradient-norm clipping) and fused update kernels.
+// groups (own lr scale, weight decay, gradient-norm clipping). The fused in-place updates
+// are engine ops (engine/ops/optim.ts); this file owns the state, groups and schedule.
 import { Tensor, keep, add, mul, sum, scope, zeros, type Device } from '../engine/index.ts';
-import { grid1d } from '../kernels/elementwise.ts';
-import { Uniforms } from '../engine/ops/launch.ts';
-import { adamWgsl, clipScaleWgsl, sgdWgsl } from '../kernels/optim.ts';
+import { adamUpdate, clipScale, sgdUpdate } from '../engine/ops/optim.ts';
 
 export interface ParamGroup {
   params: Tensor[];
@@ -85,8 +84,7 @@ abstract class Optimizer {
       }
       return acc!;
     });
-    const out = zeros(this.device, [1]);
-    this.device.dispatch({ name: 'clip_scale', wgsl: clipScaleWgsl(), buffers: [sq.buffer, out.buffer], uniforms: new Uniforms().f32(maxNorm).bytes(), workgroups: [1] });
+    const out = clipScale(sq, maxNorm);
     sq.dispose();
     return out;
   }
@@ -169,9 +167,7 @@ export class SGD extends Optimizer {
   }
   protected update(p: Tensor, g: Tensor, gscale: Tensor, lr: number, wd: number): void {
     const [v] = this.slots(p, 1);
-    const grid = grid1d(p.size);
-    const u = new Uniforms().u32(p.size, grid.gx).f32(lr, this.momentum, wd).u32(this.nesterov ? 1 : 0);
-    this.device.dispatch({ name: 'sgd_update', wgsl: sgdWgsl(), buffers: [g.buffer, gscale.buffer, p.buffer, v!.buffer], uniforms: u.bytes(), workgroups: grid.workgroups });
+    sgdUpdate(p, g, gscale, v!, { lr, momentum: this.momentum, weightDecay: wd, nesterov: this.nesterov });
   }
 }
 
@@ -203,15 +199,7 @@ export class Adam extends Optimizer {
   }
   protected update(p: Tensor, g: Tensor, gscale: Tensor, lr: number, wd: number): void {
     const [m, v] = this.slots(p, 2);
-    const t = this.stepCount;
-    const bc1 = 1 - this.betas[0] ** t;
-    const bc2 = 1 - this.betas[1] ** t;
-    const grid = grid1d(p.size);
-    const u = new Uniforms()
-      .u32(p.size, grid.gx)
-      .f32(lr, this.betas[0], this.betas[1], this.eps, wd, bc1, bc2)
-      .u32(this.decoupled ? 1 : 0);
-    this.device.dispatch({ name: 'adam_update', wgsl: adamWgsl(), buffers: [g.buffer, gscale.buffer, p.buffer, m!.buffer, v!.buffer], uniforms: u.bytes(), workgroups: grid.workgroups });
+    adamUpdate(p, g, gscale, m!, v!, { lr, beta1: this.betas[0], beta2: this.betas[1], eps: this.eps, weightDecay: wd, step: this.stepCount, decoupled: this.decoupled });
   }
 }
 

@@ -9,7 +9,7 @@
 // on halving, the example restarts from its best point. It returns, per example, the
 // point with the highest f seen. All bookkeeping is per example on the GPU (masks, no
 // readbacks); only the checkpoint schedule lives on the host.
-import { Tensor, ew, scope } from '../../engine/index.ts';
+import { Tensor, apgdReduceMask, clone, countIncrease, fill, gt, halveWhere, maximum, momentumMix, scope, where, zerosLike } from '../../engine/index.ts';
 import type { Module } from '../../nn/module.ts';
 import { applyDelta, ascentDirection, checkCount, projectDelta, randomStart, resolveThreat, stepDelta, type Norm } from '../threat.ts';
 import { BaseAttack, disposeReplaced, keepBest, objectiveAndGrad, perExampleView, type AttackOptions } from './common.ts';
@@ -111,21 +111,20 @@ export class Apgd extends BaseAttack {
     const N = x.shape[0]!;
     const pshape = [N, ...x.shape.slice(1).map(() => 1)];
     let s: State = scope(() => {
-      const delta = this.randomStart ? randomStart(x.device, x, t, this.nextKey) : ew('fill', 'T(0.0)', [x]);
+      const delta = this.randomStart ? randomStart(x.device, x, t, this.nextKey) : zerosLike(x);
       const { obj, g } = objectiveAndGrad(model, x, delta, y, this.targeted, true);
-      const zN = ew('fill', 'T(0.0)', [obj]);
       return {
         delta,
         prev: null,
         f: obj,
         g,
-        best: ew('copy', 'a0', [delta]),
-        fBest: ew('copy', 'a0', [obj]),
-        gBest: ew('copy', 'a0', [g!]),
-        eta: ew('fill', 'T(s.x)', [zN.view(pshape)], { scalars: [2 * t.eps] }),
-        inc: zN,
-        fBestCheck: ew('copy', 'a0', [obj]),
-        halvedCheck: ew('fill', 'T(0.0)', [obj]),
+        best: clone(delta),
+        fBest: clone(obj),
+        gBest: clone(g!),
+        eta: fill(x.device, pshape, 2 * t.eps),
+        inc: zerosLike(obj),
+        fBestCheck: clone(obj),
+        halvedCheck: zerosLike(obj),
       };
     });
     const checks = new Map<number, number>();
@@ -140,17 +139,16 @@ export class Apgd extends BaseAttack {
         if (!s.prev) delta = z;
         else {
           const a = this.momentum;
-          const moved = ew('apgd_momentum', 'a0 + T(s.x) * (a1 - a0) + T(s.y) * (a0 - a2)', [s.delta, z, s.prev], { scalars: [a, 1 - a] });
+          const moved = momentumMix(s.delta, z, s.prev, a, 1 - a);
           delta = projectDelta(x, moved, t);
         }
         // NOTE: the last iterate's gradient is never used, so only its loss is computed.
         const { obj: f, g } = objectiveAndGrad(model, x, delta, y, this.targeted, !last);
-        const inc = ew('apgd_count', 'a0 + select(T(0.0), T(1.0), a1 > a2)', [s.inc, f, s.f]);
-        const improved = ew('gt', 'select(T(0.0), T(1.0), a0 > a1)', [f, s.fBest]);
-        const im = perExampleView(improved, x);
-        const best = ew('where', 'select(a2, a1, a0 != T(0.0))', [im, delta, s.best]);
-        const gBest = g ? ew('where', 'select(a2, a1, a0 != T(0.0))', [im, g, s.gBest!]) : null;
-        const fBest = ew('maximum', 'max(a0, a1)', [f, s.fBest]);
+        const inc = countIncrease(s.inc, f, s.f);
+        const im = perExampleView(gt(f, s.fBest), x);
+        const best = where(im, delta, s.best);
+        const gBest = g ? where(im, g, s.gBest!) : null;
+        const fBest = maximum(f, s.fBest);
         let st: State = { delta, prev: s.delta, f, g, best, fBest, gBest, eta: s.eta, inc, fBestCheck: s.fBestCheck, halvedCheck: s.halvedCheck };
         const len = checks.get(k + 1);
         if (len !== undefined && !last) st = this.checkpoint(st, len, pshape);
@@ -168,19 +166,17 @@ export class Apgd extends BaseAttack {
   /** Step-size rule at a checkpoint; returns the updated state (new tensors where changed). */
   private checkpoint(st: State, len: number, pshape: number[]): State {
     // reduce = (inc < rho * len) or (not halved last time and fBest <= fBest at the last check)
-    const reduce = ew('apgd_reduce', 'select(T(0.0), T(1.0), (a0 < T(s.x)) | ((a1 == T(0.0)) & (a2 >= a3)))', [st.inc, st.halvedCheck, st.fBestCheck, st.fBest], {
-      scalars: [this.rho * len],
-    });
+    const reduce = apgdReduceMask(st.inc, st.halvedCheck, st.fBestCheck, st.fBest, this.rho * len);
     const rm = reduce.view(pshape);
-    const sel = (a: Tensor, b: Tensor) => ew('where', 'select(a2, a1, a0 != T(0.0))', [rm, a, b]);
+    const sel = (a: Tensor, b: Tensor) => where(rm, a, b);
     const out: State = {
       ...st,
-      eta: ew('apgd_halve', 'select(a1, a1 * T(0.5), a0 != T(0.0))', [rm, st.eta]),
+      eta: halveWhere(rm, st.eta),
       delta: sel(st.best, st.delta),
       g: sel(st.gBest!, st.g!),
-      f: ew('where', 'select(a2, a1, a0 != T(0.0))', [reduce, st.fBest, st.f]),
-      inc: ew('fill', 'T(0.0)', [st.inc]),
-      fBestCheck: ew('copy', 'a0', [st.fBest]),
+      f: where(reduce, st.fBest, st.f),
+      inc: zerosLike(st.inc),
+      fBestCheck: clone(st.fBest),
       halvedCheck: reduce,
     };
     return out;

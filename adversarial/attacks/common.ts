@@ -4,7 +4,7 @@
 // example's gradient is independent of the batch size), the model-state guard that
 // restores train/eval flags and parameters' requiresGrad afterwards, and per-example
 // best-of selection for restarts. All of it stays on the GPU: no readbacks.
-import { Tensor, ew, full, grad, noGrad, scope, sum } from '../../engine/index.ts';
+import { Tensor, add, clone, full, grad, gt, maximum, neg, noGrad, scope, sum, where, zerosLike } from '../../engine/index.ts';
 import { softmaxCrossEntropy } from '../../engine/ops/loss.ts';
 import { RngState } from '../../engine/ops/random.ts';
 import type { Module } from '../../nn/module.ts';
@@ -58,20 +58,20 @@ export interface ObjectiveGrad {
  */
 export function objectiveAndGrad(model: Module, x: Tensor, delta: Tensor | null, y: Tensor, targeted: boolean, wantGrad: boolean): ObjectiveGrad {
   return scope(() => {
-    const xa = delta ? ew('add', 'a0 + a1', [x, delta]) : ew('copy', 'a0', [x]);
+    const xa = noGrad(() => (delta ? add(x, delta) : clone(x)));
     if (!wantGrad) {
       return noGrad(() => {
         const ce = softmaxCrossEntropy(model.forward(xa), y, { reduction: 'none' });
-        return { obj: targeted ? ew('neg', '-a0', [ce]) : ce, g: null };
+        return { obj: targeted ? neg(ce) : ce, g: null };
       });
     }
     xa.requiresGrad = true;
     const ce = softmaxCrossEntropy(model.forward(xa), y, { reduction: 'none' });
     const total = sum(ce);
     let g: Tensor;
-    if (!total.requiresGrad) g = ew('fill', 'T(0.0)', [x]);
+    if (!total.requiresGrad) g = zerosLike(x);
     else [g] = grad(total, [xa], targeted ? full(x.device, [], -1) : undefined) as [Tensor];
-    const obj = targeted ? ew('neg', '-a0', [ce]) : ew('copy', 'a0', [ce]);
+    const obj = noGrad(() => (targeted ? neg(ce) : clone(ce)));
     return { obj, g };
   });
 }
@@ -162,13 +162,12 @@ export function disposeReplaced(old: Record<string, Tensor | null>, next: Record
  * tensors and returns the new best pair.
  */
 export function keepBest(x: Tensor, best: { delta: Tensor; obj: Tensor }, cand: { delta: Tensor; obj: Tensor }): { delta: Tensor; obj: Tensor } {
-  const next = scope(() => {
-    const better = ew('gt', 'select(T(0.0), T(1.0), a0 > a1)', [cand.obj, best.obj]);
-    const m = perExampleView(better, x);
-    const delta = ew('where', 'select(a2, a1, a0 != T(0.0))', [m, cand.delta, best.delta]);
-    const obj = ew('maximum', 'max(a0, a1)', [cand.obj, best.obj]);
-    return { delta, obj };
-  });
+  const next = noGrad(() =>
+    scope(() => {
+      const m = perExampleView(gt(cand.obj, best.obj), x);
+      return { delta: where(m, cand.delta, best.delta), obj: maximum(cand.obj, best.obj) };
+    }),
+  );
   for (const t of [best.delta, best.obj, cand.delta, cand.obj]) t.dispose();
   return next;
 }

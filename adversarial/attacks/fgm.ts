@@ -2,7 +2,7 @@
 // per example over the whole input, x' = clip(x + eps g/||g||_2, lo, hi) (an all-zero
 // gradient gives no step). Targeted: along minus the target's gradient. On a linear model
 // away from the box edges this is the exact L2 worst case.
-import { Tensor, ew } from '../../engine/index.ts';
+import { Tensor, boxStep } from '../../engine/index.ts';
 import type { Module } from '../../nn/module.ts';
 import { ascentDirection, resolveThreat } from '../threat.ts';
 import { BaseAttack, objectiveAndGrad, type AttackOptions } from './common.ts';
@@ -24,8 +24,7 @@ export class Fgm extends BaseAttack {
     obj.dispose();
     const d = ascentDirection(g!, 'l2');
     g!.dispose();
-    const [lo, hi] = this.threat.bounds;
-    const xa = ew('fgm', 'clamp(a0 + T(s.x) * a1, T(s.y), T(s.z))', [x, d], { scalars: [this.threat.eps, lo, hi] });
+    const xa = boxStep(x, d, this.threat.eps, this.threat.bounds);
     d.dispose();
     return xa;
   }

@@ -2,7 +2,7 @@
 // x' = clip(x + eps sign(grad_x L), lo, hi), sign(0) = 0. Targeted: a step down the
 // target's cross-entropy. On a linear model away from the box edges this is the exact
 // L-inf worst case.
-import { Tensor, ew } from '../../engine/index.ts';
+import { Tensor, boxStep } from '../../engine/index.ts';
 import type { Module } from '../../nn/module.ts';
 import { resolveThreat } from '../threat.ts';
 import { BaseAttack, objectiveAndGrad, type AttackOptions } from './common.ts';
@@ -22,8 +22,7 @@ export class Fgsm extends BaseAttack {
   protected run(model: Module, x: Tensor, y: Tensor): Tensor {
     const { obj, g } = objectiveAndGrad(model, x, null, y, this.targeted, true);
     obj.dispose();
-    const [lo, hi] = this.threat.bounds;
-    const xa = ew('fgsm', 'clamp(a0 + T(s.x) * sign(a1), T(s.y), T(s.z))', [x, g!], { scalars: [this.threat.eps, lo, hi] });
+    const xa = boxStep(x, g!, this.threat.eps, this.threat.bounds, { signOf: true });
     g!.dispose();
     return xa;
   }

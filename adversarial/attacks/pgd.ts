@@ -3,9 +3,9 @@
 // with dir = sign (L-inf) or g/||g||_2 per example (L2); delta is rebuilt from detached
 // values each step. Restarts keep, per example, the final delta with the highest loss.
 // Targeted: descends on the target's cross-entropy (labels passed are the targets).
-import { Tensor, ew, scope } from '../../engine/index.ts';
+import { Tensor, scope, zerosLike } from '../../engine/index.ts';
 import type { Module } from '../../nn/module.ts';
-import { applyDelta, ascentDirection, checkCount, checkPositive, randomStart, resolveThreat, stepDelta, type Norm } from '../threat.ts';
+import { applyDelta, ascentDirection, checkCount, checkPositive, randomStart, resolveThreat, stepDelta, type Norm, type ResolvedThreat } from '../threat.ts';
 import { BaseAttack, keepBest, objectiveAndGrad, type AttackOptions } from './common.ts';
 import { fmt } from './fgsm.ts';
 
@@ -34,6 +34,56 @@ export interface PgdOptions extends AttackOptions {
   bounds?: [number, number];
   /** Observe each iterate (tests, gradient studies); costs one extra forward at the end. */
   trace?: (t: StepTrace) => void;
+}
+
+/** The point a PGD iteration evaluates: at least the gradient (null when not asked for). */
+export interface PgdPoint {
+  g: Tensor | null;
+}
+
+/** The PGD iteration shared by the Pgd attack and the gradient study (study/measure.ts). */
+export interface PgdLoopOptions<P extends PgdPoint> {
+  x: Tensor;
+  threat: ResolvedThreat;
+  /** Step size (L-inf: per coordinate; L2: step length). */
+  alpha: number;
+  steps: number;
+  /** delta_0 (taken over by the loop: disposed when replaced). */
+  start: Tensor;
+  /** The point at delta for iterate k (objective and gradient; wantGrad false only at a 'value' final point). */
+  evaluate: (delta: Tensor, k: number, wantGrad: boolean) => P;
+  /** Direction of a step from the gradient (default ascentDirection for the threat's norm). */
+  direction?: (g: Tensor) => Tensor;
+  /**
+   * Sees iterate k: delta_k, its point and delta_{k+1} (null at the final point). Runs
+   * inside the step's scope: keep() any tensor it retains.
+   */
+  observe?: (k: number, delta: Tensor, point: P, next: Tensor | null) => void;
+  /** Evaluate the final iterate too and observe it: 'none' (default), 'value' (no gradient) or 'grad'. */
+  final?: 'none' | 'value' | 'grad';
+}
+
+/**
+ * delta_{k+1} = P_ball(delta_k + alpha * dir(grad f(delta_k))), k = 0..steps-1, each step
+ * in its own scope (nothing leaks but delta); returns the final delta (caller disposes).
+ */
+export function pgdLoop<P extends PgdPoint>(o: PgdLoopOptions<P>): Tensor {
+  const dir = o.direction ?? ((g: Tensor) => ascentDirection(g, o.threat.norm));
+  let delta = o.start;
+  for (let k = 0; k < o.steps; k++) {
+    const next = scope(() => {
+      const p = o.evaluate(delta, k, true);
+      if (!p.g) throw new Error('kinkless: pgdLoop: evaluate returned no gradient for a step');
+      const nx = stepDelta(o.x, delta, dir(p.g), o.alpha, o.threat);
+      o.observe?.(k, delta, p, nx);
+      return nx;
+    });
+    delta.dispose();
+    delta = next;
+  }
+  const final = o.final ?? 'none';
+  if (final !== 'none') scope(() => void o.observe?.(o.steps, delta, o.evaluate(delta, o.steps, final === 'grad'), null));
+  return delta;
 }
 
 export class Pgd extends BaseAttack {
@@ -78,23 +128,16 @@ export class Pgd extends BaseAttack {
 
   /** One run; returns the final delta. */
   private once(model: Module, x: Tensor, y: Tensor, restart: number): Tensor {
-    let delta = this.randomStart ? randomStart(x.device, x, this.threat, this.nextKey) : ew('fill', 'T(0.0)', [x]);
-    for (let k = 0; k < this.steps; k++) {
-      const next = scope(() => {
-        const { obj, g } = objectiveAndGrad(model, x, delta, y, this.targeted, true);
-        this.trace?.({ restart, step: k, obj, delta });
-        const dir = ascentDirection(g!, this.threat.norm);
-        return stepDelta(x, delta, dir, this.alpha, this.threat);
-      });
-      delta.dispose();
-      delta = next;
-    }
-    if (this.trace) {
-      const { obj } = objectiveAndGrad(model, x, delta, y, this.targeted, false);
-      this.trace({ restart, step: this.steps, obj, delta });
-      obj.dispose();
-    }
-    return delta;
+    return pgdLoop({
+      x,
+      threat: this.threat,
+      alpha: this.alpha,
+      steps: this.steps,
+      start: this.randomStart ? randomStart(x.device, x, this.threat, this.nextKey) : zerosLike(x),
+      evaluate: (delta, _k, wantGrad) => objectiveAndGrad(model, x, delta, y, this.targeted, wantGrad),
+      observe: this.trace ? (k, delta, p) => this.trace!({ restart, step: k, obj: p.obj, delta }) : undefined,
+      final: this.trace ? 'value' : 'none',
+    });
   }
 }
 

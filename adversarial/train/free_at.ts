@@ -2,7 +2,7 @@
 // and persists across minibatches. Each minibatch is replayed m times; each replay does
 // ONE forward of clip(x + delta) and ONE backward, which gives both the parameter
 // gradients and the gradient w.r.t. delta; then delta = clip(delta + step sign(g), -eps,
-// eps), delta = clip(x + delta, lo, hi) - x (REFERENCE order), and one optimizer step.
+// eps), delta = clip(x + delta, lo, hi) - x (the order of docs/numerics.md), and one optimizer step.
 //
 // Budget: each batch costs m forward/backward passes and m optimizer steps, so callers
 // divide the number of epochs (and LR milestones) by `replays` = m to match standard
@@ -12,7 +12,7 @@
 // A smaller batch (the last one of an epoch) uses and updates the first n rows of delta;
 // the other rows persist unchanged for the next full batch. A larger batch extends delta
 // with zero rows. A batch whose per-example shape differs resets delta to zero.
-import { Tensor, add, backward, clamp, ew, keep, noGrad, scope, zeros } from '../../engine/index.ts';
+import { Tensor, add, backward, clamp, clone, keep, noGrad, scope, sign, zeros } from '../../engine/index.ts';
 import { accuracyCount } from '../../engine/ops/loss.ts';
 import { concat, slice } from '../../engine/ops/layout.ts';
 import type { BatchResult, TrainContext, TrainLoop } from '../trainer.ts';
@@ -71,7 +71,7 @@ export class FreeAt implements TrainLoop {
       return zeros(x.device, x.shape);
     }
     const b = d.shape[0]!;
-    if (n === b) return ew('copy', 'a0', [d]);
+    if (n === b) return clone(d);
     if (n < b) return slice(d, [0], [n]);
     return concat([d, zeros(x.device, [n - b, ...x.shape.slice(1)])], 0);
   }
@@ -82,7 +82,7 @@ export class FreeAt implements TrainLoop {
     const n = next.shape[0]!;
     let full = next;
     if (d && d.shape[0]! > n && d.rank === next.rank) full = concat([next, slice(d, [n], [d.shape[0]!])], 0);
-    else full = ew('copy', 'a0', [next]);
+    else full = clone(next);
     this.delta?.dispose();
     this.delta = keep(full);
   }
@@ -95,7 +95,7 @@ export class FreeAt implements TrainLoop {
       const prev = out;
       out = scope(() => {
         const d = this.current(x);
-        const leaf = ew('copy', 'a0', [d]);
+        const leaf = clone(d);
         leaf.requiresGrad = true;
         ctx.opt.zeroGrad();
         const { logits, lossSum, objective } = withSurrogate(ctx.model, this.smooth, () => {
@@ -108,7 +108,7 @@ export class FreeAt implements TrainLoop {
         if (o.activationReg?.bGradClip !== undefined) clipPssiluBGrad(ctx.model, o.activationReg.bGradClip);
         ctx.opt.step();
         const g = leaf.grad ?? zeros(x.device, x.shape);
-        const dir = ew('sign', 'sign(a0)', [g]);
+        const dir = sign(g);
         this.store(stepDelta(x, d, dir, this.step, this.threat));
         const correct = noGrad(() => accuracyCount(logits, y));
         return { lossSum, correct };

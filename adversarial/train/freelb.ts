@@ -6,7 +6,7 @@
 // t = K: delta += alpha g / ||g|| (per example; ||.||_2 for 'l2', ||.||_inf for 'linf',
 // as in FreeLB's code), project onto the eps-ball when eps > 0 (eps = 0: unbounded),
 // clip to the box. One optimizer step per batch.
-import { Tensor, add, backward, clamp, ew, keep, noGrad, scope, zeros } from '../../engine/index.ts';
+import { Tensor, add, axpy, backward, clamp, clone, keep, noGrad, normalizePerExample, projectBox, scope, zeros } from '../../engine/index.ts';
 import { accuracyCount } from '../../engine/ops/loss.ts';
 import { RngState, randomUniform } from '../../engine/ops/random.ts';
 import { Dropout } from '../../nn/layers.ts';
@@ -43,9 +43,6 @@ export function dropoutLayers(m: Module): Dropout[] {
   return out;
 }
 
-// NOTE: guards the division by a per-example norm (an all-zero gradient gives a zero step).
-const TINY = 1e-30;
-
 export class FreeLb implements TrainLoop {
   readonly name: string;
   readonly threat: ResolvedThreat;
@@ -68,12 +65,11 @@ export class FreeLb implements TrainLoop {
   }
 
   private init(x: Tensor): Tensor {
-    const [lo, hi] = this.threat.bounds;
     if (this.initMag === 0) return zeros(x.device, x.shape);
     const dim = x.size / x.shape[0]!;
     const mag = this.threat.norm === 'l2' ? this.initMag / Math.sqrt(dim) : this.initMag;
     const u = randomUniform(x.device, x.shape, { ...this.rng.next(x.size), lo: -mag, hi: mag });
-    const d = ew('project_box', 'clamp(a1 + a0, T(s.x), T(s.y)) - a0', [x, u], { scalars: [lo, hi] });
+    const d = projectBox(x, u, this.threat.bounds);
     u.dispose();
     return d;
   }
@@ -82,7 +78,7 @@ export class FreeLb implements TrainLoop {
   private direction(g: Tensor): Tensor {
     if (this.threat.norm === 'l2') return ascentDirection(g, 'l2');
     const n = linfNormPerExample(g);
-    const d = ew('linf_normalize', 'select(T(0.0), a0 / a1, a1 > T(s.x))', [g, n], { scalars: [TINY] });
+    const d = normalizePerExample(g, n);
     n.dispose();
     return d;
   }
@@ -90,7 +86,7 @@ export class FreeLb implements TrainLoop {
   private project(x: Tensor, d: Tensor): Tensor {
     const t = this.threat;
     if (t.eps > 0) return projectDelta(x, d, t);
-    return ew('project_box', 'clamp(a1 + a0, T(s.x), T(s.y)) - a0', [x, d], { scalars: t.bounds });
+    return projectBox(x, d, t.bounds);
   }
 
   trainBatch(ctx: TrainContext, x: Tensor, y: Tensor): BatchResult {
@@ -106,7 +102,7 @@ export class FreeLb implements TrainLoop {
       for (let t = 0; t < K; t++) {
         const prev = out;
         const r = scope(() => {
-          const leaf = ew('copy', 'a0', [delta]);
+          const leaf = clone(delta);
           leaf.requiresGrad = true;
           const { logits, lossSum, objective } = withSurrogate(ctx.model, this.smooth, () => {
             const xa = clamp(add(x, leaf), lo, hi);
@@ -120,7 +116,7 @@ export class FreeLb implements TrainLoop {
           let next: Tensor | null = null;
           if (t < K - 1) {
             const g = leaf.grad ?? zeros(x.device, x.shape);
-            const moved = ew('axpy', 'a0 + T(s.x) * a1', [delta, this.direction(g)], { scalars: [o.alpha] });
+            const moved = axpy(delta, this.direction(g), o.alpha);
             next = this.project(x, moved);
           }
           return { lossSum, correct, next };

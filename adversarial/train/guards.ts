@@ -8,7 +8,7 @@
 // - the robust-overfitting guard (Rice et al.): robust accuracy on a held-out split after
 //   each epoch, the best state dict kept in host memory, the best epoch reported;
 // - chainHooks, to run several TrainHooks (CO detector, RO guard, logging) together.
-import { Tensor, abs, add, ew, keep, mul, sum } from '../../engine/index.ts';
+import { Tensor, abs, add, clamp, keep, mul, sum, where } from '../../engine/index.ts';
 import { softmaxCrossEntropy } from '../../engine/ops/loss.ts';
 import { activationLayers } from '../../nn/activation.ts';
 import { paramHint, type Module } from '../../nn/module.ts';
@@ -76,7 +76,9 @@ export function clipPssiluBGrad(model: Module, c: number): void {
   for (const p of pssiluParams(model)) {
     if (!p.grad) continue;
     const m = bMask(p);
-    const g = ew('clip_b_grad', 'select(a0, clamp(a0, T(-s.x), T(s.x)), a1 != T(0.0))', [p.grad, m], { scalars: [c] });
+    const clipped = clamp(p.grad, -c, c);
+    const g = where(m, clipped, p.grad);
+    clipped.dispose();
     m.dispose();
     p.grad.dispose();
     p.grad = keep(g);

@@ -12,7 +12,7 @@
 // the PSSiLU regulariser when asked, added in each of the m passes).
 // NOTE: the full pass serves the attack (p) and the optimizer at once, so the SAT
 // switches must agree (sat.ts); the inner steps run through f0 only (no activation).
-import { Tensor, backward, clamp, add, ew, grad, keep, noGrad, scope, zeros } from '../../engine/index.ts';
+import { Tensor, backward, clamp, add, clone, grad, keep, neg, noGrad, scope, sign, zeros } from '../../engine/index.ts';
 import { accuracyCount } from '../../engine/ops/loss.ts';
 import { RngState } from '../../engine/ops/random.ts';
 import { Conv2d, Linear, Sequential } from '../../nn/layers.ts';
@@ -129,14 +129,14 @@ export class Yopo implements TrainLoop {
           o.observe?.(xa, j);
           const { z0, z0leaf, logits, lossSum, objective } = withSurrogate(ctx.model, this.smooth, () => {
             const z0 = f0.forward(xa);
-            const z0leaf = ew('copy', 'a0', [z0]);
+            const z0leaf = clone(z0);
             z0leaf.requiresGrad = true;
             return { z0, z0leaf, ...objectiveFromLogits(ctx.model, rest(z0leaf), y, o.activationReg) };
           });
           backward(objective);
           const dz0 = z0leaf.grad ?? zeros(x.device, z0.shape);
           if (z0.requiresGrad) backward(z0, dz0);
-          const p = ew('neg', '-a0', [dz0]);
+          const p = noGrad(() => neg(dz0));
           // n inner steps on H with the parameters frozen (no weight-gradient work).
           let e = eta;
           const req = f0params.map((q) => q.requiresGrad);
@@ -144,11 +144,11 @@ export class Yopo implements TrainLoop {
           try {
             for (let s = 0; s < o.n; s++) {
               const next = scope(() => {
-                const leaf = ew('copy', 'a0', [e]);
+                const leaf = clone(e);
                 leaf.requiresGrad = true;
                 const z = f0.forward(clamp(add(x, leaf), lo, hi));
                 const [g] = grad(z, [leaf], p) as [Tensor];
-                return stepDelta(x, e, ew('sign', 'sign(a0)', [g]), -o.sigma, t);
+                return stepDelta(x, e, sign(g), -o.sigma, t);
               });
               if (e !== eta) e.dispose();
               e = next;
@@ -158,7 +158,7 @@ export class Yopo implements TrainLoop {
           }
           // Backward of -H at the eta reached: f0's parameter gradients.
           const zf = f0.forward(applyDelta(x, e, t));
-          if (zf.requiresGrad) backward(zf, ew('neg', '-a0', [p]));
+          if (zf.requiresGrad) backward(zf, noGrad(() => neg(p)));
           const correct = noGrad(() => accuracyCount(logits, y));
           return { lossSum, correct, e };
         });

@@ -7,7 +7,8 @@ import { SX_WG, correctKernel, softmaxBackwardKernel, softmaxKernel, xentBackwar
 import { grid1d } from '../../kernels/elementwise.ts';
 import { Uniforms, alloc } from './launch.ts';
 import { normAxes, sum } from './reduce.ts';
-import { ew } from './elementwise.ts';
+import { ELEMENTWISE } from '../../kernels/elementwise_ops.ts';
+import { launchEw } from './ew_launch.ts';
 
 function checkF32(op: string, arg: string, t: Tensor): void {
   assertSameDevice(op, t);
@@ -118,7 +119,7 @@ export function softmaxCrossEntropy(logits: Tensor, labels: Tensor, opts: CrossE
     losses.dispose();
     if (reduction === 'sum') y = s;
     else {
-      y = ew('scale', 'a0 * s.x', [s], { scalars: [1 / N] });
+      y = launchEw(ELEMENTWISE, 'scale', [s], { scalars: [1 / N] });
       s.dispose();
     }
   }

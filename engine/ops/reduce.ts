@@ -4,7 +4,8 @@ import { record } from '../autograd.ts';
 import { argmaxKernel, reduceChunksKernel, reduceRowsKernel, type ReduceOp } from '../../kernels/reduce.ts';
 import { grid1d } from '../../kernels/elementwise.ts';
 import { Uniforms, alloc } from './launch.ts';
-import { ew } from './elementwise.ts';
+import { ELEMENTWISE } from '../../kernels/elementwise_ops.ts';
+import { launchEw } from './ew_launch.ts';
 
 export function normAxes(op: string, axes: number | readonly number[] | undefined, rank: number): number[] {
   if (axes === undefined) return Array.from({ length: rank }, (_, i) => i);
@@ -27,7 +28,7 @@ function reduceRange(x: Tensor, start: number, end: number, op: ReduceOp): Tenso
   const nOut = outer * inner;
   if (R === 0) {
     if (op === 'max') throw new Error(`kinkless: max: cannot reduce an empty axis of ${shapeStr(x.shape)}`);
-    return ew('fill', 'T(0.0)', [x.view([x.size])], { shape: outShape });
+    return launchEw(ELEMENTWISE, 'fill', [x.view([x.size])], { shape: outShape, scalars: [0] });
   }
   if (R >= 2048 && nOut < 2048) {
     // Few outputs, long rows: each thread reduces a slice of ~256 rows into partials.
@@ -64,7 +65,7 @@ function reduceAxes(x: Tensor, axes: number[], op: ReduceOp): Tensor {
     cur = next;
     i = j - 1;
   }
-  return cur === x ? ew('copy', 'a0', [x]) : cur;
+  return cur === x ? launchEw(ELEMENTWISE, 'copy', [x]) : cur;
 }
 
 function keptShape(shape: Shape, axes: number[]): number[] {
@@ -79,7 +80,7 @@ function checkF32(op: string, x: Tensor): void {
 /** Broadcast dy (reduced over `axes`) back to `shape`, times `scale`. */
 function expandGrad(dy: Tensor, shape: Shape, axes: number[], scale: number): Tensor {
   const v = dy.view(keptShape(shape, axes));
-  const r = ew(scale === 1 ? 'copy' : 'scale', scale === 1 ? 'a0' : 'a0 * s.x', [v], { shape, scalars: [scale] });
+  const r = launchEw(ELEMENTWISE, scale === 1 ? 'copy' : 'scale', [v], { shape, scalars: [scale] });
   v.dispose();
   return r;
 }
@@ -99,7 +100,7 @@ export function mean(x: Tensor, axes?: number | readonly number[], keepdims = fa
   const count = ax.reduce((a, d) => a * x.shape[d]!, 1);
   if (count === 0) throw new Error(`kinkless: mean: reducing over an empty axis of ${shapeStr(x.shape)}`);
   const s = reduceAxes(x, ax, 'sum');
-  const r = ew('scale', 'a0 * s.x', [s], { scalars: [1 / count] });
+  const r = launchEw(ELEMENTWISE, 'scale', [s], { scalars: [1 / count] });
   s.dispose();
   const y = keepdims ? viewAndDispose(r, keptShape(x.shape, ax)) : r;
   record(y, 'mean', [x], (dy) => [expandGrad(dy, x.shape, ax, 1 / count)]);
@@ -115,11 +116,11 @@ export function max(x: Tensor, axes?: number | readonly number[], keepdims = fal
   record(y, 'max', [x], (dy) => {
     const kept = keptShape(x.shape, ax);
     const m = y.view(kept);
-    const mask = ew('max_mask', 'select(T(0.0), T(1.0), a0 == a1)', [x, m]);
+    const mask = launchEw(ELEMENTWISE, 'eq', [x, m]);
     const cnt = reduceAxes(mask, ax, 'sum');
     const cv = cnt.view(kept);
     const dv = dy.view(kept);
-    const dx = ew('max_backward', 'a0 * a1 / a2', [mask, dv, cv]);
+    const dx = launchEw(ELEMENTWISE, 'max_backward', [mask, dv, cv]);
     for (const t of [m, mask, cnt, cv, dv]) t.dispose();
     return [dx];
   });
@@ -160,6 +161,6 @@ export function sumToShape(g: Tensor, shape: Shape): Tensor {
     if (d < lead || (t === 1 && g.shape[d] !== 1)) axes.push(d);
     else if (t !== g.shape[d]) throw new Error(`kinkless: sumToShape: ${shapeStr(g.shape)} does not broadcast from ${shapeStr(shape)}`);
   }
-  const red = axes.length ? reduceAxes(g, axes, 'sum') : ew('copy', 'a0', [g]);
+  const red = axes.length ? reduceAxes(g, axes, 'sum') : launchEw(ELEMENTWISE, 'copy', [g]);
   return viewAndDispose(red, shape);
 }

@@ -2,8 +2,7 @@
 // option everywhere), and a helper that builds activation layers with shared params.
 import { Tensor, type Device } from '../../engine/index.ts';
 import { Activation, makeActivationParams, type ActivationSpec } from '../activation.ts';
-import { resolveActivation } from '../../engine/ops/activation.ts';
-import type { ActivationKind } from '../../kernels/activations.ts';
+import { resolveActivation, type ActivationKind } from '../../engine/index.ts';
 import { Module } from '../module.ts';
 
 export interface ModelConfig {

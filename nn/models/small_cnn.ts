@@ -1,4 +1,4 @@
-// The small MNIST CNN used across the project's protocol (REFERENCE.md section 6):
+// The small MNIST CNN used across the project's protocol (docs/numerics.md, MNIST protocol):
 // conv 1->32 3x3, act, conv 32->64 3x3 stride 2, act, linear 9216->10.
 import { Tensor, type Device } from '../../engine/index.ts';
 import { Conv2d, Flatten, Linear, Normalize, Sequential } from '../layers.ts';

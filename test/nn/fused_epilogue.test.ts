@@ -37,7 +37,7 @@ const EPS_Z = 1e-5;
 const EPS_G = 2e-5;
 
 afterEach(() => {
-  Sequential.fuseEpilogues = true;
+  net.fuse = true;
 });
 
 // ------------------------------------------------------------------ activation cases
@@ -504,7 +504,7 @@ describe('Sequential fuses Conv2d / Linear + Activation', () => {
     const fused = await run(net, x, true);
     expect(fused.names.has('linear_act')).toBe(true);
     net.fuse = undefined;
-    Sequential.fuseEpilogues = false;
+    net.fuse = false;
     const plain = await run(net, x, false);
     expect(plain.names.has('linear_act')).toBe(false);
     expect(plain.names.has('activation_pssilu')).toBe(true);
@@ -512,7 +512,7 @@ describe('Sequential fuses Conv2d / Linear + Activation', () => {
     net.fuse = undefined;
     const fusedNow = (): boolean => E.scope(() => nodeNames(net.forward(x)).has('linear_act'));
     expect(fusedNow()).toBe(false);
-    Sequential.fuseEpilogues = true;
+    net.fuse = true;
     expect(fusedNow()).toBe(true);
     net.dispose();
   });

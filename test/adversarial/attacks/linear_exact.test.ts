@@ -1,5 +1,5 @@
 // Exact checks of the attacks on a linear binary classifier, where the worst cases are
-// known in closed form (REFERENCE.md section 3). The model's logits are [0, w.x + b], so
+// known in closed form (docs/numerics.md, attacks). The model's logits are [0, w.x + b], so
 // label 1 is y = +1 and label 0 is y = -1 and the cross-entropy is softplus(-y (w.x + b)).
 // Inputs lie in [0.4, 0.6] with eps = 0.05, away from the [0, 1] box edges, so:
 //   FGSM: delta = -eps y sign(w) (L-inf worst case; sign(0) = 0),
@@ -8,12 +8,12 @@
 //   PGD-1 from zero with alpha >= eps is FGSM.
 // Every expected value is computed here in float64 from the float32 inputs.
 import { describe, it, expect } from 'vitest';
-import { testDevice } from '../helpers/device.ts';
-import { expectClose, f32, randArray } from '../helpers/compare.ts';
-import { Tensor, flatten, ew, keep, type Device } from '../../engine/index.ts';
-import { linear } from '../../engine/ops/matmul.ts';
-import { Module, parameter } from '../../nn/module.ts';
-import { Apgd, Fgm, Fgsm, Pgd, objectiveAndGrad, withAttackMode } from '../../adversarial/attacks/index.ts';
+import { testDevice } from '../../helpers/device.ts';
+import { expectClose, f32, randArray } from '../../helpers/compare.ts';
+import { Tensor, clone, flatten, keep, type Device } from '../../../engine/index.ts';
+import { linear } from '../../../engine/ops/matmul.ts';
+import { Module, parameter } from '../../../nn/module.ts';
+import { Apgd, Fgm, Fgsm, Pgd, objectiveAndGrad, withAttackMode } from '../../../adversarial/attacks/index.ts';
 
 const SHAPE = [3, 5, 7]; // one example: D = 105 features (not a multiple of 4)
 const D = 105;
@@ -130,7 +130,7 @@ describe('attacks on a linear model (exact worst cases)', () => {
       const alpha = 0.01;
       const steps = Math.ceil((2 * EPS) / alpha); // 10
       const objs: Tensor[] = [];
-      const atk = new Pgd({ eps: EPS, alpha, steps, randomStart, seed: 4, trace: (t) => objs.push(keep(ew('copy', 'a0', [t.obj]))) });
+      const atk = new Pgd({ eps: EPS, alpha, steps, randomStart, seed: 4, trace: (t) => objs.push(keep(clone(t.obj))) });
       const xa = await atk.generate(s.model, s.X, s.Y).f32();
       expectClose(xa, plus(s.x64, worstLinf(s)), { atol: 6e-8, rtol: 0 }, 'PGD x_adv');
       expect(objs.length).toBe(steps + 1);

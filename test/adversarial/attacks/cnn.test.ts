@@ -6,16 +6,16 @@
 // flags are restored; live GPU buffers stay flat across repeated attacks. All checks are
 // made on the host in float64 from the returned tensors.
 import { describe, it, expect } from 'vitest';
-import { testDevice } from '../helpers/device.ts';
-import { randArray } from '../helpers/compare.ts';
-import { Tensor, type Device } from '../../engine/index.ts';
-import { softmaxCrossEntropy } from '../../engine/ops/loss.ts';
-import { noGrad } from '../../engine/index.ts';
-import { SmallCnn } from '../../nn/models/small_cnn.ts';
-import { Module } from '../../nn/module.ts';
-import { BatchNorm2d, Conv2d, Flatten, Linear, Sequential } from '../../nn/layers.ts';
-import type { ActivationSpec } from '../../nn/activation.ts';
-import { Apgd, Fgm, Fgsm, Pgd, apgdCheckpoints, type Attack } from '../../adversarial/attacks/index.ts';
+import { testDevice } from '../../helpers/device.ts';
+import { randArray } from '../../helpers/compare.ts';
+import { Tensor, type Device } from '../../../engine/index.ts';
+import { softmaxCrossEntropy } from '../../../engine/ops/loss.ts';
+import { noGrad } from '../../../engine/index.ts';
+import { SmallCnn } from '../../../nn/models/small_cnn.ts';
+import { Module } from '../../../nn/module.ts';
+import { BatchNorm2d, Conv2d, Flatten, Linear, Sequential } from '../../../nn/layers.ts';
+import type { ActivationSpec } from '../../../nn/activation.ts';
+import { Apgd, Fgm, Fgsm, Pgd, apgdCheckpoints, type Attack } from '../../../adversarial/attacks/index.ts';
 
 const N = 5;
 const D = 28 * 28;
