@@ -7,6 +7,7 @@ import { cmdReproduce } from './cmd_reproduce.ts';
 import { cmdEval } from './cmd_eval.ts';
 import { cmdStudy } from './cmd_study.ts';
 import { cmdBench } from './cmd_bench.ts';
+import { cmdProfile } from './cmd_profile.ts';
 import { UsageError } from './args.ts';
 
 const USAGE = `kinkless <command> [options]
@@ -19,6 +20,7 @@ Commands:
   study      gradient-quality studies: 'study kink' (pre-activations near ReLU's kink, gradient
              stability, first-order fidelity, PGD success against steps)
   reproduce  reproduce an experiment: 'reproduce sat' (activation comparison + ablation)
+  profile    per-kernel breakdown of one training step or attack (GPU timestamps)
   bench      benchmark suite: kernels and training steps against TF.js, a copy roofline, PyTorch
 
 Options:
@@ -55,6 +57,7 @@ async function main(argv: string[]): Promise<number> {
   if (cmd === 'eval' || cmd === 'attack') return cmdEval(rest, cmd);
   if (cmd === 'study') return cmdStudy(rest);
   if (cmd === 'bench') return cmdBench(rest);
+  if (cmd === 'profile') return cmdProfile(rest);
   console.error(`kinkless: unknown command "${cmd}"\n\n${USAGE}`);
   return 2;
 }

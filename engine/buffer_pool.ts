@@ -20,6 +20,10 @@ export class BufferPool {
   private freeCount = 0;
   /** Bytes ever allocated from the driver (diagnostics). */
   createdBytes = 0;
+  /** Acquires, driver allocations and destroyed buffers so far (profiles). */
+  acquires = 0;
+  created = 0;
+  destroyed = 0;
 
   /**
    * Cap on live + pooled bytes (default Infinity: the driver decides). Above it, the pool
@@ -36,6 +40,7 @@ export class BufferPool {
   acquire(bytes: number, label = 'tensor'): GPUBuffer {
     this.device.check();
     if (!Number.isFinite(bytes) || bytes < 0) throw new Error(`kinkless: buffer size for ${label} must be a non-negative number, got ${bytes}`);
+    this.acquires++;
     const cls = sizeClass(Math.max(bytes, 4));
     const maxBuf = this.device.limits.maxBufferSize ?? 268435456;
     const maxBind = this.device.limits.maxStorageBufferBindingSize ?? 134217728;
@@ -62,6 +67,7 @@ export class BufferPool {
         throw new Error(`kinkless: out of device memory allocating ${label} (${bytes} bytes; ${this.liveBytes} bytes live): ${(e as Error).message}`);
       }
       this.createdBytes += cls;
+      this.created++;
     }
     this.live.set(buf, cls);
     this.liveBytes += cls;
@@ -79,6 +85,7 @@ export class BufferPool {
       // The buffer may still be referenced by batched commands: flush before destroying.
       this.device.queue.flush();
       buf.destroy();
+      this.destroyed++;
       return;
     }
     let list = this.free.get(cls);
@@ -91,6 +98,7 @@ export class BufferPool {
   /** Destroy every pooled (free) buffer, returning their memory to the driver. */
   trim(): void {
     this.device.queue.flush();
+    this.destroyed += this.freeCount;
     for (const list of this.free.values()) for (const b of list) b.destroy();
     this.free.clear();
     this.freeBytes = 0;

@@ -21,6 +21,12 @@ export interface DeviceOptions {
   debug?: boolean;
   /** Dawn toggles, e.g. "disable_robustness" (also env KINKLESS_DAWN_TOGGLES). */
   dawnToggles?: string;
+  /**
+   * Dawn toggles to disable (also env KINKLESS_DAWN_DISABLE_TOGGLES), e.g.
+   * "timestamp_quantization": Dawn rounds GPU timestamps to 65536 ns steps by default
+   * (measured on llvmpipe); profiles (`kinkless profile`) disable it. See docs/profile.md.
+   */
+  dawnDisableToggles?: string;
   /** Cap on bytes kept in the buffer pool's free lists (default 512 MiB). */
   poolCapBytes?: number;
   /** Cap on live + pooled buffer bytes; allocations above it throw a clear error (default: none). */
@@ -207,6 +213,8 @@ export async function createDevice(opts: DeviceOptions = {}): Promise<Device> {
   if (opts.backend) dawnOpts.push(`backend=${opts.backend}`);
   const toggles = opts.dawnToggles ?? process.env.KINKLESS_DAWN_TOGGLES;
   if (toggles) dawnOpts.push(`enable-dawn-features=${toggles}`);
+  const off = opts.dawnDisableToggles ?? process.env.KINKLESS_DAWN_DISABLE_TOGGLES;
+  if (off) dawnOpts.push(`disable-dawn-features=${off}`);
   const gpu = create(dawnOpts) as GPU;
   const reqOpts: GPURequestAdapterOptions = {};
   if (opts.powerPreference) reqOpts.powerPreference = opts.powerPreference;

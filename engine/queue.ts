@@ -45,6 +45,14 @@ export interface DispatchSpec {
   workgroups: [number, number?, number?];
 }
 
+/** Watches the queue (profiles: engine/profile.ts). Every hook optional. */
+export interface QueueObserver {
+  /** Per dispatch, before it is encoded; timestamp writes returned give it a compute pass of its own. */
+  dispatch?(spec: DispatchSpec): GPUComputePassTimestampWrites | undefined;
+  /** Before a batch's encoder is finished and submitted (e.g. to resolve queries into it). */
+  beforeSubmit?(encoder: GPUCommandEncoder): void;
+}
+
 const MAX_BATCH = 512;
 const UNIFORM_SLOT = 256;
 
@@ -61,6 +69,12 @@ export class CommandQueue {
   /** Total dispatches and submits so far (diagnostics, benchmarks). */
   dispatches = 0;
   submits = 0;
+  /** Readbacks, uploads and buffer copies so far (profiles). */
+  readbacks = 0;
+  uploads = 0;
+  copies = 0;
+  /** Optional watcher (profiles); null when none. */
+  observer: QueueObserver | null = null;
 
   constructor(
     private readonly device: Device,
@@ -100,6 +114,7 @@ export class CommandQueue {
     }
     const pipeline = this.device.pipelines.get(k);
     if (this.count >= MAX_BATCH || (spec.uniforms && this.arenaUsed + this.slot > this.arenaCpu.byteLength)) this.flush();
+    const timed = this.observer?.dispatch?.(spec);
     const entries: GPUBindGroupEntry[] = [];
     if (spec.uniforms) {
       const u = spec.uniforms;
@@ -115,10 +130,11 @@ export class CommandQueue {
     const gpu = this.device.gpu;
     if (this.debug) gpu.pushErrorScope('validation');
     const bindGroup = gpu.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries, label: k.name });
-    const pass = this.ensurePass();
+    const pass = timed ? this.timedPass(timed) : this.ensurePass();
     pass.setPipeline(pipeline);
     pass.setBindGroup(0, bindGroup);
     pass.dispatchWorkgroups(x, y, z);
+    if (timed) pass.end();
     this.lastKernel = k.name;
     this.count++;
     this.dispatches++;
@@ -129,6 +145,13 @@ export class CommandQueue {
     }
   }
 
+  /** A compute pass of its own for one dispatch, writing GPU timestamps (profiles). */
+  private timedPass(timestampWrites: GPUComputePassTimestampWrites): GPUComputePassEncoder {
+    this.endPass();
+    if (!this.encoder) this.encoder = this.device.gpu.createCommandEncoder();
+    return this.encoder.beginComputePass({ timestampWrites });
+  }
+
   /** Encode a buffer-to-buffer copy in order with the batched dispatches. */
   copy(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, bytes: number): void {
     this.device.check();
@@ -136,6 +159,7 @@ export class CommandQueue {
     this.endPass();
     this.encoder!.copyBufferToBuffer(src, srcOffset, dst, dstOffset, bytes);
     this.count++;
+    this.copies++;
   }
 
   /** Submit the batch (if any). */
@@ -143,6 +167,7 @@ export class CommandQueue {
     if (!this.encoder) return;
     this.endPass();
     if (this.arenaUsed > 0) this.device.gpu.queue.writeBuffer(this.arena, 0, this.arenaCpu, 0, this.arenaUsed);
+    this.observer?.beforeSubmit?.(this.encoder);
     this.device.gpu.queue.submit([this.encoder.finish()]);
     this.encoder = null;
     this.count = 0;
@@ -156,6 +181,7 @@ export class CommandQueue {
     // NOTE: queue.writeBuffer runs before commands still sitting in an unsubmitted
     // encoder, which might read a recycled buffer's old contents: submit them first.
     this.flush();
+    this.uploads++;
     const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
     const padded = bytes.byteLength % 4 === 0 ? bytes : (() => {
       const p = new Uint8Array(Math.ceil(bytes.byteLength / 4) * 4);
@@ -169,6 +195,7 @@ export class CommandQueue {
   async read(src: GPUBuffer, bytes: number, srcOffset = 0): Promise<ArrayBuffer> {
     this.device.check();
     const size = Math.max(4, Math.ceil(bytes / 4) * 4);
+    this.readbacks++;
     const staging = this.device.gpu.createBuffer({ size, usage: 0x1 /* MAP_READ */ | 0x8 /* COPY_DST */, label: 'readback' });
     try {
       this.copy(src, srcOffset, staging, 0, size);
