@@ -145,3 +145,21 @@ export function formatP(p: number): string {
   if (p >= 0.995) return '1';
   return String(Number(p.toPrecision(2)));
 }
+
+/**
+ * Holm's step-down adjustment of m p-values (family-wise error control over a table's
+ * comparisons): sort ascending, p'_(i) = max_{j <= i} min(1, (m - j + 1) p_(j)); returned
+ * in the input order.
+ */
+export function holm(ps: readonly number[]): number[] {
+  const m = ps.length;
+  const order = ps.map((p, i) => [p, i] as const).sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+  const out = new Array<number>(m);
+  let run = 0;
+  order.forEach(([p, i], j) => {
+    if (!(p >= 0 && p <= 1)) throw new Error(`kinkless: holm: p-value ${i} is ${p}; expected a number in [0, 1]`);
+    run = Math.max(run, Math.min(1, (m - j) * p));
+    out[i] = run;
+  });
+  return out;
+}

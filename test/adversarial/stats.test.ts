@@ -3,7 +3,7 @@
 // independently), the exact McNemar test as enumerated binomial sums, the Agresti-Min
 // paired interval with and without discordant pairs, and mean / spread over seeds.
 import { describe, it, expect } from 'vitest';
-import { Z95, wilson, binomHalfCdf, pairedTable, addTables, mcnemarExact, pairedDiffCi, spread, formatP } from '../../adversarial/stats.ts';
+import { Z95, wilson, binomHalfCdf, pairedTable, addTables, mcnemarExact, pairedDiffCi, spread, formatP, holm } from '../../adversarial/stats.ts';
 
 const z2 = Z95 * Z95;
 
@@ -116,6 +116,18 @@ describe('spread over seeds', () => {
     expect(spread([0.5])).toEqual({ n: 1, mean: 0.5, sd: 0, min: 0.5, max: 0.5 });
     expect(() => spread([])).toThrow(/no values/);
     expect(() => spread([1, NaN])).toThrow(/value 1 is NaN/);
+  });
+
+  it('Holm adjustment: hand-computed step-down values in input order', () => {
+    // sorted 0.01, 0.02, 0.03, 0.5 -> 4*0.01 = 0.04, 3*0.02 = 0.06, max(0.06, 2*0.03) = 0.06, max(0.06, 0.5) = 0.5
+    const h = holm([0.03, 0.5, 0.01, 0.02]);
+    expect(h[0]).toBeCloseTo(0.06, 15);
+    expect(h[1]).toBeCloseTo(0.5, 15);
+    expect(h[2]).toBeCloseTo(0.04, 15);
+    expect(h[3]).toBeCloseTo(0.06, 15);
+    expect(holm([0.4, 0.6])).toEqual([0.8, 0.8]);
+    expect(holm([])).toEqual([]);
+    expect(() => holm([0.1, 2])).toThrow(/p-value 1 is 2/);
   });
 
   it('formats p-values', () => {
