@@ -33,14 +33,6 @@ export function wilson(k: number, n: number, z = Z95): Interval {
   return { lo: k === 0 ? 0 : Math.max(0, centre - half), hi: k === n ? 1 : Math.min(1, centre + half) };
 }
 
-/** log C(n, k) via a sum of logs (exact enough for n up to ~1e6; no gamma function needed). */
-function logChoose(n: number, k: number): number {
-  k = Math.min(k, n - k);
-  let s = 0;
-  for (let i = 1; i <= k; i++) s += Math.log(n - k + i) - Math.log(i);
-  return s;
-}
-
 /** P(X <= k) for X ~ Binomial(m, 1/2), summed in log space (no underflow for large m). */
 export function binomHalfCdf(k: number, m: number): number {
   if (k < 0) return 0;
