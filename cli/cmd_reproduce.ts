@@ -82,6 +82,7 @@ export function budgetFromFlags(flags: Record<string, unknown>): SatBudget {
     seeds: pick('seeds'),
   };
   if (b.trainLimit > 60000) throw new UsageError(`--train-limit: MNIST has 60000 training images, got ${b.trainLimit}`);
+  if (b.schedule === 'one_cycle' && Math.ceil(b.trainLimit / 128) * b.epochs < 2) throw new UsageError(`--schedule one_cycle needs at least 2 training steps; --train-limit ${b.trainLimit} x --epochs ${b.epochs} gives 1 (use 256 or more images, or --schedule constant)`);
   if (b.evalLimit > 10000) throw new UsageError(`--eval-limit: MNIST has 10000 test images, got ${b.evalLimit}`);
   return b;
 }
