@@ -33,23 +33,26 @@ export interface SatBudget {
 }
 
 /**
- * NOTE: the presets. Step times on the development machine (2 CPU cores, software GPU):
- * a fast-AT step of the small CNN at batch 128 took about 0.37 s alone before the ~2x
- * kernel speedups (expected 0.22-0.30 s after), and PGD-10 + FGSM + APGD-CE-10 on 1000
- * test images about 25 s per network. Training steps per network = ceil(trainLimit / 128)
- * x epochs.
- * - quick: today's small run (about 2 minutes): 2 networks, 20 steps each, 100 test images.
- *   Its intervals are wide (about +-10 points): a smoke test, not an answer.
- * - default: aimed at <= 15 minutes wall there after the speedups: 5 activations + the
- *   3-network ablation = 8 networks x 235 steps (one-cycle to 2e-3, half an epoch) =
- *   1880 steps (7-9.5 min at 0.22-0.30 s), 8 evaluations on 1000 images (~3.5 min),
- *   curves on 500 (~1 min). One epoch of fast-AT with one-cycle reaches about 90% PGD
- *   at eps 0.1 on this CNN; the converged reference is 98.7% clean / 92.6% PGD-40x5
- *   after 5 epochs (docs/mnist-runs.md). Retune trainLimit/epochs after measuring.
+ * NOTE: the presets. Training steps per network = ceil(trainLimit / 128) x epochs.
+ * Measured on the development machine (2 CPU cores, software GPU), before the ~2x kernel
+ * speedups: a fast-AT step at batch 128 took 0.37 s alone; one default job (ReLU, 235
+ * steps + evaluation) took 131 s training and 142 s evaluating under load (load average
+ * ~4 from other jobs), and reached 97.0% clean / 90.7% worst-case robust (PGD-10, APGD-CE
+ * 10, FGSM) on the first 1000 test images; the converged reference is 98.7% clean /
+ * 92.6% PGD-40x5 after 5 epochs (docs/mnist-runs.md). The evaluation costs about 200
+ * forward+backward passes of 128 images (PGD-10 and APGD-CE-10 on 1000 images, the curve's
+ * two PGD-10 points on 200).
+ * - quick: a smoke test (about 2 minutes): 2 networks, 20 steps each, 100 test images.
+ *   Its intervals are about +-10 points wide: it cannot separate activations.
+ * - default: aimed at <= 15 minutes wall alone after the speedups (fast-AT step
+ *   0.22-0.30 s): 5 activations + the 3-network ablation = 8 networks x (235 steps,
+ *   ~60 s, + evaluation, ~25 s) = about 11-12 minutes. One-cycle to 2e-3 (peak at step
+ *   94) also gets Softplus off its initial plateau (docs/mnist-runs.md). Tune trainLimit /
+ *   epochs / activations here after measuring.
  */
 export const SAT_PRESETS: Record<'quick' | 'default', SatBudget> = {
   quick: { activations: ['relu', 'silu'], ablation: false, trainLimit: 2560, epochs: 1, lr: 2e-3, schedule: 'one_cycle', evalLimit: 100, pgdSteps: 5, pgdRestarts: 1, apgdSteps: 5, curveLimit: 50, coCheckEvery: 0, seeds: 1 },
-  default: { activations: ['relu', 'softplus', 'silu', 'gelu', 'elu'], ablation: true, trainLimit: 30000, epochs: 1, lr: 2e-3, schedule: 'one_cycle', evalLimit: 1000, pgdSteps: 10, pgdRestarts: 1, apgdSteps: 10, curveLimit: 500, coCheckEvery: 50, seeds: 1 },
+  default: { activations: ['relu', 'softplus', 'silu', 'gelu', 'elu'], ablation: true, trainLimit: 30000, epochs: 1, lr: 2e-3, schedule: 'one_cycle', evalLimit: 1000, pgdSteps: 10, pgdRestarts: 1, apgdSteps: 10, curveLimit: 200, coCheckEvery: 50, seeds: 1 },
 };
 
 /** Softplus(a) of the SAT ablation's surrogate derivative. */

@@ -107,7 +107,7 @@ export function renderReport(plan: SatPlan, s: SatSummary): SatReport {
   const status = s.status === 'completed' ? 'completed' : `partial: ${s.missingJobs.length} of ${plan.jobs.length} jobs missing (${s.missingJobs.join(', ')}); their rows are absent and no statement below involves them`;
   const md = `# SAT on MNIST: activation comparison
 
-Status: ${status}. Plan ${plan.hash.slice(0, 12)} (${plan.jobs.length} jobs). Timings are in timing.json (they vary between machines and are not part of the results).
+Status: ${status}. Plan ${plan.hash.slice(0, 12)} (${plan.jobs.length} job${plan.jobs.length === 1 ? '' : 's'}). Timings are in timing.json (they vary between machines and are not part of the results).
 
 ## Protocol
 
@@ -123,7 +123,7 @@ ${networkTable(s, plan, acts)}
 
 ### Findings
 
-${bullets(s.sentences.activation) || '- No comparison: ReLU or the other activations did not finish.'}
+${bullets(s.sentences.activation) || (plan.jobs.some((j) => j.group === 'activation' && j.label !== 'relu') ? '- No comparison: ReLU or every other activation is missing (see the status above).' : '- Only ReLU was run: nothing to compare.')}
 
 ![accuracy per activation](activation_table.svg)
 ![robust accuracy against eps](robust_vs_eps.svg)
