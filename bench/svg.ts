@@ -1,10 +1,13 @@
 // Minimal SVG charts (line charts, grouped bar charts, histograms) for reports. Pure
-// string generation with axes, ticks, legend and title; no dependencies.
+// string generation with axes, ticks, legend and title; no dependencies. Lives in bench/ (bench
+// reports use it and bench never imports cli/); cli/svg.ts re-exports it.
 
 export interface Series {
   name: string;
   points: [number, number][];
   dashed?: boolean;
+  /** Optional interval [lo, hi] per point, drawn as a vertical whisker (e.g. a 95% CI). */
+  intervals?: ([number, number] | null)[];
 }
 
 const COLORS = ['#1f77b4', '#d62728', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b', '#e377c2', '#7f7f7f', '#bcbd22', '#17becf'];
@@ -90,7 +93,7 @@ export function lineChart(opts: { title: string; xLabel: string; yLabel: string;
   const f = frame();
   const pts = opts.series.flatMap((s) => s.points).filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y));
   const xs = pts.map((p) => p[0]);
-  const ys = pts.map((p) => p[1]);
+  const ys = [...pts.map((p) => p[1]), ...opts.series.flatMap((s) => (s.intervals ?? []).flatMap((iv) => (iv ? iv.filter(Number.isFinite) : [])))];
   let xlo = xs.length ? Math.min(...xs) : 0;
   let xhi = xs.length ? Math.max(...xs) : 1;
   if (xhi === xlo) xhi = xlo + 1;
@@ -106,14 +109,22 @@ export function lineChart(opts: { title: string; xLabel: string; yLabel: string;
     const d = s.points.filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y)).map(([x, y], k) => `${k ? 'L' : 'M'}${sx(x).toFixed(1)},${sy(y).toFixed(1)}`).join(' ');
     const c = COLORS[i % COLORS.length];
     const dots = s.points.length <= 30 ? s.points.map(([x, y]) => `<circle cx="${sx(x).toFixed(1)}" cy="${sy(y).toFixed(1)}" r="2.5" fill="${c}"/>`).join('') : '';
-    return `<path d="${d}" fill="none" stroke="${c}" stroke-width="2"${s.dashed ? ' stroke-dasharray="6 4"' : ''}/>${dots}`;
+    const whiskers = (s.intervals ?? [])
+      .map((iv, k) => {
+        const x = s.points[k]?.[0];
+        if (!iv || x === undefined || !Number.isFinite(x) || !iv.every(Number.isFinite)) return '';
+        const X = sx(x).toFixed(1);
+        return `<path d="M${X},${sy(iv[0]).toFixed(1)} L${X},${sy(iv[1]).toFixed(1)} M${(sx(x) - 3).toFixed(1)},${sy(iv[0]).toFixed(1)} h6 M${(sx(x) - 3).toFixed(1)},${sy(iv[1]).toFixed(1)} h6" stroke="${c}" stroke-width="1.2" fill="none"/>`;
+      })
+      .join('');
+    return `<path d="${d}" fill="none" stroke="${c}" stroke-width="2"${s.dashed ? ' stroke-dasharray="6 4"' : ''}/>${dots}${whiskers}`;
   });
   const note = opts.note ? `<text x="${f.left}" y="${f.height - 2}" font-size="10" fill="#555">${esc(opts.note)}</text>` : '';
   return wrap(f, [axes(f, opts.title, opts.xLabel, opts.yLabel, niceTicks(xlo, xhi), niceTicks(ylo, yhi), sx, sy), ...lines, legend(f, opts.series.map((s) => s.name), 'line'), note].join('\n'));
 }
 
-/** Grouped bars: one group per category, one bar per series. */
-export function barChart(opts: { title: string; yLabel: string; categories: string[]; series: { name: string; values: number[] }[]; note?: string; yMax?: number }): string {
+/** Grouped bars: one group per category, one bar per series (optional [lo, hi] whisker per bar). */
+export function barChart(opts: { title: string; yLabel: string; categories: string[]; series: { name: string; values: number[]; intervals?: ([number, number] | null)[] }[]; note?: string; yMax?: number }): string {
   const f = frame(Math.max(640, 120 + opts.categories.length * 70));
   const vals = opts.series.flatMap((s) => s.values).filter(Number.isFinite);
   const yhi = opts.yMax ?? Math.max(1e-9, ...vals) * 1.1;
@@ -129,7 +140,11 @@ export function barChart(opts: { title: string; yLabel: string; categories: stri
       const x = f.left + gw * ci + gw * 0.1 + bw * si;
       const y = sy(Math.max(v, 0));
       const h = Math.abs(sy(v) - sy(0));
-      return `<rect x="${x.toFixed(1)}" y="${y.toFixed(1)}" width="${bw.toFixed(1)}" height="${h.toFixed(1)}" fill="${COLORS[si % COLORS.length]}"><title>${esc(`${s.name} ${opts.categories[ci]}: ${fmt(v)}`)}</title></rect>`;
+      const iv = s.intervals?.[ci];
+      const xm = x + bw / 2;
+      const whisker = iv && iv.every(Number.isFinite) ? `<path d="M${xm.toFixed(1)},${sy(iv[0]).toFixed(1)} L${xm.toFixed(1)},${sy(iv[1]).toFixed(1)} M${(xm - bw / 4).toFixed(1)},${sy(iv[0]).toFixed(1)} h${(bw / 2).toFixed(1)} M${(xm - bw / 4).toFixed(1)},${sy(iv[1]).toFixed(1)} h${(bw / 2).toFixed(1)}" stroke="#222" stroke-width="1.2" fill="none"/>` : '';
+      const tip = iv ? ` [${fmt(iv[0])}, ${fmt(iv[1])}]` : '';
+      return `<rect x="${x.toFixed(1)}" y="${y.toFixed(1)}" width="${bw.toFixed(1)}" height="${h.toFixed(1)}" fill="${COLORS[si % COLORS.length]}"><title>${esc(`${s.name} ${opts.categories[ci]}: ${fmt(v)}${tip}`)}</title></rect>${whisker}`;
     }),
   );
   const xt = opts.categories.map((_, i) => i);

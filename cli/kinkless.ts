@@ -8,6 +8,7 @@ import { cmdEval } from './cmd_eval.ts';
 import { cmdStudy } from './cmd_study.ts';
 import { cmdBench } from './cmd_bench.ts';
 import { cmdProfile } from './cmd_profile.ts';
+import { cmdMerge } from './cmd_merge.ts';
 import { UsageError } from './args.ts';
 
 const USAGE = `kinkless <command> [options]
@@ -19,8 +20,10 @@ Commands:
   eval       clean and robust accuracy plus gradient-masking sanity checks
   study      gradient-quality studies: 'study kink' (pre-activations near ReLU's kink, gradient
              stability, first-order fidelity, PGD success against steps)
-  reproduce  reproduce an experiment: 'reproduce sat' (activation comparison + ablation)
   profile    per-kernel breakdown of one training step or attack (GPU timestamps)
+  reproduce  reproduce an experiment: 'reproduce sat' (activation comparison + ablation;
+             --shard i/n runs one slice of its jobs)
+  merge      build one 'reproduce sat' report from the run directories of its shards
   bench      benchmark suite: kernels and training steps against TF.js, a copy roofline, PyTorch
 
 Options:
@@ -58,6 +61,7 @@ async function main(argv: string[]): Promise<number> {
   if (cmd === 'study') return cmdStudy(rest);
   if (cmd === 'bench') return cmdBench(rest);
   if (cmd === 'profile') return cmdProfile(rest);
+  if (cmd === 'merge') return cmdMerge(rest);
   console.error(`kinkless: unknown command "${cmd}"\n\n${USAGE}`);
   return 2;
 }

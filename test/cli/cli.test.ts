@@ -18,8 +18,8 @@ describe('kinkless CLI', () => {
   it('--help lists the commands; each command has --help with examples', () => {
     const top = run(['--help']);
     expect(top.code).toBe(0);
-    for (const c of ['doctor', 'train', 'attack', 'eval', 'study', 'reproduce']) expect(top.out).toContain(c);
-    for (const c of [['train'], ['eval'], ['attack'], ['reproduce'], ['study', 'kink']]) {
+    for (const c of ['doctor', 'train', 'attack', 'eval', 'study', 'reproduce', 'merge']) expect(top.out).toContain(c);
+    for (const c of [['train'], ['eval'], ['attack'], ['reproduce'], ['merge'], ['study', 'kink']]) {
       const h = run([...c, '--help']);
       expect(h.code, c.join(' ')).toBe(0);
       expect(h.out).toMatch(/Usage: kinkless/);

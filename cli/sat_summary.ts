@@ -1,0 +1,183 @@
+// `reproduce sat` statistics: from the plan and the finished jobs' results (one process or
+// merged shards), every accuracy with its Wilson 95% interval, mean and spread over seeds,
+// each network against ReLU of the same seed on the same images (exact McNemar test,
+// Holm-adjusted over a table's comparisons, Agresti-Min interval of the difference), and
+// the report's sentences, generated only from those tests. Pure: no device, no files.
+import { wilson, pairedTable, addTables, mcnemarExact, pairedDiffCi, spread, holm, formatP, type PairedTable, type Spread } from '../adversarial/stats.ts';
+import type { JobResult } from './sat_job.ts';
+import { unbits } from './sat_job.ts';
+import type { SatJob, SatPlan } from './sat_protocol.ts';
+
+/** Significance level of the report's sentences (after Holm's adjustment). */
+export const ALPHA = 0.05;
+
+export const METRICS = ['clean', 'fgsm', 'pgd', 'apgd', 'worstCase'] as const;
+export type Metric = (typeof METRICS)[number];
+
+export interface Acc {
+  correct: number;
+  n: number;
+  accuracy: number;
+  lo: number;
+  hi: number;
+}
+
+export interface JobSummary {
+  id: string;
+  label: string;
+  group: 'activation' | 'ablation';
+  seed: number;
+  acc: Record<Metric, Acc>;
+  /** Robust accuracy against eps with Wilson intervals. */
+  curve: (Acc & { eps: number })[];
+  train: JobResult['train'];
+  /** Why this network's numbers are not trustworthy (empty: none). */
+  flags: string[];
+}
+
+export interface Comparison {
+  metric: 'worstCase' | 'clean';
+  /** Seeds pooled (pairs of the same seed). */
+  seeds: number[];
+  table: PairedTable;
+  /** acc(network) - acc(ReLU) on the pooled pairs, with the Agresti-Min 95% interval. */
+  diff: number;
+  lo: number;
+  hi: number;
+  p: number;
+  /** Holm-adjusted over the comparisons of the same group and metric. */
+  pAdjusted: number;
+  significant: boolean;
+}
+
+export interface NetworkSummary {
+  label: string;
+  group: 'activation' | 'ablation';
+  seeds: number[];
+  /** Per metric: mean and spread of the accuracy over seeds (one seed: sd 0). */
+  spread: Record<Metric, Spread>;
+  flagged: boolean;
+  vsRelu: { worstCase: Comparison; clean: Comparison } | null;
+}
+
+export interface SatSummary {
+  experiment: 'reproduce sat';
+  status: 'completed' | 'partial';
+  planHash: string;
+  eps: number;
+  budget: SatPlan['budget'];
+  protocol: Record<string, string>;
+  missingJobs: string[];
+  jobs: JobSummary[];
+  networks: NetworkSummary[];
+  /** The report's findings per table, one per line, generated from the tests above. */
+  sentences: { activation: string[]; ablation: string[] };
+  /** Per-image outcomes of every job (needed to pair networks; '1' correct). */
+  perImage: Record<string, { clean: string; fgsm: string; pgd: string; apgd: string; worstCase: string }>;
+}
+
+const acc = (correct: number, n: number): Acc => {
+  const w = wilson(correct, n);
+  return { correct, n, accuracy: correct / n, lo: w.lo, hi: w.hi };
+};
+
+export const pct = (v: number) => `${(100 * v).toFixed(1)}%`;
+/** "98.1% [97.2, 98.8]": accuracy and its 95% interval in percent. */
+export const withCi = (a: { accuracy: number; lo: number; hi: number }) => `${pct(a.accuracy)} [${(100 * a.lo).toFixed(1)}, ${(100 * a.hi).toFixed(1)}]`;
+export const points = (d: number) => `${d >= 0 ? '+' : '-'}${Math.abs(100 * d).toFixed(1)}`;
+
+function summariseJob(job: SatJob, r: JobResult): JobSummary {
+  const e = r.eval;
+  const [fgsm, pgd, apgd] = e.attacks;
+  const a: Record<Metric, Acc> = { clean: acc(e.clean.correct, e.n), fgsm: acc(fgsm!.correct, e.n), pgd: acc(pgd!.correct, e.n), apgd: acc(apgd!.correct, e.n), worstCase: acc(e.worstCase.correct, e.n) };
+  const flags: string[] = [];
+  // NOTE: "did not train": clean accuracy whose whole interval lies below 20% (chance is 10%).
+  if (a.clean.hi < 0.2) flags.push(`did not train within this budget (clean ${withCi(a.clean)})`);
+  if (a.fgsm.accuracy - a.pgd.accuracy > 0.2) flags.push(`FGSM accuracy exceeds PGD accuracy by ${(100 * (a.fgsm.accuracy - a.pgd.accuracy)).toFixed(1)} points (gradient masking / catastrophic overfitting)`);
+  if (r.train.coDetected) flags.push(`catastrophic overfitting detected during training${r.train.restoredStep !== null ? ` (parameters of step ${r.train.restoredStep} restored)` : ''}`);
+  return { id: job.id, label: job.label, group: job.group, seed: job.seed, acc: a, curve: r.curve.map((c) => ({ eps: c.eps, ...acc(c.correct, c.n) })), train: r.train, flags };
+}
+
+function compare(metric: 'worstCase' | 'clean', pairs: { net: JobResult; relu: JobResult; seed: number }[]): Omit<Comparison, 'pAdjusted' | 'significant'> {
+  const pick = (r: JobResult) => unbits(metric === 'clean' ? r.eval.perImage.clean : r.eval.perImage.worstCase);
+  const table = addTables(pairs.map((p) => pairedTable(pick(p.net), pick(p.relu))));
+  const ci = pairedDiffCi(table);
+  return { metric, seeds: pairs.map((p) => p.seed), table, diff: ci.diff, lo: ci.lo, hi: ci.hi, p: mcnemarExact(table) };
+}
+
+const what = { worstCase: 'robust (worst-case) accuracy', clean: 'clean accuracy' } as const;
+const better = { worstCase: ['more robust than', 'less robust than'], clean: ['more accurate on clean images than', 'less accurate on clean images than'] } as const;
+
+/** One sentence per comparison, from the test alone. */
+export function comparisonSentence(label: string, c: Comparison, family: number): string {
+  const ci = `95% CI ${points(c.lo)} to ${points(c.hi)} points`;
+  const p = `exact McNemar p = ${formatP(c.p)}${family > 1 ? `, Holm-adjusted over ${family} comparisons ${formatP(c.pAdjusted)}` : ''}`;
+  const seeds = c.seeds.length > 1 ? ` (${c.seeds.length} seeds pooled, ${c.table.n} pairs)` : ` (${c.table.n} images)`;
+  if (!c.significant) return `**${label}**: no significant difference from ReLU in ${what[c.metric]} (${p}; difference ${points(c.diff)} points, ${ci})${seeds}.`;
+  const [up, down] = better[c.metric];
+  return `**${label}** is ${c.diff > 0 ? up : down} ReLU by ${Math.abs(100 * c.diff).toFixed(1)} points (${ci}; ${p})${seeds}.`;
+}
+
+/** Everything the report shows, from the plan and the finished jobs (missing jobs are listed, not guessed). */
+export function summarise(plan: SatPlan, results: Map<string, JobResult>): SatSummary {
+  for (const [id, r] of results) {
+    if (r.planHash !== plan.hash) throw new Error(`kinkless: job ${id} belongs to another plan (hash ${r.planHash.slice(0, 12)}, expected ${plan.hash.slice(0, 12)})`);
+  }
+  const done = plan.jobs.filter((j) => results.has(j.id));
+  const missingJobs = plan.jobs.filter((j) => !results.has(j.id)).map((j) => j.id);
+  const jobs = done.map((j) => summariseJob(j, results.get(j.id)!));
+  const labels = [...new Set(plan.jobs.map((j) => j.label))];
+  const networks: NetworkSummary[] = [];
+  for (const label of labels) {
+    const mine = jobs.filter((j) => j.label === label);
+    if (mine.length === 0) continue;
+    const sp = Object.fromEntries(METRICS.map((m) => [m, spread(mine.map((j) => j.acc[m].accuracy))])) as Record<Metric, Spread>;
+    let vsRelu: NetworkSummary['vsRelu'] = null;
+    if (label !== 'relu') {
+      const pairs = mine.flatMap((j) => {
+        const relu = plan.jobs.find((x) => x.label === 'relu' && x.seed === j.seed);
+        return relu && results.has(relu.id) ? [{ net: results.get(j.id)!, relu: results.get(relu.id)!, seed: j.seed }] : [];
+      });
+      if (pairs.length) {
+        const mk = (m: 'worstCase' | 'clean') => ({ ...compare(m, pairs), pAdjusted: NaN, significant: false });
+        vsRelu = { worstCase: mk('worstCase'), clean: mk('clean') };
+      }
+    }
+    networks.push({ label, group: mine[0]!.group, seeds: mine.map((j) => j.seed), spread: sp, flagged: mine.some((j) => j.flags.length > 0), vsRelu });
+  }
+  // Holm within each (group, metric) family
+  for (const group of ['activation', 'ablation'] as const) {
+    for (const m of ['worstCase', 'clean'] as const) {
+      const fam = networks.filter((n) => n.group === group && n.vsRelu);
+      const adj = holm(fam.map((n) => n.vsRelu![m].p));
+      fam.forEach((n, i) => {
+        const c = n.vsRelu![m];
+        c.pAdjusted = adj[i]!;
+        c.significant = c.pAdjusted < ALPHA;
+      });
+    }
+  }
+  const sentences = findings(networks, jobs);
+  const perImage: SatSummary['perImage'] = {};
+  for (const j of done) {
+    const pi = results.get(j.id)!.eval.perImage;
+    perImage[j.id] = { clean: pi.clean, fgsm: pi.attacks[0]!, pgd: pi.attacks[1]!, apgd: pi.attacks[2]!, worstCase: pi.worstCase };
+  }
+  return { experiment: 'reproduce sat', status: missingJobs.length ? 'partial' : 'completed', planHash: plan.hash, eps: plan.eps, budget: plan.budget, protocol: plan.protocol, missingJobs, jobs, networks, sentences, perImage };
+}
+
+function findings(networks: NetworkSummary[], jobs: JobSummary[]): SatSummary['sentences'] {
+  const res: SatSummary['sentences'] = { activation: [], ablation: [] };
+  for (const j of jobs) for (const f of j.flags) res[j.group].push(`**${j.label}** (seed ${j.seed}) ${f.startsWith('did not') ? f : `is flagged: ${f}`}; comparisons involving it say nothing about the ${j.group === 'activation' ? 'activation' : 'surrogate'}.`);
+  for (const group of ['activation', 'ablation'] as const) {
+    const out = res[group];
+    const fam = networks.filter((n) => n.group === group && n.vsRelu);
+    if (!fam.length) continue;
+    for (const m of ['worstCase', 'clean'] as const) {
+      for (const n of fam) out.push(comparisonSentence(n.label, n.vsRelu![m], fam.length));
+      const sig = fam.filter((n) => n.vsRelu![m].significant && n.vsRelu![m].diff > 0).map((n) => n.label);
+      out.push(`${group === 'activation' ? 'Activations' : 'Ablation cells'} with significantly higher ${what[m]} than ReLU at the ${ALPHA} level${fam.length > 1 ? ' (Holm-adjusted)' : ''}: ${sig.length ? sig.join(', ') : 'none'}.`);
+    }
+  }
+  return res;
+}
