@@ -106,7 +106,7 @@ export async function runSuite(o: SuiteOptions): Promise<number> {
   const rows: BenchRow[] = [];
   let torchVersion: string | null = null;
   try {
-    const files = readdirSync(HERE).filter((f) => f.endsWith('.bench.ts')).sort();
+    const files = readdirSync(HERE).filter((f) => /\.bench\.[jt]s$/.test(f)).sort();  // .js in the built package (dist/)
     for (const f of files) {
       const mod = (await import(pathToFileURL(join(HERE, f)).href)) as Partial<BenchModule>;
       if (typeof mod.cases !== 'function') {
