@@ -18,10 +18,13 @@ export function dawnLogsWanted(env = process.env) {
  * A streaming line filter: write(chunk) returns the text to pass on. Complete lines are
  * dropped when they match DAWN_INFO_LINE. A trailing partial line (a progress bar redrawn
  * with \r) passes at once, unless it could still become a Dawn line, which waits for its
- * newline. end() returns what is still held.
+ * newline (the rest of a line already begun passes as it comes). end() returns what is
+ * still held.
  */
 export function createLineFilter(drop = DAWN_INFO_LINE) {
   let held = '';
+  // Whether part of the current line was already passed on (its rest passes too).
+  let midLine = false;
   // NOTE: "Warning: " etc. are at most 9 characters; a partial line that is a prefix of one
   // of them (or starts with one) is held until its newline decides.
   const prefixes = ['Warning: ', 'Info: ', 'Debug: '];
@@ -32,6 +35,13 @@ export function createLineFilter(drop = DAWN_INFO_LINE) {
       held = '';
       let out = '';
       let start = 0;
+      if (midLine) {
+        const nl = text.indexOf('\n');
+        if (nl < 0) return text;
+        out += text.slice(0, nl + 1);
+        start = nl + 1;
+        midLine = false;
+      }
       for (;;) {
         const nl = text.indexOf('\n', start);
         if (nl < 0) break;
@@ -40,13 +50,13 @@ export function createLineFilter(drop = DAWN_INFO_LINE) {
         start = nl + 1;
       }
       const rest = text.slice(start);
-      // A \r inside the partial line starts a new visual line: only its last part can be held.
-      const cut = rest.lastIndexOf('\r') + 1;
-      const tail = rest.slice(cut);
-      if (tail.length > 0 && couldBeDawn(tail)) {
-        out += rest.slice(0, cut);
-        held = tail;
-      } else out += rest;
+      if (rest.length > 0) {
+        if (couldBeDawn(rest)) held = rest;
+        else {
+          out += rest;
+          midLine = true;
+        }
+      }
       return out;
     },
     end() {
