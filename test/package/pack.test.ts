@@ -5,7 +5,7 @@
 // folder; and a TypeScript user's type check against the shipped .d.ts files.
 import { describe, it, expect, beforeAll } from 'vitest';
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -130,8 +130,12 @@ describe('npm package', () => {
     const tsc = join(dirname(createRequire(join(ROOT, 'package.json')).resolve('typescript/package.json')), 'bin', 'tsc');
     // A Node user's settings; skipLibCheck as `tsc --init` writes it (@webgpu/types itself
     // needs the DOM library when its own file is checked).
-    const cfg = { compilerOptions: { target: 'ES2022', module: 'NodeNext', moduleResolution: 'NodeNext', lib: ['ES2022'], types: [], strict: true, noEmit: true, skipLibCheck: true }, files: ['user.ts'] };
+    // docs/library.md's example is checked too (console declared: no @types/node here).
+    const cfg = { compilerOptions: { target: 'ES2022', module: 'NodeNext', moduleResolution: 'NodeNext', lib: ['ES2022'], types: [], strict: true, noEmit: true, skipLibCheck: true }, files: ['user.ts', 'example.ts'] };
     writeFileSync(join(app, 'tsconfig.json'), JSON.stringify(cfg));
+    const doc = /```ts\n([\s\S]*?)```/.exec(readFileSync(join(ROOT, 'docs', 'library.md'), 'utf8'));
+    expect(doc?.[1]).toMatch(/from 'kinkless\/nn'/);
+    writeFileSync(join(app, 'example.ts'), `declare const console: { log(...a: unknown[]): void };\n${doc![1]}`);
     writeFileSync(join(app, 'user.ts'), TS_USER);
     const ok = sh(process.execPath, [tsc, '-p', '.'], app);
     expect(ok.stdout + ok.stderr).toBe('');
