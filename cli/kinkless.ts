@@ -6,6 +6,7 @@ import { cmdReproduce } from './cmd_reproduce.ts';
 import { cmdEval } from './cmd_eval.ts';
 import { cmdStudy } from './cmd_study.ts';
 import { cmdBench } from './cmd_bench.ts';
+import { cmdExport } from './cmd_export.ts';
 import { UsageError } from './args.ts';
 
 const USAGE = `kinkless <command> [options]
@@ -19,6 +20,7 @@ Commands:
              stability, first-order fidelity, PGD success against steps)
   reproduce  reproduce an experiment: 'reproduce sat' (activation comparison + ablation)
   bench      benchmark suite: kernels and training steps against TF.js, a copy roofline, PyTorch
+  export     export a checkpoint for PyTorch: 'export <checkpoint> --torch <dir>'
 
 Options:
   --help     show help for a command
@@ -54,6 +56,7 @@ async function main(argv: string[]): Promise<number> {
   if (cmd === 'eval' || cmd === 'attack') return cmdEval(rest, cmd);
   if (cmd === 'study') return cmdStudy(rest);
   if (cmd === 'bench') return cmdBench(rest);
+  if (cmd === 'export') return cmdExport(rest);
   console.error(`kinkless: unknown command "${cmd}"\n\n${USAGE}`);
   return 2;
 }
