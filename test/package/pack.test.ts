@@ -3,9 +3,9 @@
 // ESM script that imports kinkless, kinkless/nn, kinkless/data and kinkless/adversarial,
 // computes a gradient and trains one step of the small CNN; `npx kinkless doctor` from that
 // folder; and a TypeScript user's type check against the shipped .d.ts files.
-import { describe, it, expect, beforeAll } from 'vitest';
+import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -85,8 +85,13 @@ const TS_ERROR = `\nexport const wrong: string = new SmallCnn(await createDevice
 describe('npm package', () => {
   let app = '';
   let packed = '';
+  let dest = '';
+  // The install holds Dawn and the MNIST copy (~190 MB): never leave it behind.
+  afterAll(() => {
+    if (dest) rmSync(dest, { recursive: true, force: true });
+  });
   beforeAll(() => {
-    const dest = mkdtempSync(join(tmpdir(), 'kinkless-pack-'));
+    dest = mkdtempSync(join(tmpdir(), 'kinkless-pack-'));
     const p = sh('npm', ['pack', '--pack-destination', dest], ROOT, 240_000);
     expect(p.status, p.stderr).toBe(0);
     packed = readdirSync(dest).find((f) => f.endsWith('.tgz')) ?? '';
