@@ -9,7 +9,7 @@
 import { RngState, type RngStateJSON } from '../engine/ops/random.ts';
 import type { Tensor } from '../engine/index.ts';
 import { saveCheckpointFile, type NamedArray, type SaveOptions } from '../nn/checkpoint.ts';
-import { loadModel, type OptimizerLike } from '../nn/model_checkpoint.ts';
+import { checkpointMetadata, loadModel, type OptimizerLike } from '../nn/model_checkpoint.ts';
 import type { BatchIteratorState, ImageSet } from '../nn/data/loader.ts';
 import type { Module } from '../nn/module.ts';
 import { Dropout } from '../nn/layers.ts';
@@ -86,8 +86,9 @@ function slotsOf(stateNames: string[]): number {
 }
 
 // NOTE: the same layout as nn/model_checkpoint.saveModel (optimizer tensors under this
-// prefix, optimizer_slots / optimizer_steps / training metadata), written here directly so
-// that SaveOptions (the _failAfterBytes test hook) reach saveCheckpointFile.
+// prefix, checkpointMetadata(), optimizer_slots / optimizer_steps / training metadata),
+// written here directly so that SaveOptions (the _failAfterBytes test hook) reach
+// saveCheckpointFile.
 const OPT_PREFIX = '__optim__.';
 
 export interface SaveTrainingParts {
@@ -116,13 +117,9 @@ export async function saveTrainingCheckpoint(path: string, parts: SaveTrainingPa
   if (drop.size) snap.dropout = Object.fromEntries([...drop].map(([k, l]) => [k, l.calls]));
   const co = (loop as { coState?: unknown }).coState;
   if (co) snap.co = JSON.parse(JSON.stringify(co));
-  const metadata: Record<string, string> = {
-    format: 'kinkless-checkpoint-1',
-    config: JSON.stringify(parts.config ?? (model as { config?: unknown }).config ?? {}),
-    step: String(parts.step),
-    ...(parts.extra ?? {}),
-    training: JSON.stringify(snap),
-  };
+  // The model metadata (format, config, architecture, step = optimizer steps) as saveModel writes it.
+  const metadata = await checkpointMetadata(model, { config: parts.config ?? (model as { config?: unknown }).config, step: opt.stepCount, extra: parts.extra });
+  metadata.training = JSON.stringify(snap);
   const slots = slotsOf(Object.keys(optState));
   if (slots > 0) {
     metadata.optimizer_slots = String(slots);

@@ -17,7 +17,7 @@ import { linkBaselines, printResults, runCases, type BenchCase, type BenchRow } 
 import { compareRows, formatComparison, loadRows } from './compare.ts';
 import { formatPeerSummary, peerSummary, writeReport, type BenchResult } from './report.ts';
 import { loadTfjs, type TfPeer } from './peers/tfjs.ts';
-import { runTorchPeer, torchAvailable } from './peers/torch.ts';
+import { runTorchPeer, torchAvailable, torchNote } from './peers/torch.ts';
 
 export interface BenchModuleOptions {
   quick: boolean;
@@ -106,7 +106,7 @@ export async function runSuite(o: SuiteOptions): Promise<number> {
   const rows: BenchRow[] = [];
   let torchVersion: string | null = null;
   try {
-    const files = readdirSync(HERE).filter((f) => f.endsWith('.bench.ts')).sort();
+    const files = readdirSync(HERE).filter((f) => /\.bench\.[jt]s$/.test(f)).sort();  // .js in the built package (dist/)
     for (const f of files) {
       const mod = (await import(pathToFileURL(join(HERE, f)).href)) as Partial<BenchModule>;
       if (typeof mod.cases !== 'function') {
@@ -155,7 +155,8 @@ export async function runSuite(o: SuiteOptions): Promise<number> {
         const t = await runTorchPeer({ quick: o.quick, filter, mnistDir, onLine: (l) => console.error(`  torch: ${l}`) });
         // Keep the peer rows of the groups we ran (the filter may have left some out).
         rows.push(...t.rows.filter((r) => groups.has(r.group)));
-        notes.push(`PyTorch ${t.version} on the CPU (default ${t.defaultThreads} thread${t.defaultThreads === 1 ? '' : 's'}) ran ${t.seconds.toFixed(0)} s`);
+        notes.push(torchNote(t));
+        if (t.blas.reference) console.warn(`kinkless bench: ${torchNote(t)}`);
       } catch (e) {
         const msg = `PyTorch peer failed: ${(e as Error).message}`;
         console.warn(`kinkless bench: ${msg}`);

@@ -12,6 +12,7 @@ import { helpText, parseFlags, UsageError, type FlagSpec } from './args.ts';
 import { DATA_FLAGS, MODEL_FLAGS, buildModel, loadData, modelFlagsFromCheckpoint } from './setup.ts';
 import { RunDir, defaultRunName } from './rundir.ts';
 import { barChart, lineChart } from './svg.ts';
+import { cleanLogits, perExampleCsv } from './per_example.ts';
 
 const ATTACK_KINDS = ['fgsm', 'fgm', 'pgd', 'pgd_l2', 'apgd'];
 
@@ -28,6 +29,7 @@ const FLAGS: Record<string, FlagSpec> = {
   limit: { type: 'int', help: 'number of test images', default: 1000, min: 1 },
   batchSize: { type: 'int', help: 'evaluation batch size', default: 250, min: 1 },
   masking: { type: 'bool', help: 'eval: run the gradient-masking sanity checks', default: true },
+  savePerExample: { type: 'bool', help: 'write per_example.csv: label, clean prediction and logits, and the outcome under each attack and the worst case, per test image', default: false },
   name: { type: 'string', help: 'run name (directory under --out)' },
   out: { type: 'string', help: 'output directory', default: 'runs' },
 };
@@ -94,6 +96,7 @@ export async function cmdEval(argv: string[], mode: 'eval' | 'attack'): Promise<
       batchSize: flags.batchSize as number,
       limit: flags.limit as number,
       countZeroGrad: mode === 'eval',
+      perExample: flags.savePerExample as boolean,
       onProgress: (i) => prog.update(Math.round(i.done), `images (${i.attack})`),
     });
     prog.done('');
@@ -111,6 +114,11 @@ export async function cmdEval(argv: string[], mode: 'eval' | 'attack'): Promise<
     }
     run.writeText('accuracy.svg', barChart({ title: `Accuracy (eps ${flags.eps})`, yLabel: 'accuracy', yMax: 1, categories: ['clean', ...report.attacks.map((a) => a.name), 'worst case'], series: [{ name: 'accuracy', values: [report.clean.accuracy, ...report.attacks.map((a) => a.accuracy), report.worstCase.accuracy], intervals: [report.clean.correct, ...report.attacks.map((a) => a.correct), report.worstCase.correct].map((k) => [ci(k).lo, ci(k).hi] as [number, number]) }], note: `whiskers: Wilson 95% intervals over ${report.n} images` }));
     const intervals = { clean: ci(report.clean.correct), attacks: report.attacks.map((a) => ({ name: a.name, ...ci(a.correct) })), worstCase: ci(report.worstCase.correct) };
+    if (flags.savePerExample) {
+      const { logits, classes } = await cleanLogits(device, model, data.test, report.n, flags.batchSize as number);
+      run.writeText('per_example.csv', perExampleCsv(report, data.test.labels, logits, classes));
+      delete report.perExample; // in per_example.csv, not repeated in results.json
+    }
     run.writeJson('results.json', { report, intervals, masking });
     run.metric({ clean: report.clean.accuracy, worst: report.worstCase.accuracy, ...Object.fromEntries(report.attacks.map((a) => [a.name, a.accuracy])) });
     run.writeText('report.md', `# kinkless ${mode}\n\n- model: ${model.config.name}${ckpt ? ` (${ckpt})` : ''}\n- ${report.n} test images, eps ${flags.eps}\n\n${lines.map((l) => `- ${l}`).join('\n')}\n${masking ? `\n## Gradient-masking checks: ${masking.passed ? 'passed' : 'FAILED'}\n\n${masking.warnings.map((w) => `- ${w}`).join('\n')}\n\n![robust vs eps](robust_vs_eps.svg)\n` : ''}\n![accuracy](accuracy.svg)\n`);

@@ -9,6 +9,7 @@ import { cmdStudy } from './cmd_study.ts';
 import { cmdBench } from './cmd_bench.ts';
 import { cmdProfile } from './cmd_profile.ts';
 import { cmdMerge } from './cmd_merge.ts';
+import { cmdExport } from './cmd_export.ts';
 import { UsageError } from './args.ts';
 
 const USAGE = `kinkless <command> [options]
@@ -25,6 +26,7 @@ Commands:
              --shard i/n runs one slice of its jobs)
   merge      build one 'reproduce sat' report from the run directories of its shards
   bench      benchmark suite: kernels and training steps against TF.js, a copy roofline, PyTorch
+  export     export a checkpoint for PyTorch: 'export <checkpoint> --torch <dir>'
 
 Options:
   --help     show help for a command
@@ -62,6 +64,7 @@ async function main(argv: string[]): Promise<number> {
   if (cmd === 'bench') return cmdBench(rest);
   if (cmd === 'profile') return cmdProfile(rest);
   if (cmd === 'merge') return cmdMerge(rest);
+  if (cmd === 'export') return cmdExport(rest);
   console.error(`kinkless: unknown command "${cmd}"\n\n${USAGE}`);
   return 2;
 }

@@ -187,8 +187,8 @@ export async function trainRun(
       }
       if (guard) await guard.onEpoch(s);
       opts.run?.metric({ run: label, epoch: s.epoch + 1, train_loss: s.trainLoss, train_acc: s.trainAcc, test_acc: s.testAcc ?? NaN, lr: s.lr, seconds: s.seconds, ...(guard ? { val_clean: s.valClean!, val_robust: s.valRobust! } : {}) });
-      if (opts.run) await saveModel(opts.run.path(`${label}.safetensors`), model, { config: model.config, step: s.epoch + 1 });
-      if (opts.run && guard && s.bestEpoch === s.epoch) await saveModel(opts.run.path(`${label}_best.safetensors`), model, { config: model.config, step: s.epoch + 1 });
+      if (opts.run) await saveModel(opts.run.path(`${label}.safetensors`), model, { config: model.config, step: opt.stepCount, epoch: s.epoch + 1 });
+      if (opts.run && guard && s.bestEpoch === s.epoch) await saveModel(opts.run.path(`${label}_best.safetensors`), model, { config: model.config, step: opt.stepCount, epoch: s.epoch + 1 });
       if (stopAfter !== undefined && s.epoch + 1 >= stopAfter && s.epoch + 1 < epochs) {
         return 'stop';
       }

@@ -51,7 +51,8 @@ export interface AdapterSummary {
 }
 
 let nextDeviceId = 1;
-const liveInstances: GPU[] = [];
+/** Dawn instances by their options (see createDevice); never released. */
+const instances = new Map<string, GPU>();
 
 /** Limits the kernels rely on; requested up to what the adapter offers. */
 const WANTED_LIMITS = [
@@ -215,7 +216,15 @@ export async function createDevice(opts: DeviceOptions = {}): Promise<Device> {
   if (toggles) dawnOpts.push(`enable-dawn-features=${toggles}`);
   const off = opts.dawnDisableToggles ?? process.env.KINKLESS_DAWN_DISABLE_TOGGLES;
   if (off) dawnOpts.push(`disable-dawn-features=${off}`);
-  const gpu = create(dawnOpts) as GPU;
+  // NOTE: one Dawn instance per distinct set of instance options, reused by every device of
+  // the process: Dawn logs its adapter notes (e.g. "maxDynamic...BuffersPerPipelineLayout
+  // artificially reduced" on lavapipe) once per instance, so at most once per process.
+  const key = dawnOpts.join('\n');
+  let gpu = instances.get(key);
+  if (!gpu) {
+    gpu = create(dawnOpts) as GPU;
+    instances.set(key, gpu);
+  }
   const reqOpts: GPURequestAdapterOptions = {};
   if (opts.powerPreference) reqOpts.powerPreference = opts.powerPreference;
   let adapter = await gpu.requestAdapter(reqOpts);
@@ -248,10 +257,10 @@ export async function createDevice(opts: DeviceOptions = {}): Promise<Device> {
   // Subgroup operations: kernels written for a known subgroup size use them where offered.
   if (adapter.features.has('subgroups' as GPUFeatureName)) features.push('subgroups' as GPUFeatureName);
   const dev = await adapter.requestDevice({ requiredLimits, requiredFeatures: features });
-  // NOTE: Dawn instances are never released: one garbage-collected while (or after) its
-  // device was in use crashes Dawn's worker threads (futex / std::system_error /
-  // Segmentation fault). Holding the reference does not keep Node from exiting.
-  liveInstances.push(gpu);
+  // NOTE: Dawn instances are never released (the `instances` map holds them): one
+  // garbage-collected while (or after) its device was in use crashes Dawn's worker threads
+  // (futex / std::system_error / Segmentation fault). Holding the reference does not keep
+  // Node from exiting.
   return new Device(dev, summary, features, opts, gpu);
 }
 

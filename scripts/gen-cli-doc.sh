@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
   echo '# CLI reference'
   echo
   echo 'Generated from each command'"'"'s `--help` (`npx kinkless <command> --help`) by scripts/gen-cli-doc.sh.'
-  for cmd in "" doctor train attack eval "study kink" "reproduce sat" merge bench profile; do
+  for cmd in "" doctor train attack eval "study kink" "reproduce sat" merge bench profile export; do
     echo
     echo "## kinkless $cmd"
     echo

@@ -4,15 +4,23 @@
 The same cases as bench/peers.bench.ts and bench/e2e.bench.ts, with the same group
 names, shapes and sizes, timed by wall clock (time.perf_counter) after warm-up, at each
 requested thread count. Prints one JSON object per line:
-  {"torch": "<version>", "default_threads": n, "cpu_count": n}           (first line)
+  {"torch": "<version>", "default_threads": n, "cpu_count": n,
+   "blas_libs": [paths], "openblas_config": s, "openblas_core": s,
+   "torch_blas_info": s}                                                  (first line)
   {"group": ..., "threads": t, "median_ms": ..., "min_ms": ..., "max_ms": ...,
    "runs": r, "flops"|"bytes"|"items": ...}                               (one per case)
+The BLAS fields name the library torch's matmuls really run on: the BLAS / LAPACK / MKL /
+BLIS / ATLAS shared objects mapped into this process after a small matmul
+(/proc/self/maps), OpenBLAS's own config and core name when it is one, and torch's
+build-time BLAS_INFO (bench/peers/torch.ts classifies them).
 Usage: torch_peer.py [--quick] [--threads 1,2] [--filter substring] [--mnist-dir DIR]
 """
 import argparse
+import ctypes
 import gzip
 import json
 import os
+import re
 import statistics
 import sys
 import time
@@ -151,6 +159,39 @@ def cases(quick, mnist_dir):
     return out
 
 
+def blas_info():
+    """The BLAS torch uses here: mapped libraries, OpenBLAS config/core, torch's BLAS_INFO."""
+    a = torch.ones(64, 64)
+    (a @ a).sum().item()  # loads the BLAS if torch links it dynamically
+    libs = []
+    try:
+        with open("/proc/self/maps") as f:
+            for line in f:
+                parts = line.split()
+                path = parts[-1] if len(parts) >= 6 else ""
+                base = os.path.basename(path).lower()
+                if path.startswith("/") and re.search(r"blas|lapack|mkl|blis|atlas", base) and path not in libs:
+                    libs.append(path)
+    except OSError:
+        pass
+    info = {"blas_libs": libs}
+    for path in sorted(libs, key=lambda p: "openblas" not in os.path.basename(p).lower()):
+        if "openblas" not in path.lower():
+            continue
+        try:
+            lib = ctypes.CDLL(path)
+            lib.openblas_get_config.restype = ctypes.c_char_p
+            lib.openblas_get_corename.restype = ctypes.c_char_p
+            info["openblas_config"] = lib.openblas_get_config().decode()
+            info["openblas_core"] = lib.openblas_get_corename().decode()
+            break
+        except (OSError, AttributeError):
+            continue
+    m = re.search(r"BLAS_INFO=([\w-]+)", torch.__config__.show())
+    info["torch_blas_info"] = m.group(1) if m else None
+    return info
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
@@ -161,7 +202,7 @@ def main():
     default_threads = torch.get_num_threads()
     cpu = os.cpu_count() or 1
     threads = [int(t) for t in a.threads.split(",") if t] or sorted({1, max(default_threads, cpu)})
-    print(json.dumps({"torch": torch.__version__, "default_threads": default_threads, "cpu_count": cpu}), flush=True)
+    print(json.dumps({"torch": torch.__version__, "default_threads": default_threads, "cpu_count": cpu, **blas_info()}), flush=True)
     todo = [c for c in cases(a.quick, a.mnist_dir) if a.filter.lower() in c[0].lower()]
     for t in threads:
         torch.set_num_threads(t)
