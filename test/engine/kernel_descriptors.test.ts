@@ -18,7 +18,7 @@ import * as LAY from '../../kernels/layout.ts';
 import * as BN from '../../kernels/batchnorm.ts';
 import * as CP from '../../kernels/copy.ts';
 import * as OPT from '../../kernels/optim.ts';
-import { elementwiseKernel } from '../../kernels/elementwise.ts';
+import { ELEMENTWISE } from '../../kernels/elementwise_ops.ts';
 import { logSoftmax64, logSoftmaxBackward64, xent64, xentBackward64 } from '../../kernels/softmax_xent.ts';
 import { avgPool64, maxPool64, maxPoolBackward64, type PoolGeom } from '../reference/pool64.ts';
 import { gather64, gather64Backward, oneHot64, pad64, permute64, takeAlongAxis64 } from '../reference/layout64.ts';
@@ -51,10 +51,10 @@ function allKernels(): Kernel[] {
       for (const training of bools) ks.push(BN.batchnormBackwardKernel({ vec4, gamma, training }));
     }
   }
-  ks.push(CP.copyVec4Kernel, OPT.sgdKernel, OPT.adamKernel, OPT.clipScaleKernel);
+  ks.push(CP.copyVec4Kernel, OPT.sgdKernel(), OPT.adamKernel(), OPT.clipScaleKernel());
   for (const mode of ['vec4', 'flat', 'broadcast'] as const) {
-    ks.push(elementwiseKernel({ name: 'add', inputs: ['f32', 'f32'], out: 'f32', expr: 'a0 + a1', mode }));
-    ks.push(elementwiseKernel({ name: 'neg', inputs: ['f32'], out: 'f32', expr: '-a0', mode }));
+    ks.push(ELEMENTWISE.kernel({ op: 'add', inputs: ['f32', 'f32'], out: 'f32', mode }));
+    ks.push(ELEMENTWISE.kernel({ op: 'neg', inputs: ['f32'], out: 'f32', mode }));
   }
   return ks;
 }

@@ -133,7 +133,7 @@ describe.each(paths)('matmul path $name', ({ name, o }) => {
     expectClose(await r.y.f32(), Array.from(zWant, (v) => Math.max(v, 0)), tol, `${name} relu y`);
     expectClose(await r.z!.f32(), zWant, tol, `${name} relu z`);
     const pa = E.Tensor.from(dev, [0.25], [1]);
-    const p = matmulAct(X, W, { ...o, transB: true, bias: Bt }, { spec: { kind: 'prelu', params: pa }, saveZ: false });
+    const p = matmulAct(X, W, { ...o, transB: true, bias: Bt }, { spec: { kind: 'prelu', raw: pa }, saveZ: false });
     expect(p.z).toBeNull();
     expectClose(await p.y.f32(), Array.from(zWant, (v) => (v > 0 ? v : 0.25 * v)), tol, `${name} prelu (tensor a)`);
     const act = 'fn epi_act(z: f32) -> f32 { return 2.0 * z; }';

@@ -19,7 +19,7 @@
 // (EPS_G = 2e-5); activation param grads to EPS_G * sum |dy| (|dp| + zabs) + 1e-6.
 // Sequential fused vs unfused: the same conv / matmul kernels compute z on both paths
 // (auto impl), so they agree to float32 rounding of the activation: atol 1e-6, rtol 1e-5.
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { testDevice } from '../helpers/device.ts';
 import { expectClose, expectNoNaN, f32, randArray } from '../helpers/compare.ts';
 import { conv64, conv64AbsForward, conv64BackwardBias, conv64BackwardFilter, conv64BackwardInput, geom64, type Conv64Geom, type Conv64Opts } from '../reference/conv64.ts';
@@ -36,9 +36,6 @@ import type { ModelConfig } from '../../nn/models/common.ts';
 const EPS_Z = 1e-5;
 const EPS_G = 2e-5;
 
-afterEach(() => {
-  net.fuse = true;
-});
 
 // ------------------------------------------------------------------ activation cases
 
@@ -503,13 +500,11 @@ describe('Sequential fuses Conv2d / Linear + Activation', () => {
     const x = E.Tensor.from(d, Float32Array.from(randArray(5 * 3 * 4, 61, -2, 2)), [5, 3, 4]);
     const fused = await run(net, x, true);
     expect(fused.names.has('linear_act')).toBe(true);
-    net.fuse = undefined;
     net.fuse = false;
     const plain = await run(net, x, false);
     expect(plain.names.has('linear_act')).toBe(false);
     expect(plain.names.has('activation_pssilu')).toBe(true);
     expectSame(fused, plain, 'linear + pssilu');
-    net.fuse = undefined;
     const fusedNow = (): boolean => E.scope(() => nodeNames(net.forward(x)).has('linear_act'));
     expect(fusedNow()).toBe(false);
     net.fuse = true;
