@@ -100,3 +100,37 @@ export const dlrKernel = defineKernel<{ targeted: boolean; backward: boolean }>(
   bindings: (p) => [...reads('logits', 'y'), ...(p.targeted ? reads('t') : []), ...(p.backward ? [...reads('dy'), ...writes('dx')] : writes('loss'))],
   build: dlrWgsl,
 });
+
+/**
+ * Per row of [N, C], the class ranked `k` (1 = largest) with ties towards the lower index:
+ * the rank of class c is 1 + #{c' : z_c' > z_c or (z_c' == z_c and c' < c)}. O(C^2) per
+ * row, for the small class counts of targeted attacks. Uniforms: N, C, gx, k (as u32).
+ */
+export const rankClassKernel = defineKernel<Record<string, never>>({
+  name: 'rank_class',
+  key: () => '',
+  bindings: () => [...reads('logits'), ...writes('out')],
+  build: () => `// rank_class (thread per row)
+struct U { N: u32, C: u32, gx: u32, k: u32 };
+@group(0) @binding(0) var<uniform> u: U;
+@group(0) @binding(1) var<storage, read> logits: array<f32>;
+@group(0) @binding(2) var<storage, read_write> out: array<i32>;
+@compute @workgroup_size(${DLR_WG})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let row = gid.x + gid.y * u.gx;
+  if (row >= u.N) { return; }
+  let base = row * u.C;
+  var found = 0u;
+  for (var c = 0u; c < u.C; c++) {
+    let z = logits[base + c];
+    var rank = 1u;
+    for (var d = 0u; d < u.C; d++) {
+      let w = logits[base + d];
+      if (w > z || (w == z && d < c)) { rank++; }
+    }
+    if (rank == u.k) { found = c; }
+  }
+  out[row] = i32(found);
+}
+`,
+});

@@ -9,10 +9,11 @@
 // on halving, the example restarts from its best point. It returns, per example, the
 // point with the highest f seen. All bookkeeping is per example on the GPU (masks, no
 // readbacks); only the checkpoint schedule lives on the host.
-import { Tensor, apgdReduceMask, clone, countIncrease, fill, gt, halveWhere, maximum, momentumMix, scope, where, zerosLike } from '../../engine/index.ts';
+import { Tensor, apgdReduceMask, clone, countIncrease, fill, gt, halveWhere, maximum, momentumMix, noGrad, scope, where, zerosLike } from '../../engine/index.ts';
+import { dlrLoss, rankedClass } from '../../engine/ops/dlr.ts';
 import type { Module } from '../../nn/module.ts';
 import { applyDelta, ascentDirection, checkCount, projectDelta, randomStart, resolveThreat, stepDelta, type Norm } from '../threat.ts';
-import { BaseAttack, disposeReplaced, keepBest, objectiveAndGrad, perExampleView, type AttackOptions } from './common.ts';
+import { BaseAttack, disposeReplaced, keepBest, objectiveAndGrad, perExampleView, type AttackOptions, type Objective } from './common.ts';
 import type { StepTrace } from './pgd.ts';
 import { fmt } from './fgsm.ts';
 
@@ -49,7 +50,17 @@ export interface ApgdOptions extends AttackOptions {
   restarts?: number;
   bounds?: [number, number];
   trace?: (t: StepTrace & { eta: Tensor }) => void;
+  /**
+   * The objective: 'ce' (cross-entropy, default: APGD-CE), 'dlr' (the DLR loss: APGD-DLR) or
+   * 'dlr-targeted' (the targeted DLR loss towards the class ranked `targetRank` in the clean
+   * logits: one target of APGD-T). The labels are the true labels for the DLR losses.
+   */
+  loss?: ApgdLoss;
+  /** With loss 'dlr-targeted': the target is the clean logits' class of this rank (2 = runner-up; default 2). */
+  targetRank?: number;
 }
+
+export type ApgdLoss = 'ce' | 'dlr' | 'dlr-targeted';
 
 interface State {
   [k: string]: Tensor | null;
@@ -74,6 +85,9 @@ export class Apgd extends BaseAttack {
   readonly randomStart: boolean;
   readonly restarts: number;
   readonly checkpoints: number[];
+  readonly loss: ApgdLoss;
+  readonly targetRank: number;
+  private objective?: Objective;
   private readonly trace?: ApgdOptions['trace'];
 
   constructor(opts: ApgdOptions) {
@@ -90,11 +104,33 @@ export class Apgd extends BaseAttack {
     this.randomStart = opts.randomStart ?? true;
     this.trace = opts.trace;
     this.checkpoints = apgdCheckpoints(this.steps);
+    this.loss = opts.loss ?? 'ce';
+    if (!['ce', 'dlr', 'dlr-targeted'].includes(this.loss)) throw new Error(`kinkless: APGD: loss must be 'ce', 'dlr' or 'dlr-targeted', got ${JSON.stringify(opts.loss)}`);
+    this.targetRank = opts.targetRank ?? 2;
+    checkCount('APGD', 'targetRank', this.targetRank, 2);
+    if (this.loss !== 'ce' && opts.targeted) throw new Error(`kinkless: APGD: targeted applies to loss 'ce' only; use loss 'dlr-targeted' for APGD-T`);
     const t = this.threat;
-    this.name = `APGD-CE-${this.steps}${this.restarts > 1 ? `x${this.restarts}` : ''}(${t.norm}, eps=${fmt(t.eps)}${this.targeted ? ', targeted' : ''})`;
+    const lossName = this.loss === 'ce' ? 'CE' : this.loss === 'dlr' ? 'DLR' : `T(rank ${this.targetRank})`;
+    this.name = `APGD-${lossName}-${this.steps}${this.restarts > 1 ? `x${this.restarts}` : ''}(${t.norm}, eps=${fmt(t.eps)}${this.targeted ? ', targeted' : ''})`;
   }
 
   protected run(model: Module, x: Tensor, y: Tensor): Tensor {
+    let targets: Tensor | null = null;
+    if (this.loss === 'dlr') this.objective = (z) => dlrLoss(z, y);
+    else if (this.loss === 'dlr-targeted') {
+      const tg = noGrad(() => scope(() => rankedClass(model.forward(x), this.targetRank)));
+      targets = tg;
+      this.objective = (z) => dlrLoss(z, y, { targets: tg });
+    }
+    try {
+      return this.runRestarts(model, x, y);
+    } finally {
+      targets?.dispose();
+      this.objective = undefined;
+    }
+  }
+
+  private runRestarts(model: Module, x: Tensor, y: Tensor): Tensor {
     let best: { delta: Tensor; obj: Tensor } | null = null;
     for (let r = 0; r < this.restarts; r++) {
       const cand = this.once(model, x, y, r);
@@ -112,7 +148,7 @@ export class Apgd extends BaseAttack {
     const pshape = [N, ...x.shape.slice(1).map(() => 1)];
     let s: State = scope(() => {
       const delta = this.randomStart ? randomStart(x.device, x, t, this.nextKey) : zerosLike(x);
-      const { obj, g } = objectiveAndGrad(model, x, delta, y, this.targeted, true);
+      const { obj, g } = objectiveAndGrad(model, x, delta, y, this.targeted, true, this.objective);
       return {
         delta,
         prev: null,
@@ -143,7 +179,7 @@ export class Apgd extends BaseAttack {
           delta = projectDelta(x, moved, t);
         }
         // NOTE: the last iterate's gradient is never used, so only its loss is computed.
-        const { obj: f, g } = objectiveAndGrad(model, x, delta, y, this.targeted, !last);
+        const { obj: f, g } = objectiveAndGrad(model, x, delta, y, this.targeted, !last, this.objective);
         const inc = countIncrease(s.inc, f, s.f);
         const im = perExampleView(gt(f, s.fBest), x);
         const best = where(im, delta, s.best);

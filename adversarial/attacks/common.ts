@@ -4,7 +4,7 @@
 // example's gradient is independent of the batch size), the model-state guard that
 // restores train/eval flags and parameters' requiresGrad afterwards, and per-example
 // best-of selection for restarts. All of it stays on the GPU: no readbacks.
-import { Tensor, add, clone, full, grad, gt, maximum, neg, noGrad, scope, sum, where, zerosLike } from '../../engine/index.ts';
+import { Tensor, add, clone, detach, full, grad, gt, maximum, neg, noGrad, scope, sum, where, zerosLike } from '../../engine/index.ts';
 import { softmaxCrossEntropy } from '../../engine/ops/loss.ts';
 import { RngState } from '../../engine/ops/random.ts';
 import type { Module } from '../../nn/module.ts';
@@ -56,7 +56,8 @@ export interface ObjectiveGrad {
  * a fresh leaf, so the gradient is functional (grad(), never .grad) and the loss is the
  * sum over examples. A model whose output does not depend on its input gets zeros.
  */
-export function objectiveAndGrad(model: Module, x: Tensor, delta: Tensor | null, y: Tensor, targeted: boolean, wantGrad: boolean): ObjectiveGrad {
+export function objectiveAndGrad(model: Module, x: Tensor, delta: Tensor | null, y: Tensor, targeted: boolean, wantGrad: boolean, objective?: Objective): ObjectiveGrad {
+  if (objective) return customObjectiveAndGrad(model, x, delta, objective, wantGrad);
   return scope(() => {
     const xa = noGrad(() => (delta ? add(x, delta) : clone(x)));
     if (!wantGrad) {
@@ -73,6 +74,22 @@ export function objectiveAndGrad(model: Module, x: Tensor, delta: Tensor | null,
     else [g] = grad(total, [xa], targeted ? full(x.device, [], -1) : undefined) as [Tensor];
     const obj = noGrad(() => (targeted ? neg(ce) : clone(ce)));
     return { obj, g };
+  });
+}
+
+/** A per-example objective [N] of the logits, to maximise (e.g. a DLR loss). */
+export type Objective = (logits: Tensor) => Tensor;
+
+/** objectiveAndGrad with a caller-given objective of the logits (maximised as given). */
+function customObjectiveAndGrad(model: Module, x: Tensor, delta: Tensor | null, objective: Objective, wantGrad: boolean): ObjectiveGrad {
+  return scope(() => {
+    const xa = noGrad(() => (delta ? add(x, delta) : clone(x)));
+    if (!wantGrad) return noGrad(() => ({ obj: objective(model.forward(xa)), g: null }));
+    xa.requiresGrad = true;
+    const obj = objective(model.forward(xa));
+    const total = sum(obj);
+    const g = total.requiresGrad ? (grad(total, [xa]) as [Tensor])[0] : zerosLike(x);
+    return { obj: detach(obj), g };
   });
 }
 

@@ -3,7 +3,7 @@
 // (docs/autoattack.md). Kernels: kernels/dlr.ts.
 import { Tensor, assertSameDevice, shapeStr } from '../tensor.ts';
 import { record } from '../autograd.ts';
-import { DLR_WG, dlrKernel } from '../../kernels/dlr.ts';
+import { DLR_WG, dlrKernel, rankClassKernel } from '../../kernels/dlr.ts';
 import { grid1d } from '../../kernels/elementwise.ts';
 import { Uniforms, alloc } from './launch.ts';
 
@@ -59,4 +59,24 @@ export function dlrLoss(logits: Tensor, labels: Tensor, opts: DlrOptions = {}): 
     });
     return [dx];
   });
+}
+
+/** Per row of logits [N, C], the index (i32 [N]) of the k-th largest logit (k = 1: argmax; ties to the lower index). */
+export function rankedClass(logits: Tensor, k: number): Tensor {
+  const op = 'rankedClass';
+  assertSameDevice(op, logits);
+  if (logits.dtype !== 'f32' || logits.rank !== 2) throw new Error(`kinkless: ${op}: logits must be an f32 tensor [N, C], got ${logits.dtype} ${shapeStr(logits.shape)}`);
+  const [N, C] = logits.shape as [number, number];
+  if (!Number.isInteger(k) || k < 1 || k > C) throw new Error(`kinkless: ${op}: k must be an integer in [1, ${C}] for logits ${shapeStr(logits.shape)}, got ${String(k)}`);
+  const out = alloc(logits.device, [N], 'i32');
+  if (N === 0) return out;
+  const g = grid1d(N, DLR_WG);
+  logits.device.dispatch({
+    kernel: rankClassKernel({}),
+    buffers: [logits.buffer, out.buffer],
+    uniforms: new Uniforms().u32(N, C, g.gx, k).bytes(),
+    workgroups: g.workgroups,
+    info: { op: 'ranked_class', geometry: `N${N} C${C} k${k}`, bytes: 4 * (N * C + N) },
+  });
+  return out;
 }
