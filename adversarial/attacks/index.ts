@@ -33,3 +33,5 @@ export function makeAttack(spec: AttackSpec): Attack {
       throw new Error(`kinkless: makeAttack: kind must be 'fgsm', 'fgm', 'pgd' or 'apgd', got ${JSON.stringify((spec as { kind?: unknown })?.kind)}`);
   }
 }
+export { ApgdTargeted, apgdTargeted, type ApgdTargetedOptions } from './apgd_targeted.ts';
+export type { ApgdLoss } from './apgd.ts';
