@@ -84,7 +84,7 @@ export function convForwardBindings(ins: [string, string], epi: ConvEpilogue): B
   return [
     ...reads(...ins, ...(epi.bias ? ['b'] : [])),
     ...writes('y', ...(epi.saveZ ? ['z'] : [])),
-    ...reads(...Array.from({ length: epi.actBuffers ?? 0 }, (_, i) => `act_params${i}`)),
+    ...reads(...Array.from({ length: epi.actBuffers ?? 0 }, () => 'act_raw')),
   ];
 }
 

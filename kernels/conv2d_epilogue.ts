@@ -66,7 +66,7 @@ export const conv2dGemmEpilogueKernel = defineKernel<{ act: string | null; actBu
   bindings: (p) => [
     ...reads('zt'),
     ...writes('y', ...(p.saveZ ? ['z'] : [])),
-    ...reads(...(p.bias ? ['b'] : []), ...Array.from({ length: p.actBuffers }, (_, i) => `act_params${i}`)),
+    ...reads(...(p.bias ? ['b'] : []), ...Array.from({ length: p.actBuffers }, () => 'act_raw')),
   ],
   build: (p) => gemmPermuteActWgsl(p.act, p.saveZ, p.bias),
 });

@@ -364,7 +364,7 @@ function matmulBindings(o: MatmulDescParams<MatmulKernelOptions>): Binding[] {
   if (o.bias) out.push(...reads('bias'));
   out.push(...writes('y'));
   if (o.saveZ) out.push(...writes('z'));
-  for (let i = 0; i < o.epiBindings; i++) out.push(...reads(`epi${i}`));
+  for (let i = 0; i < o.epiBindings; i++) out.push(...reads(i === 0 ? 'act_raw' : `epi${i}`)); // the act snippet declares act_raw (kernels/activation_kernels.ts)
   return out;
 }
 

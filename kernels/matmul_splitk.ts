@@ -67,7 +67,7 @@ function bindings(p: SplitKReduceParams): Binding[] {
   if (p.bias) out.push(...reads('bias'));
   out.push(...writes('y'));
   if (p.saveZ) out.push(...writes('z'));
-  for (let i = 0; i < p.epiBindings; i++) out.push(...reads(`epi${i}`));
+  for (let i = 0; i < p.epiBindings; i++) out.push(...reads(i === 0 ? 'act_raw' : `epi${i}`));
   return out;
 }
 

@@ -227,7 +227,7 @@ function sgBindings(p: SgMatmulParams): Binding[] {
   if (p.bias) out.push(...reads('bias'));
   out.push(...writes(p.splitK ? 'partial' : 'y'));
   if (p.saveZ) out.push(...writes('z'));
-  for (let i = 0; i < p.epiBindings; i++) out.push(...reads(`epi${i}`));
+  for (let i = 0; i < p.epiBindings; i++) out.push(...reads(i === 0 ? 'act_raw' : `epi${i}`));
   return out;
 }
 
