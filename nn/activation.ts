@@ -4,7 +4,7 @@
 // softplus(a=10) backward, SAT's ablation). The spec is resolved once, at construction.
 import { Tensor, type Device } from '../engine/index.ts';
 import { activation, resolveActivation, type ActivationSpec, type ResolvedActivation } from '../engine/ops/activation.ts';
-import { unconstrain, type ActivationKind } from '../kernels/activations.ts';
+import { unconstrain, type ActivationKind } from '../engine/index.ts';
 import { Module, parameter } from './module.ts';
 
 export type { ActivationSpec, ResolvedActivation };

@@ -15,7 +15,7 @@ import { MadryMnist } from './models/madry_mnist.ts';
 import { PreActResNet18, WideResNet } from './models/resnet.ts';
 import type { Model, ModelConfig } from './models/common.ts';
 import { saveCheckpointFile, loadCheckpointFile, type NamedArray, type SaveOptions } from './checkpoint.ts';
-import type { ActivationKind } from '../kernels/activations.ts';
+import { activationDef, activationParamConstraint, type ActivationKind } from '../engine/index.ts';
 
 export const CHECKPOINT_FORMAT = 'kinkless-checkpoint-2';
 const FORMAT_RE = /^kinkless-checkpoint-(\d+)$/;
@@ -39,13 +39,12 @@ export interface CheckpointContents {
 export type ParamConstraint = 'abs' | 'square' | 'none';
 
 /**
- * How a learnable activation's raw parameters map to its effective ones.
- * NOTE: a local copy of the activation table's rule (SmoothReLU a = w^2; PReLU raw; the rest
- * |raw|) so that checkpoints do not depend on the layer's internals; when the table carries
- * the constraint (kernels/activations.ts), read it from there instead.
+ * How a learnable activation's raw parameters map to its effective ones: the constraint of
+ * its table entry (kernels/activations.ts; every parameter of a kind shares one rule).
+ * Kinds without parameters record 'none'.
  */
 export function activationConstraint(kind: ActivationKind): ParamConstraint {
-  return kind === 'smooth_relu' ? 'square' : kind === 'prelu' ? 'none' : 'abs';
+  return activationDef(kind).params.length ? activationParamConstraint(kind, 0) : 'none';
 }
 
 export function applyConstraint(c: ParamConstraint, raw: ArrayLike<number>): number[] {
