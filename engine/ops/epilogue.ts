@@ -1,11 +1,12 @@
 // The activation epilogue of the fused matmul / conv2d launches: turns an activation spec
-// into the `fn epi_act` WGSL the kernels include, the buffers the epilogue binds (a
-// learnable params tensor) and the four f32 uniform words of the kernels' `act` field.
+// into the `fn epi_act` WGSL the kernels include (built by kernels/epilogue.ts), the
+// buffers the epilogue binds (a learnable params tensor) and the four f32 uniform words of
+// the kernels' `act` field.
 // NOTE: epilogueLaunch still accepts a WGSL string defining epi_act (the legacy
 // forward-only form) only while the conv2d / matmul ops pass it through; it will go with them.
 import type { Tensor } from '../tensor.ts';
 import type { ActivationKind } from '../../kernels/activations.ts';
-import { wgslMath } from '../../kernels/wgsl_math.ts';
+import { epilogueActWgsl } from '../../kernels/epilogue.ts';
 import { activationEpilogue, type ActivationSpec, type ResolvedActivation } from './activation.ts';
 
 /** A fused activation for a forward launch: y = act(z); with saveZ, z is written too. */
@@ -39,10 +40,5 @@ export function epilogueLaunch(op: string, a: string | FusedAct | undefined, bin
   if (a === undefined) return null;
   if (typeof a === 'string') return { act: a, saveZ: false, buffers: [], uniformF32: [0, 0, 0, 0], inputs: [] };
   const ep = activationEpilogue(op, a.spec, { binding, uniformField: 'u.act' });
-  const act = `${wgslMath()}
-${ep.wgsl}
-fn epi_act(z: f32) -> f32 {
-  return act_f(z, act_params());
-}`;
-  return { act, saveZ: a.saveZ, buffers: ep.buffers, uniformF32: ep.uniformF32, inputs: ep.inputs };
+  return { act: epilogueActWgsl(ep.wgsl), saveZ: a.saveZ, buffers: ep.buffers, uniformF32: ep.uniformF32, inputs: ep.inputs };
 }
