@@ -16,7 +16,7 @@ import * as E from '../engine/index.ts';
 import { activation, activationBackwardFromZ, type ActivationSpec } from '../engine/ops/activation.ts';
 import { Uniforms } from '../engine/ops/launch.ts';
 import { grid1d } from '../kernels/elementwise.ts';
-import { COPY_WORKGROUP, copyVec4Wgsl } from '../kernels/copy.ts';
+import { COPY_WORKGROUP, copyVec4Kernel } from '../kernels/copy.ts';
 import type { BenchCase } from './harness.ts';
 
 type Kind = 'silu' | 'gelu' | 'pssilu';
@@ -69,7 +69,7 @@ export function cases(device: Device, opts: { quick: boolean }): BenchCase[] {
       bytes: 2 * n * F,
       setup: setupIO,
       run() {
-        device.dispatch({ name: 'copy_vec4', wgsl: copyVec4Wgsl(), buffers: [x!.buffer, out!.buffer], uniforms: copyU, workgroups: g.workgroups });
+        device.dispatch({ kernel: copyVec4Kernel, buffers: [x!.buffer, out!.buffer], uniforms: copyU, workgroups: g.workgroups });
       },
     });
     for (const kind of KINDS) {

@@ -1,16 +1,16 @@
-// Per-dispatch CPU overhead: the transitional {name, wgsl} form (the op rebuilds the WGSL
-// text and the pipeline cache hashes all of it on every dispatch) against a kernel
-// descriptor (a short key; the WGSL is built only on a pipeline cache miss). Each run()
-// encodes DISPATCHES one-workgroup dispatches of the same tiny copy for both forms, and the
+// Per-dispatch CPU overhead of kernel descriptors: a constant descriptor (copy_vec4, bound
+// once) against one bound per dispatch with its profile info (strided_copy, as the ops do).
+// Each run() encodes DISPATCHES one-workgroup dispatches of the same tiny kernel, and the
 // case's sync only submits them (it does not wait for the GPU), so a row's time is the CPU
 // cost of encoding plus one submit: items/s = dispatches per second of main-thread work.
-// ratio = descriptor items/s / legacy items/s (> 1: descriptors are cheaper).
+// ratio = bound-per-dispatch items/s / constant items/s (< 1: the binding costs).
 // `encodeOverhead` times the encoding loop alone (no submit), the variants interleaved.
+// (The transitional {name, wgsl} form this once compared against is gone from bench/.)
 import type { Device } from '../engine/device.ts';
 import { Tensor } from '../engine/index.ts';
 import { Uniforms } from '../engine/ops/launch.ts';
-import { copyVec4Kernel, copyVec4Wgsl } from '../kernels/copy.ts';
-import { stridedCopyKernel, stridedCopyWgsl } from '../kernels/layout.ts';
+import { copyVec4Kernel } from '../kernels/copy.ts';
+import { stridedCopyKernel } from '../kernels/layout.ts';
 import type { Kernel } from '../kernels/kernel.ts';
 import type { BenchCase } from './harness.ts';
 
@@ -28,20 +28,12 @@ const copyU = new Uniforms().u32(N4, N4).bytes();
 // strided_copy of a [16, 16] block (rank 2, contiguous): uniforms as engine/ops/layout.ts packs them.
 const stridedU = new Uniforms().u32(16, 2, 256, 1).i32(0).u32(0, 0, 0).u32(16, 16, 1, 1, 1, 1, 1, 1).i32(16, 1, 0, 0, 0, 0, 0, 0).u32(16, 1, 0, 0, 0, 0, 0, 0).bytes();
 
-/** The variants timed, in pairs (legacy, descriptor) per kernel. */
+/** The variants timed: the first is the baseline of the others. */
 export function variants(): Variant[] {
   return [
     {
-      name: 'legacy {name, wgsl} copy_vec4',
-      encode: (d, x, y) => d.dispatch({ name: 'copy_vec4', wgsl: copyVec4Wgsl(), buffers: [x, y], uniforms: copyU, workgroups: [1] }),
-    },
-    {
       name: 'descriptor copy_vec4',
       encode: (d, x, y) => d.dispatch({ kernel: copyVec4Kernel, buffers: [x, y], uniforms: copyU, workgroups: [1] }),
-    },
-    {
-      name: 'legacy {name, wgsl} strided_copy',
-      encode: (d, x, y) => d.dispatch({ name: 'strided_copy', wgsl: stridedCopyWgsl(false), buffers: [x, y], uniforms: stridedU, workgroups: [1] }),
     },
     {
       name: 'descriptor strided_copy (+ info)',
@@ -83,7 +75,7 @@ export function cases(device: Device): BenchCase[] {
     items: DISPATCHES,
     runs: 31,
     sync: drainEvery(device, 8),
-    baseline: i % 2 === 1 ? `${vs[i - 1]!.name} x${DISPATCHES}` : undefined,
+    baseline: i > 0 ? `${vs[0]!.name} x${DISPATCHES}` : undefined,
     setup,
     run() {
       for (let k = 0; k < DISPATCHES; k++) v.encode(device, x!.buffer, y!.buffer);

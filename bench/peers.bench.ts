@@ -17,7 +17,7 @@ import { conv2dBackwardFilter, conv2dBackwardInput, conv2dForward, conv2dGeometr
 import { matmulRaw } from '../engine/ops/matmul.ts';
 import { Uniforms } from '../engine/ops/launch.ts';
 import { grid1d } from '../kernels/elementwise.ts';
-import { COPY_WORKGROUP, copyVec4Wgsl } from '../kernels/copy.ts';
+import { COPY_WORKGROUP, copyVec4Kernel } from '../kernels/copy.ts';
 import type { BenchCase } from './harness.ts';
 import { hostRand, type TfPeer } from './peers/tfjs.ts';
 
@@ -164,7 +164,7 @@ export function cases(device: Device, opts: { quick: boolean; tfjs?: TfPeer | nu
       cy = E.Tensor.empty(device, [n]);
     },
     run() {
-      device.dispatch({ name: 'copy_vec4', wgsl: copyVec4Wgsl(), buffers: [cx!.buffer, cy!.buffer], uniforms: copyU, workgroups: g.workgroups });
+      device.dispatch({ kernel: copyVec4Kernel, buffers: [cx!.buffer, cy!.buffer], uniforms: copyU, workgroups: g.workgroups });
     },
     teardown() {
       cx?.dispose();

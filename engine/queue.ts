@@ -4,7 +4,12 @@
 import type { Device } from './device.ts';
 import { declaredBindings, type Kernel } from '../kernels/kernel.ts';
 
-/** Transitional: a kernel given as raw WGSL (being replaced by descriptors; see kernels/kernel.ts). */
+/**
+ * @deprecated Transitional: a kernel given as raw WGSL, keyed by its whole source. Only the
+ * activation ops (engine/ops/activation*.ts) still dispatch it, until they are converted to
+ * descriptors (kernels/kernel.ts, docs/kernels.md); then this type and legacyKernel go.
+ * test/repo/architecture.test.ts keeps any other file from using it.
+ */
 export interface LegacyDispatchSpec extends Omit<DispatchSpec, 'kernel'> {
   name: string;
   wgsl: string;

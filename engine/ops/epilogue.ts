@@ -2,8 +2,6 @@
 // into the `fn epi_act` WGSL the kernels include (built by kernels/epilogue.ts), the
 // buffers the epilogue binds (a learnable params tensor) and the four f32 uniform words of
 // the kernels' `act` field.
-// NOTE: epilogueLaunch still accepts a WGSL string defining epi_act (the legacy
-// forward-only form) only while the conv2d / matmul ops pass it through; it will go with them.
 import type { Tensor } from '../tensor.ts';
 import type { ActivationKind } from '../../kernels/activations.ts';
 import { epilogueActWgsl } from '../../kernels/epilogue.ts';
@@ -36,9 +34,8 @@ export interface EpilogueLaunch {
  * NOTE: the epilogue evaluates act_f(z, act_params()) per element: uniform params come from
  * u.act.xy; tensor params are read (and constrained) in the shader, so no readback.
  */
-export function epilogueLaunch(op: string, a: string | FusedAct | undefined, binding: number): EpilogueLaunch | null {
+export function epilogueLaunch(op: string, a: FusedAct | undefined, binding: number): EpilogueLaunch | null {
   if (a === undefined) return null;
-  if (typeof a === 'string') return { act: a, saveZ: false, buffers: [], uniformF32: [0, 0, 0, 0], inputs: [] };
   const ep = activationEpilogue(op, a.spec, { binding, uniformField: 'u.act' });
   return { act: epilogueActWgsl(ep.wgsl), saveZ: a.saveZ, buffers: ep.buffers, uniformF32: ep.uniformF32, inputs: ep.inputs };
 }

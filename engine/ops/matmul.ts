@@ -44,11 +44,6 @@ export interface SgTile {
 export interface MatmulRawOptions extends MatmulOptions {
   /** Bias of shape [N], added to every row before the activation. */
   bias?: Tensor;
-  /**
-   * @deprecated Legacy WGSL defining `fn epi_act(z: f32) -> f32` (forward only). Use
-   * matmulAct with a FusedAct; kept only while conv2d's GEMM forward still passes it.
-   */
-  act?: string;
   /** Kernel choice (default 'auto'; env KINKLESS_MATMUL_KERNEL overrides 'auto'). */
   kernel?: MatmulKernel;
   /** Rows per thread of the fast kernel (default MM_FAST_DEFAULTS). */
@@ -237,22 +232,22 @@ function plan(op: string, a: Tensor, b: Tensor, o: MatmulOptions): Plan {
 
 /** y = op(a) · op(b) (+ bias) with no autograd. Batch dims broadcast. */
 export function matmulRaw(a: Tensor, b: Tensor, o: MatmulRawOptions = {}): Tensor {
-  return matmulLaunch(a, b, o, o.act).y;
+  return matmulLaunch(a, b, o, undefined).y;
 }
 
 /**
  * y = act(op(a) · op(b) + bias) with the activation epilogue of `fused` (no autograd); with
  * fused.saveZ also z = op(a) · op(b) + bias from the same registers (the pre-activation a
- * fused backward needs), else z is null. `o.act` must be unset.
+ * fused backward needs), else z is null.
  */
 export function matmulAct(a: Tensor, b: Tensor, o: MatmulRawOptions, fused: FusedAct): { y: Tensor; z: Tensor | null } {
-  if (o.act !== undefined) throw new Error('kinkless: matmulAct: pass the activation in `fused`, not o.act');
   return matmulLaunch(a, b, o, fused);
 }
 
-function matmulLaunch(a: Tensor, b: Tensor, o: MatmulRawOptions, act: string | FusedAct | undefined): { y: Tensor; z: Tensor | null } {
+function matmulLaunch(a: Tensor, b: Tensor, o: MatmulRawOptions, act: FusedAct | undefined): { y: Tensor; z: Tensor | null } {
   const op = 'matmul';
   const device = assertSameDevice(op, a, b, ...(o.bias ? [o.bias] : []));
+  if ((o as { act?: unknown }).act !== undefined) throw new Error(`kinkless: ${op}: option act (a WGSL epi_act string) was removed; pass the activation to matmulAct(a, b, o, { spec, saveZ })`);
   if (o.kernel !== undefined && !MATMUL_KERNELS.includes(o.kernel)) throw new Error(`kinkless: ${op}: kernel must be one of ${MATMUL_KERNELS.join(', ')}, got "${String(o.kernel)}"`);
   const p = plan(op, a, b, o);
   const M = p.folded ? p.M * shapeSize(a.shape.slice(0, -2)) : p.M;
@@ -262,7 +257,7 @@ function matmulLaunch(a: Tensor, b: Tensor, o: MatmulRawOptions, act: string | F
       throw new Error(`kinkless: ${op}: bias must be an f32 vector of shape [${N}] (N = y's last dim), got ${o.bias.dtype} ${shapeStr(o.bias.shape)}`);
     }
   }
-  const saveZ = typeof act === 'object' && act.saveZ;
+  const saveZ = act?.saveZ ?? false;
   const y = alloc(device, p.yShape);
   const z = saveZ ? alloc(device, p.yShape, 'f32', 'matmul pre-activation') : null;
   if (y.size === 0) return { y, z };

@@ -205,7 +205,7 @@ describe('pipeline cache', () => {
     x.dispose();
   });
 
-  it('legacy {name, wgsl} dispatches still work (transitional)', async () => {
+  it('legacy {name, wgsl} dispatches still work (transitional: only engine/ops/activation*.ts use them)', async () => {
     const d = await testDevice();
     const x = E.Tensor.from(d, [1, 2, 3, 4, 5, 6, 7, 8]);
     const y = E.Tensor.empty(d, [8]);

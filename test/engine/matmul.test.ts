@@ -7,7 +7,7 @@ import { expectClose, expectNoNaN, f32, randArray } from '../helpers/compare.ts'
 import { dot, numericGrad, maxRelErr } from '../reference/gradcheck.ts';
 import { matmul64 } from '../../kernels/matmul.ts';
 import * as E from '../../engine/index.ts';
-import { linear, matmul, matmulRaw, type MatmulKernel } from '../../engine/ops/matmul.ts';
+import { linear, matmul, matmulAct, matmulRaw, type MatmulKernel } from '../../engine/ops/matmul.ts';
 
 type Dims = { M: number; N: number; K: number; transA?: boolean; transB?: boolean };
 
@@ -258,7 +258,7 @@ describe('linear', () => {
     expectClose(await gw!.f32(), g.db, { atol: 1e-5, rtol: 1e-5 }, 'linear dw');
     expectClose(await gb!.f32(), dbWant, { atol: 1e-5, rtol: 1e-5 }, 'linear db');
   });
-  it('without bias, with leading batch dims, and with a legacy activation epilogue (matmulRaw)', async () => {
+  it('without bias, with leading batch dims, and with an activation epilogue on every kernel (matmulAct)', async () => {
     const dev = await testDevice();
     const [In, Out] = [10, 7];
     const x = f32(randArray(2 * 3 * In, 51));
@@ -270,10 +270,9 @@ describe('linear', () => {
     const y0 = linear(X, W);
     expect(y0.shape).toEqual([2, 3, Out]);
     expectClose(await y0.f32(), matmul64(x, w, { M: 6, N: Out, K: In, transB: true }), { atol: 1e-5, rtol: 1e-5 }, 'no bias');
-    const act = 'fn epi_act(z: f32) -> f32 { return max(z, 0.0) * 2.0; }';
-    const want = Array.from(matmul64(x, w, { M: 6, N: Out, K: In, transB: true }, b), (v) => Math.max(v, 0) * 2);
+    const want = Array.from(matmul64(x, w, { M: 6, N: Out, K: In, transB: true }, b), (v) => (v > 0 ? v : 0.5 * v));
     for (const kernel of ['auto', 'fast', 'naive', 'tiled'] as const) {
-      const y1 = matmulRaw(X.view([6, In]), W, { transB: true, bias: Bt, act, kernel });
+      const y1 = matmulAct(X.view([6, In]), W, { transB: true, bias: Bt, kernel }, { spec: { kind: 'prelu', params: [0.5] }, saveZ: false }).y;
       expectClose(await y1.f32(), want, { atol: 1e-5, rtol: 1e-5 }, `epilogue ${kernel}`);
     }
   });
@@ -292,6 +291,8 @@ describe('matmul errors', () => {
     expect(() => matmul(a3, b3)).toThrow(/matmul: shapes \[2\] and \[3\] cannot be broadcast/);
     const w = E.Tensor.from(dev, new Float32Array(8), [2, 4]);
     expect(() => linear(a, w)).toThrow(/linear: x's last dim 3 .* must equal w's in-features 4/);
+    const removed = { act: 'fn epi_act(z: f32) -> f32 { return z; }' } as unknown as Parameters<typeof matmulRaw>[2];
+    expect(() => matmulRaw(a, E.Tensor.from(dev, new Float32Array(6), [3, 2]), removed)).toThrow(/matmul: option act \(a WGSL epi_act string\) was removed; pass the activation to matmulAct/);
     expect(() => linear(E.Tensor.from(dev, new Float32Array(4), [1, 4]), w, E.Tensor.from(dev, new Float32Array(3), [3]))).toThrow(/linear: b must have shape \[2\]/);
     expect(() => matmulRaw(a, E.Tensor.from(dev, new Float32Array(6), [3, 2]), { bias: E.Tensor.from(dev, new Float32Array(3), [3]) })).toThrow(/matmul: bias must be an f32 vector of shape \[2\]/);
   });

@@ -119,7 +119,7 @@ describe.each(paths)('matmul path $name', ({ name, o }) => {
       for (let i = 0; i < got.length; i++) if (got[i] !== want[i] && !(Math.abs(got[i]! - want[i]!) <= 1e-5 * want[i]!)) throw new Error(`${name} inf ${m}x${n}x${k}: y[${i}] = ${got[i]}, want ${want[i]}`);
     }
   });
-  it('fused epilogues: relu with saveZ, prelu with a tensor parameter, legacy act string', async () => {
+  it('fused epilogues: relu with saveZ, prelu with a tensor parameter, prelu with a uniform parameter and no bias', async () => {
     const [M, N, K] = [33, 10, 1030];
     const x = f32(randArray(M * K, 71));
     const w = f32(randArray(N * K, 72));
@@ -136,9 +136,9 @@ describe.each(paths)('matmul path $name', ({ name, o }) => {
     const p = matmulAct(X, W, { ...o, transB: true, bias: Bt }, { spec: { kind: 'prelu', raw: pa }, saveZ: false });
     expect(p.z).toBeNull();
     expectClose(await p.y.f32(), Array.from(zWant, (v) => (v > 0 ? v : 0.25 * v)), tol, `${name} prelu (tensor a)`);
-    const act = 'fn epi_act(z: f32) -> f32 { return 2.0 * z; }';
-    const l = matmulRaw(X, W, { ...o, transB: true, bias: Bt, act });
-    expectClose(await l.f32(), Array.from(zWant, (v) => 2 * v), { atol: 2 * tol.atol, rtol: 1e-5 }, `${name} legacy act`);
+    const z0 = matmul64(x, w, { M, N, K, transB: true });
+    const l = matmulAct(X, W, { ...o, transB: true }, { spec: { kind: 'prelu', params: [-2] }, saveZ: false });
+    expectClose(await l.y.f32(), Array.from(z0, (v) => (v > 0 ? v : -2 * v)), { atol: 2 * tol.atol, rtol: 1e-5 }, `${name} prelu (uniform a = -2), no bias`);
   });
 });
 

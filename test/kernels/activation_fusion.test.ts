@@ -8,7 +8,16 @@ import * as E from '../../engine/index.ts';
 import { activation, activationBackwardFromZ, activationEpilogue, type ActivationSpec } from '../../engine/ops/activation.ts';
 import { ACTIVATIONS, type ActivationKind } from '../../kernels/activations.ts';
 import { wgslMath } from '../../kernels/wgsl_math.ts';
+import { declaredBindings, defineKernel } from '../../kernels/kernel.ts';
 import { T2, paramTensor, runGpu } from '../helpers/activation.ts';
+
+/** The test's own kernel around an epilogue snippet: keyed by its whole source, bindings as declared. */
+const testEpilogueKernel = defineKernel<{ wgsl: string }>({
+  name: 'test_epilogue',
+  key: (p) => p.wgsl,
+  bindings: (p) => declaredBindings(p.wgsl).map((b) => ({ name: b.name, access: b.access })),
+  build: (p) => p.wgsl,
+});
 
 describe('fusion helpers, errors, memory', () => {
   it('activationEpilogue: a custom kernel y = act(x + b) with tensor params and with a surrogate', async () => {
@@ -42,7 +51,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
       new Uint32Array(u, 0, 1)[0] = n;
       new Float32Array(u, 4, 1)[0] = bias;
       new Float32Array(u, 16, 4).set(ep.uniformF32);
-      d.dispatch({ name: 'test_epilogue', wgsl, buffers: [X.buffer, Y.buffer, ...ep.buffers], uniforms: u, workgroups: [1] });
+      d.dispatch({ kernel: testEpilogueKernel({ wgsl }), buffers: [X.buffer, Y.buffer, ...ep.buffers], uniforms: u, workgroups: [1] });
       const got = await Y.f32();
       const z = x.map((v) => Math.fround(v + bias));
       const fwd = ACTIVATIONS[spec.kind];

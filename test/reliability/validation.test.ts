@@ -12,6 +12,7 @@ import { testDevice } from '../helpers/device.ts';
 import * as E from '../../engine/index.ts';
 import { conv2d } from '../../engine/ops/conv2d.ts';
 import { checkLabels, softmaxCrossEntropy } from '../../engine/ops/loss.ts';
+import { copyVec4Kernel } from '../../kernels/copy.ts';
 import { Conv2d, Flatten, Linear, Sequential } from '../../nn/layers.ts';
 import { Activation } from '../../nn/activation.ts';
 import { SmallCnn } from '../../nn/models/small_cnn.ts';
@@ -99,7 +100,7 @@ describe('validation of public entry points', () => {
       { area: 'loss', input: 'label 10 with 10 classes (checkLabels)', run: () => checkLabels(E.Tensor.from(d, [3, 10], [2], 'i32'), 10), want: /label.*10.*\[0, 10\)|10.*out of range/ },
       { area: 'random', input: 'randomUniform lo = hi = 1', run: () => E.randomUniform(d, [3], { seed: 1, lo: 1, hi: 1 }), want: /lo \(1\) must be < hi \(1\)/ },
       { area: 'random', input: 'randomUniform seed -1', run: () => E.randomUniform(d, [3], { seed: -1 }), want: /seed must be an integer in \[0, 2\^53\), got -1/ },
-      { area: 'device', input: 'a dispatch of 70000 workgroups', run: () => d.dispatch({ name: 'my_kernel', wgsl: '', buffers: [], workgroups: [70000] }), want: /kernel "my_kernel": workgroup counts \[70000, 1, 1\] must be integers <= 65535/ },
+      { area: 'device', input: 'a dispatch of 70000 workgroups', run: () => d.dispatch({ kernel: copyVec4Kernel, buffers: [], workgroups: [70000] }), want: /kernel "copy_vec4": workgroup counts \[70000, 1, 1\] must be integers <= 65535/ },
       { area: 'device', input: 'a 2^40-element tensor', run: () => E.Tensor.empty(d, [2 ** 20, 2 ** 20]), want: /cannot allocate tensor \[1048576, 1048576\]: 4398046511104 bytes exceeds the device's largest storage buffer/ },
       { area: 'device', input: 'createDevice({ adapter: "no-such-gpu" })', run: () => E.createDevice({ adapter: 'no-such-gpu' }), want: /no WebGPU adapter found matching "no-such-gpu"/ },
       { area: 'device', input: 'createDevice({ memoryLimitBytes: -1 })', run: () => E.createDevice({ memoryLimitBytes: -1 }), want: /memoryLimitBytes must be a number of bytes >= 0, got -1/ },
