@@ -127,7 +127,7 @@ function pieceSelect(name: string, slot: number): string {
 // x Phi(x) within 1.7 ULP of float64 wherever Phi is a normal f32 (x > -12.95); below,
 // x Phi(x) is still normal down to -13.1 but inherits Phi's subnormal rounding (2.9 ULP at
 // -13, ~8 at -13.1; only a fused x Phi in the caller could avoid it); see
-// test/kernels/activation_gpu.test.ts (before: 2.8 ULP on [-1.3, 0), 32 to 260 ULP in the
+// test/kernels/activation_gelu_ulp.test.ts (before: 2.8 ULP on [-1.3, 0), 32 to 260 ULP in the
 // lower tail). Phi is exactly 0 (x <= -13.98) or 1 far out. The exp-based erfc of Juffa's erff (k_erf) is not used: it
 // needs x/sqrt2 rounded and exp(-t*t) with t*t rounded, and is only accurate in absolute
 // terms beyond t = 1.75.

@@ -1,4 +1,5 @@
-// Shared helpers of the activation GPU tests (test/kernels/activation_*.test.ts): the
+// Shared helpers of the activation GPU tests (test/engine/activation_*.test.ts and
+// test/kernels/activation_gelu_ulp.test.ts): the
 // per-kind tolerances against the float64 references, raw learnable values, the float64
 // expected outputs (forward, dx, parameter gradients through the table's constraints),
 // and runners that read a forward + backward back from the GPU.

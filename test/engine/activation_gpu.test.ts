@@ -4,7 +4,7 @@
 // scalar), learnable raw params through the table's constraints. Tolerances per kind:
 // test/helpers/activation.ts (TOL). The extreme-input test adds an atol relative to |x|
 // (1e-7 |x|), since f32 rounding of a*x at |x| = 1e30 is itself ~6e-8 relative. Other
-// activation GPU tests: activation_gelu_ulp (GELU's ULP error), activation_properties
+// activation GPU tests: test/kernels/activation_gelu_ulp (GELU's ULP error), activation_properties
 // (f'(0), jumps, convergence to ReLU), activation_params (learnable params, surrogate,
 // sharing), activation_fusion (epilogue helper, errors, memory), activation_ieee (NaN,
 // +-inf). Set KINKLESS_VERBOSE=1 to print the measured errors.
