@@ -6,7 +6,7 @@
 // per-pixel kernels ('pixel') on conv1, and the 'conv2d levers' group: each lever of
 // the conv path A/B in the same run (col2im by stride phase vs testing every tap; conv2's
 // forward + dw with the forward's im2col kept vs rebuilt; conv1's dw per-pixel vs direct).
-// TF.js webgpu on the same adapter (docs: /work/shared/PEERS.md), N64 32x32 64->64 3x3:
+// TF.js webgpu on the same adapter (docs/peers.md), N64 32x32 64->64 3x3:
 // 6.1 fwd / 6.9 dx / 1.3 dw GFLOP/s; N64 28x28 1->32 3x3: 0.29 / 1.1 / 1.1.
 import type { Device } from '../engine/device.ts';
 import { Tensor } from '../engine/index.ts';

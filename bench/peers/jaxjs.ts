@@ -1,6 +1,6 @@
 // jax-js peer (@jax-js/jax, an optional dependency): a JAX-like library whose WebGPU
 // backend fuses elementwise chains under `jit`, run in this process on its own Dawn
-// (`webgpu` package) adapter and device. Loading, per /work/shared/PEERS.md's notes: Dawn's
+// (`webgpu` package) adapter and device. Loading (docs/peers.md): Dawn's
 // globals and `navigator = { gpu, userAgent }` (a STRING userAgent: its WebGPU chunk throws
 // on load without one) must exist before the module is imported, then `init('webgpu')`
 // and `defaultDevice('webgpu')`. The package is resolved from `import('@jax-js/jax')` or,

@@ -1,6 +1,6 @@
 // TF.js peer: TensorFlow.js's WebGPU backend on the same Dawn (`webgpu` package) adapter,
 // in the same process, with its own GPUDevice. Loading follows the pitfalls recorded in
-// /work/shared/PEERS.md: Dawn's globals (GPUBufferUsage, ...) and `navigator.gpu` must
+// docs/peers.md: Dawn's globals (GPUBufferUsage, ...) and `navigator.gpu` must
 // exist BEFORE the backend module loads (it registers itself only when navigator.gpu is
 // there), so both packages are imported dynamically afterwards; the umbrella package
 // '@tensorflow/tfjs' is the one that registers gradients. The peer gets its own Dawn

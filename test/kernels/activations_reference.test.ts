@@ -1,5 +1,5 @@
 // Float64 checks of the activation references and reference_math (no GPU): gradchecks
-// by extrapolated central differences, the properties listed in REFERENCE.md section 2
+// by extrapolated central differences, the properties listed in docs/numerics.md section 2
 // (values and curvature at 0, kinks, convergence to ReLU, minima, GELU forms), finiteness
 // at extreme inputs, erf against known values, and the table's API and WGSL shape.
 // Set KINKLESS_VERBOSE=1 to print the measured gradcheck errors.
@@ -153,7 +153,7 @@ describe('gradcheck: float64 refs vs extrapolated central differences', () => {
 
 describe('values and curvature at 0', () => {
   const d = (k: ActivationKind) => ACTIVATIONS[k];
-  it("f(0) = 0 and f'(0) per REFERENCE.md", () => {
+  it("f(0) = 0 and f'(0) per docs/numerics.md", () => {
     const cases: [ActivationKind, number[], number][] = [
       ['relu', [], 0],
       ['softplus', [1], 0.5],
