@@ -13,16 +13,7 @@ import { Tensor } from '../engine/index.ts';
 import { conv2d, conv2dBackwardFilter, conv2dBackwardInput, conv2dForward, conv2dGeometry, type Conv2dOptions, type ConvImpl } from '../engine/ops/conv2d.ts';
 import { grad, scope } from '../engine/index.ts';
 import type { BenchCase } from './harness.ts';
-
-function rand(n: number, seed: number): Float32Array {
-  const a = new Float32Array(n);
-  let s = seed;
-  for (let i = 0; i < n; i++) {
-    s = (s * 1664525 + 1013904223) >>> 0;
-    a[i] = s / 2 ** 31 - 1;
-  }
-  return a;
-}
+import { hostRand as rand } from './host_rand.ts';
 
 interface Shape {
   label: string;

@@ -9,16 +9,7 @@ import { createDevice } from '../engine/device.ts';
 import { Tensor } from '../engine/index.ts';
 import { matmulRaw, subgroupGemmSupported, type MatmulRawOptions } from '../engine/ops/matmul.ts';
 import { measure, type BenchCase } from './harness.ts';
-
-function rand(n: number, seed: number): Float32Array {
-  const a = new Float32Array(n);
-  let s = seed;
-  for (let i = 0; i < n; i++) {
-    s = (s * 1664525 + 1013904223) >>> 0;
-    a[i] = s / 2 ** 31 - 1;
-  }
-  return a;
-}
+import { hostRand as rand } from './host_rand.ts';
 
 /** A GEMM shape: y [M, N] = op(a) op(b), with the bias the dense forward adds. */
 export interface GemmShape {

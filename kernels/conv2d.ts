@@ -16,8 +16,8 @@
 // Uniform block: convUniformWgsl (conv2d_common.ts).
 import { defineKernel, reads, writes } from './kernel.ts';
 import {
-  CONV_UNIFORM_WGSL, CONV_WG, actStoreLoop, chunks, comps, convEpilogueKey, convForwardBindings, convOutputBindings,
-  convUniformWgsl, gather, iota, range, vi, vt, type ConvEpilogue,
+  CONV_UNIFORM_WGSL, CONV_WG, actStoreLoop, chunks, comps, convEpilogueKey, convForwardBindings, convForwardDeclsWgsl,
+  gather, iota, range, vi, vt, type ConvEpilogue,
 } from './conv2d_common.ts';
 
 /**
@@ -30,12 +30,7 @@ export function conv2dFastWgsl(OB: number, PB = 4, epi: ConvEpilogue = { bias: f
   const I = vi(PB);
   const obs = range(OB);
   return `// conv2d (fast: ${OB} channels x ${PB} pixels per thread${epi.saveZ ? ', saveZ' : ''})
-${convUniformWgsl(!!epi.act)}
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read> w: array<f32>;
-${epi.bias ? '@group(0) @binding(3) var<storage, read> b: array<f32>;' : ''}
-${convOutputBindings(epi)}
-${epi.act ?? ''}
+${convForwardDeclsWgsl(epi)}
 @compute @workgroup_size(${CONV_WG})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
   let OWB = (u.OW + ${PB - 1}) / ${PB};

@@ -97,6 +97,20 @@ export function convOutputBindings(epi: ConvEpilogue, T = 'f32'): string {
   return lines.join('\n');
 }
 
+/**
+ * The module header of a forward kernel, in convForwardBindings' order: the uniform block,
+ * the inputs `ins` (x, w) as arrays of `inT`, [b], y and [z] as arrays of `yT`, then the
+ * epilogue's WGSL (`fn epi_act` and its bindings).
+ */
+export function convForwardDeclsWgsl(epi: ConvEpilogue, ins: [string, string] = ['x', 'w'], inT = 'f32', yT = 'f32'): string {
+  return `${convUniformWgsl(!!epi.act)}
+@group(0) @binding(1) var<storage, read> ${ins[0]}: array<${inT}>;
+@group(0) @binding(2) var<storage, read> ${ins[1]}: array<${inT}>;
+${epi.bias ? '@group(0) @binding(3) var<storage, read> b: array<f32>;' : ''}
+${convOutputBindings(epi, yT)}
+${epi.act ?? ''}`;
+}
+
 /** Stores of one output value `v` at flat index `idx` (y = epi_act(v) and, with saveZ, z = v). */
 export function convEpilogueStore(epi: ConvEpilogue, idx: string, v: string): string {
   if (!epi.act) return `y[${idx}] = ${v};`;

@@ -2,19 +2,14 @@
 // blocking. Kept as the correctness oracle for the fast kernels (conv2d.ts) and as the
 // speed baseline in bench/conv2d.bench.ts. Same uniform block and bindings as the fast ones.
 import { defineKernel, reads, writes } from './kernel.ts';
-import { CONV_UNIFORM_WGSL, convEpilogueKey, convEpilogueStore, convForwardBindings, convOutputBindings, convUniformWgsl, type ConvEpilogue } from './conv2d_common.ts';
+import { CONV_UNIFORM_WGSL, convEpilogueKey, convEpilogueStore, convForwardBindings, convForwardDeclsWgsl, type ConvEpilogue } from './conv2d_common.ts';
 
 export const CONV_NAIVE_WG = 64;
 
 /** y[n, o, oh, ow], one per thread (index gid.x + gid.y * u.gx). Bindings: x, w, [b], y, [z] (see ConvEpilogue). */
 export function conv2dNaiveWgsl(epi: ConvEpilogue = { bias: false }): string {
   return `// conv2d (naive${epi.saveZ ? ', saveZ' : ''})
-${convUniformWgsl(!!epi.act)}
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read> w: array<f32>;
-${epi.bias ? '@group(0) @binding(3) var<storage, read> b: array<f32>;' : ''}
-${convOutputBindings(epi)}
-${epi.act ?? ''}
+${convForwardDeclsWgsl(epi)}
 @compute @workgroup_size(${CONV_NAIVE_WG})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let i = i32(gid.x + gid.y * u32(u.gx));

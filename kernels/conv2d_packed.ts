@@ -8,8 +8,8 @@
 // OgQ are the padded rows, the padded row length / 4 and the padded channels / 4).
 import { defineKernel, reads, writes } from './kernel.ts';
 import {
-  CONV_UNIFORM_WGSL, CONV_WG, actStoreLoop, comps, convEpilogueKey, convForwardBindings, convOutputBindings,
-  convUniformWgsl, range, type ConvEpilogue,
+  CONV_UNIFORM_WGSL, CONV_WG, actStoreLoop, comps, convEpilogueKey, convForwardBindings, convForwardDeclsWgsl,
+  range, type ConvEpilogue,
 } from './conv2d_common.ts';
 
 /**
@@ -117,12 +117,7 @@ export function conv2dPackedWgsl(s: ConvPackedSpec): string {
     })
     .join('\n');
   return `// conv2d (packed: ${s.OB} channels x 4 pixels per thread, KW=${s.KW} sw=${s.sw} dlw=${s.dlw}${epi.saveZ ? ', saveZ' : ''})
-${convUniformWgsl(!!epi.act)}
-@group(0) @binding(1) var<storage, read> xp: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> wt: array<vec4<f32>>;
-${epi.bias ? '@group(0) @binding(3) var<storage, read> b: array<f32>;' : ''}
-${convOutputBindings(epi)}
-${epi.act ?? ''}
+${convForwardDeclsWgsl(epi, ['xp', 'wt'], 'vec4<f32>')}
 @compute @workgroup_size(${CONV_WG})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
   let OWB = (u.OW + 3) / 4;

@@ -16,7 +16,7 @@
 // has only Cg*KH = 3 live lanes per workgroup for conv1. Measured in bench/conv2d.bench.ts.
 // Uniform block: convUniformWgsl (conv2d_common.ts; gx = threads per grid row).
 import { defineKernel, reads, writes } from './kernel.ts';
-import { CONV_WG, convEpilogueKey, convEpilogueStore, convForwardBindings, convOutputBindings, convUniformWgsl, range, type ConvEpilogue } from './conv2d_common.ts';
+import { CONV_WG, convEpilogueKey, convEpilogueStore, convForwardBindings, convForwardDeclsWgsl, convUniformWgsl, range, type ConvEpilogue } from './conv2d_common.ts';
 
 /** Compile-time shape of the per-pixel kernels. */
 export interface ConvPixelSpec {
@@ -94,12 +94,7 @@ export function conv2dPixelWgsl(s: ConvPixelSpec, epi: ConvEpilogue = { bias: fa
   const obs = range(s.OB);
   const CK = s.Cg * s.KH * s.KW;
   return `// conv2d_pixel (${s.OB} channels x 4 flat pixels per thread, Cg=${s.Cg} ${s.KH}x${s.KW} taps unrolled${s.vec ? ', vec4 stores' : ''}${epi.saveZ ? ', saveZ' : ''})
-${convUniformWgsl(!!epi.act)}
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read> w: array<f32>;
-${epi.bias ? '@group(0) @binding(3) var<storage, read> b: array<f32>;' : ''}
-${convOutputBindings(epi, s.vec ? 'vec4<f32>' : 'f32')}
-${epi.act ?? ''}
+${convForwardDeclsWgsl(epi, ['x', 'w'], 'f32', s.vec ? 'vec4<f32>' : 'f32')}
 @compute @workgroup_size(${CONV_WG})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
 ${pixelPrologue('i32(gid.x + gid.y * u32(u.gx))')}

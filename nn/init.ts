@@ -24,6 +24,19 @@ function normals(rng: Rng, n: number): Float64Array {
   return out;
 }
 
+/** Fill `out` with zero-mean values of standard deviation `std`: uniform on [-sqrt(3) std, sqrt(3) std) or normal. */
+function fillWithStd(out: Float32Array, rng: Rng, uniform: boolean, std: number): Float32Array {
+  const n = out.length;
+  if (uniform) {
+    const b = Math.sqrt(3) * std;
+    for (let i = 0; i < n; i++) out[i] = (2 * rng.next() - 1) * b;
+  } else {
+    const z = normals(rng, n);
+    for (let i = 0; i < n; i++) out[i] = z[i]! * std;
+  }
+  return out;
+}
+
 /**
  * Initial values for a tensor of `shape`. Kaiming uses gain sqrt(2) (ReLU) by default,
  * `a` = negative slope as in PyTorch: gain = sqrt(2 / (1 + a^2)). PyTorch's default
@@ -48,28 +61,12 @@ export function initValues(kind: InitKind, shape: readonly number[], seed: numbe
     case 'kaiming_normal': {
       const a = opts.a ?? 0;
       const gain = opts.gain ?? Math.sqrt(2 / (1 + a * a));
-      const std = gain / Math.sqrt(fanIn);
-      if (kind === 'kaiming_uniform') {
-        const b = Math.sqrt(3) * std;
-        for (let i = 0; i < n; i++) out[i] = (2 * rng.next() - 1) * b;
-      } else {
-        const z = normals(rng, n);
-        for (let i = 0; i < n; i++) out[i] = z[i]! * std;
-      }
-      return out;
+      return fillWithStd(out, rng, kind === 'kaiming_uniform', gain / Math.sqrt(fanIn));
     }
     case 'xavier_uniform':
     case 'xavier_normal': {
       const gain = opts.gain ?? 1;
-      const std = gain * Math.sqrt(2 / (fanIn + fanOut));
-      if (kind === 'xavier_uniform') {
-        const b = Math.sqrt(3) * std;
-        for (let i = 0; i < n; i++) out[i] = (2 * rng.next() - 1) * b;
-      } else {
-        const z = normals(rng, n);
-        for (let i = 0; i < n; i++) out[i] = z[i]! * std;
-      }
-      return out;
+      return fillWithStd(out, rng, kind === 'xavier_uniform', gain * Math.sqrt(2 / (fanIn + fanOut)));
     }
     default:
       throw new Error(`kinkless: init: unknown kind "${String(kind)}"; expected one of kaiming_uniform, kaiming_normal, xavier_uniform, xavier_normal, zeros, ones, uniform`);

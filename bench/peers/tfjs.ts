@@ -13,6 +13,7 @@
 import { gpuWait } from '../../engine/gpu_wait.ts';
 import { createRequire } from 'node:module';
 import { create, globals } from 'webgpu';
+import { hostRand } from '../host_rand.ts';
 
 type Tf = typeof import('@tensorflow/tfjs');
 type TfTensor = import('@tensorflow/tfjs').Tensor;
@@ -96,16 +97,8 @@ export async function loadTfjs(): Promise<{ peer: TfPeer; error?: undefined } | 
   }
 }
 
-/** Deterministic uniform values in [-scale, scale) (an LCG; the same stream as the kinkless benches). */
-export function hostRand(n: number, seed: number, scale = 1): Float32Array {
-  const a = new Float32Array(n);
-  let s = seed >>> 0;
-  for (let i = 0; i < n; i++) {
-    s = (s * 1664525 + 1013904223) >>> 0;
-    a[i] = (s / 2 ** 31 - 1) * scale;
-  }
-  return a;
-}
+// The benches' input stream (bench/host_rand.ts), re-exported for the peer benches.
+export { hostRand };
 
 /** The small MNIST CNN in TF.js with its training steps (inputs NHWC [N, 28, 28, 1], one-hot labels). */
 export class TfSmallCnn {
