@@ -17,6 +17,9 @@ import {
   xMinusLog1p64,
 } from './reference_math.ts';
 
+// The constraint helpers live in activation_constraints.ts (re-exported here).
+export { constrain, paramDomainError, unconstrain } from './activation_constraints.ts';
+
 /** How a learnable RAW parameter maps to the effective one: |raw|, raw^2 or raw. */
 export type ParamConstraint = 'abs' | 'square' | 'none';
 
@@ -46,7 +49,9 @@ export interface ActivationDef {
   learnable: boolean;
   /**
    * WGSL defining `${prefix}_f(x: f32, p: vec2<f32>) -> f32`, `${prefix}_df(...) -> f32`
-   * (df/dx) and `${prefix}_dp(...) -> vec2<f32>` (df/dparam). Needs wgslMath().
+   * (df/dx), `${prefix}_dp(...) -> vec2<f32>` (df/dparam) and `${prefix}_fdf(...) ->
+   * vec2<f32>` = (f, df/dx) from one evaluation (shared exp/sigmoid/normal tail where the
+   * kind has one; else the two calls). Needs wgslMath().
    */
   wgsl(prefix: string): string;
   /** float64 reference of f. */
@@ -95,8 +100,14 @@ function checkPrefix(prefix: string): void {
 // float assumption can remove) and returns x itself.
 const IS_NAN_X = '(bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u';
 
-/** Builds the three WGSL functions from their bodies (which see x: f32, p: vec2<f32>). */
-function wgslFns(prefix: string, kind: string, f: string, df: string, dp: string): string {
+/**
+ * Builds the four WGSL functions from their bodies (which see x: f32, p: vec2<f32>).
+ * `fdf` returns vec2(f, df/dx) sharing the work of both; when omitted, _fdf calls _f and _df.
+ * NOTE: a shared body must compute each value with the same operations as f and df
+ * alone (same helpers, same order), so the fused value-and-grad kernel matches the
+ * separate forward and backward kernels.
+ */
+function wgslFns(prefix: string, kind: string, f: string, df: string, dp: string, fdf?: string): string {
   checkPrefix(prefix);
   return `
 // activation: ${kind}
@@ -111,6 +122,10 @@ ${df}
 fn ${prefix}_dp(x: f32, p: vec2<f32>) -> vec2<f32> {
   if (${IS_NAN_X}) { return vec2<f32>(x, x); }
 ${dp}
+}
+fn ${prefix}_fdf(x: f32, p: vec2<f32>) -> vec2<f32> {
+  if (${IS_NAN_X}) { return vec2<f32>(x, x); }
+${fdf ?? `  return vec2<f32>(${prefix}_f(x, p), ${prefix}_df(x, p));`}
 }
 `;
 }
@@ -149,6 +164,12 @@ const SOFTPLUS_WGSL_F = `  let a = p.x;
   return max(x, 0.0) + k_log1p01(k_exp_neg(-abs(z))) / a;`;
 const SOFTPLUS_WGSL_DF = `  let z = p.x * ${XCLAMP};
   return k_sigmoid(z);`;
+// (f, df) from one e = exp(-|z|): df = k_sigmoid(z) written out on that e.
+const SOFTPLUS_WGSL_FDF = `  let a = p.x;
+  let z = a * ${XCLAMP};
+  let e = k_exp_neg(-abs(z));
+  let d = 1.0 + e;
+  return vec2<f32>(max(x, 0.0) + k_log1p01(e) / a, select(e / d, 1.0 / d, z >= 0.0));`;
 const SOFTPLUS_WGSL_DP = `  let a = p.x;
   let xc = ${XCLAMP};
   let e = k_exp_neg(-abs(a * xc));
@@ -174,7 +195,7 @@ function makeSoftplus(kind: 'softplus' | 'psoftplus', learnable: boolean): Activ
     kind,
     params: [scaleParam('a', 1)],
     learnable,
-    wgsl: (prefix) => wgslFns(prefix, kind, SOFTPLUS_WGSL_F, SOFTPLUS_WGSL_DF, SOFTPLUS_WGSL_DP),
+    wgsl: (prefix) => wgslFns(prefix, kind, SOFTPLUS_WGSL_F, SOFTPLUS_WGSL_DF, SOFTPLUS_WGSL_DP, SOFTPLUS_WGSL_FDF),
     f: softplusF,
     df: softplusDf,
     dp: softplusDp,
@@ -205,6 +226,11 @@ const silu = define({
   }
   let s = k_sigmoid2(z);
   return vec2<f32>(xc * (xc * (s.x * s.y)), 0.0);`,
+      // (f, df) from one k_sigmoid2 (its .x is k_sigmoid(z) bit for bit).
+      `  let z = p.x * ${XCLAMP};
+  let s = k_sigmoid2(z);
+  let sx = s.x;
+  return vec2<f32>(${mul0('x', 'sx')}, s.x + z * (s.x * s.y));`,
     ),
   f: (x, p) => x * sigmoid64(p[0]! * x),
   df: (x, p) => {
@@ -235,6 +261,11 @@ const gelu = define({
       `  let d = k_normal_pdf(x);
   return k_normal_cdf(x) + ${mul0('x', 'd')};`,
       ZERO2,
+      // (Phi, phi) from one exp(-x^2/2) (k_normal_cdf_pdf).
+      `  let cd = k_normal_cdf_pdf(x);
+  let c = cd.x;
+  let d = cd.y;
+  return vec2<f32>(${mul0('x', 'c')}, c + ${mul0('x', 'd')});`,
     ),
   f: (x) => x * normalCdf64(x),
   df: (x) => normalCdf64(x) + x * normalPdf64(x),
@@ -266,6 +297,11 @@ const gelu_tanh = define({
   let s = k_sigmoid2(z);
   return s.x + xc * (s.x * s.y) * ${GELU_TANH_2K} * (1.0 + 0.134145 * xc * xc);`,
       ZERO2,
+      `  let xc = clamp(x, -20.0, 20.0);
+  let z = ${GELU_TANH_2K} * (xc + 0.044715 * xc * xc * xc);
+  let s = k_sigmoid2(z);
+  let sx = s.x;
+  return vec2<f32>(${mul0('x', 'sx')}, s.x + xc * (s.x * s.y) * ${GELU_TANH_2K} * (1.0 + 0.134145 * xc * xc));`,
     ),
   f: (x) => {
     const xc = Math.min(Math.max(x, -40), 40); // |2u| > 4600 beyond: exactly 0/1 in f64
@@ -459,6 +495,10 @@ const pssilu = define({
   let sn = s.y;
   let db = -${mul0('x', 'sn')} / omb / omb;
   return vec2<f32>(da, db);`,
+      `  let z = p.x * ${XCLAMP};
+  let s = k_sigmoid2(z);
+  let m = s.x - p.y;
+  return vec2<f32>(${mul0('x', 'm')} / (1.0 - p.y), (s.x - p.y + z * (s.x * s.y)) / (1.0 - p.y));`,
     ),
   f: (x, p) => (x * (sigmoid64(p[0]! * x) - p[1]!)) / (1 - p[1]!),
   df: (x, p) => {
@@ -499,7 +539,8 @@ const mish = define({
   kind: 'mish',
   params: [],
   learnable: false,
-  wgsl: (prefix) => wgslFns(prefix, 'mish', `${MISH_PARTS}\n  return ${mul0('x', 't')};`, `${MISH_PARTS}\n  return t + g;`, ZERO2),
+  wgsl: (prefix) =>
+    wgslFns(prefix, 'mish', `${MISH_PARTS}\n  return ${mul0('x', 't')};`, `${MISH_PARTS}\n  return t + g;`, ZERO2, `${MISH_PARTS}\n  return vec2<f32>(${mul0('x', 't')}, t + g);`),
   // float64: tanh(softplus(x)) is accurate in relative terms (softplus64 has no
   // cancellation) and 1 - t^2 = sech(sp)^2 via cosh, which never cancels.
   f: (x) => x * Math.tanh(softplus64(x)),
@@ -555,28 +596,4 @@ export function activationConstraint(kind: string, param: number | string): Para
   const p = def.params[i];
   if (!p) throw new Error(`activation ${kind} has no parameter ${JSON.stringify(param)}; its parameters: [${def.paramNames.join(', ')}]`);
   return p.constraint;
-}
-
-/** Effective value of a raw value under a constraint. */
-export function constrain(c: ParamConstraint, raw: number): number {
-  return c === 'abs' ? Math.abs(raw) : c === 'square' ? raw * raw : raw;
-}
-
-/**
- * The raw value whose constraint gives `eff` (a learnable parameter's initial raw value):
- * eff itself, or sqrt(eff) under 'square'. Throws for a negative eff under 'abs'/'square',
- * which no raw value reaches.
- */
-export function unconstrain(c: ParamConstraint, eff: number): number {
-  if (c !== 'none' && !(eff >= 0)) throw new Error(`a parameter learned as ${c === 'abs' ? '|raw|' : 'raw^2'} cannot start at ${eff} (must be >= 0)`);
-  return c === 'square' ? Math.sqrt(eff) : eff;
-}
-
-/** Why effective value v of parameter p is outside its domain (null when inside). */
-export function paramDomainError(p: ActivationParam, v: number): string | null {
-  const d = p.domain;
-  if (!d) return null;
-  if (d.gt !== undefined && !(v > d.gt)) return `> ${d.gt} (${d.why})`;
-  if (d.lt !== undefined && !(v < d.lt)) return `< ${d.lt} (${d.why})`;
-  return null;
 }

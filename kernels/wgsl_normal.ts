@@ -48,7 +48,11 @@ fn k_exp_neg_half_sq(u: f32) -> vec4<f32> {
 // emulation over 1.5M points; before: exp(-0.5*t*t), 83 ULP at x = 9.7).
 export const WGSL_NORMAL_PDF = /* wgsl */ `
 fn k_normal_pdf(x: f32) -> f32 {
-  let w = k_exp_neg_half_sq(min(abs(x), 14.0));
+  return k_normal_pdf_w(k_exp_neg_half_sq(min(abs(x), 14.0)));
+}
+
+// phi from w = k_exp_neg_half_sq(min(|x|, 14)).
+fn k_normal_pdf_w(w: vec4<f32>) -> f32 {
   let a = 0x1.988p-2 * w.y;
   var c = fma(1.649915e-5, w.z, 0x1.988p-2 * w.z);
   c = fma(1.649915e-5, w.y, c);
@@ -131,21 +135,49 @@ function pieceSelect(name: string, slot: number): string {
 // lower tail). Phi is exactly 0 (x <= -13.98) or 1 far out. The exp-based erfc of Juffa's erff (k_erf) is not used: it
 // needs x/sqrt2 rounded and exp(-t*t) with t*t rounded, and is only accurate in absolute
 // terms beyond t = 1.75.
+// k_normal_cdf_pdf(x) = (Phi(x), phi(x)) from ONE k_exp_neg_half_sq (the fused GELU
+// value-and-gradient kernel): each value is computed exactly as k_normal_cdf and
+// k_normal_pdf compute it, only the shared exp is evaluated once.
 export const WGSL_NORMAL_CDF = /* wgsl */ `
 fn k_normal_cdf(x: f32) -> f32 {
   let u = min(abs(x), 14.0);
-  if (u < 0.25 || (x > 0.0 && u < 0.5)) {
-    let s = u * u;
-    var m: f32 = 6.6596935e-7;
-    m = fma(m, s, -9.444656e-6);
-    m = fma(m, s, 1.1543469e-4);
-    m = fma(m, s, -1.1873282e-3);
-    m = fma(m, s, 9.973557e-3);
-    m = fma(m, s, -6.649038e-2);
-    m = fma(m, s, 3.989423e-1);
-    let t = u * m;
-    return select(0.5 - t, 0.5 + t, x > 0.0);
+  if (k_normal_cdf_near0(x, u)) {
+    return k_normal_cdf_series(x, u);
   }
+  let q = k_normal_q_w(u, k_exp_neg_half_sq(u));
+  return select(q, 1.0 - q, x > 0.0);
+}
+
+fn k_normal_cdf_pdf(x: f32) -> vec2<f32> {
+  let u = min(abs(x), 14.0);
+  let w = k_exp_neg_half_sq(u);
+  let q = k_normal_q_w(u, w);
+  let tail = select(q, 1.0 - q, x > 0.0);
+  let c = select(tail, k_normal_cdf_series(x, u), k_normal_cdf_near0(x, u));
+  return vec2<f32>(c, k_normal_pdf_w(w));
+}
+
+// Whether Phi(x) (u = min(|x|, 14)) comes from the series around 0.
+fn k_normal_cdf_near0(x: f32, u: f32) -> bool {
+  return u < 0.25 || (x > 0.0 && u < 0.5);
+}
+
+// Phi(x) = 1/2 +- u S(u^2) near 0.
+fn k_normal_cdf_series(x: f32, u: f32) -> f32 {
+  let s = u * u;
+  var m: f32 = 6.6596935e-7;
+  m = fma(m, s, -9.444656e-6);
+  m = fma(m, s, 1.1543469e-4);
+  m = fma(m, s, -1.1873282e-3);
+  m = fma(m, s, 9.973557e-3);
+  m = fma(m, s, -6.649038e-2);
+  m = fma(m, s, 3.989423e-1);
+  let t = u * m;
+  return select(0.5 - t, 0.5 + t, x > 0.0);
+}
+
+// q = Phi(-u) for u >= 1/4 from w = k_exp_neg_half_sq(u) (garbage below 1/4, unused there).
+fn k_normal_q_w(u: f32, w: vec4<f32>) -> f32 {
   // piece: (bits >> 22) = 2 * biased exponent + top mantissa bit, 250 at u = 1/4
   let i = min((bitcast<u32>(u) >> 22u) - 250u, 11u);
 ${pieceSelect('c0', 0)}
@@ -161,12 +193,10 @@ ${pieceSelect('c2', 2)}
   g = fma(g, t, c1.x);
   g = fma(g, t, c0.w);
   let rl = fma(t, g, c0.z);
-  let w = k_exp_neg_half_sq(u);
   let a = c0.y * w.y;
   var c = fma(rl, w.z, c0.y * w.z);
   c = fma(rl, w.y, c);
   c = fma(a + c, w.x, c);
-  let q = (a + c) * w.w;
-  return select(q, 1.0 - q, x > 0.0);
+  return (a + c) * w.w;
 }
 `;
