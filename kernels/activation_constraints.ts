@@ -2,7 +2,7 @@
 // table's constraints, kernels/activations.ts: |raw|, raw^2 or raw), the inverse used for
 // initial raw values, and the domain check of effective values. Re-exported by
 // activations.ts; pure functions, no WGSL.
-import type { ActivationParam, ParamConstraint } from './activations.ts';
+import type { ActivationParam, ParamConstraint } from './activation_types.ts';
 
 /** Effective value of a raw value under a constraint. */
 export function constrain(c: ParamConstraint, raw: number): number {

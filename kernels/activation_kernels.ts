@@ -16,6 +16,7 @@
 //                                              params come from opts.surrogate.expr)
 //       fn P_dp(x: f32, p: vec2<f32>) -> vec2<f32>  df/d(effective params) of opts.kind
 //       fn P_fdf(x: f32, p: vec2<f32>) -> vec2<f32> (P_f, P_df) from one evaluation
+//       fn P_fdfdp(x: f32, p: vec2<f32>) -> vec4<f32> (P_f, P_df, P_dp) likewise
 //       fn P_f4 / P_df4 (x: vec4<f32>, p) -> vec4<f32>   lane-wise versions
 //     and, when params come from a buffer, the binding
 //       @group(0) @binding(B) var<storage, read> P_raw: array<f32>;
@@ -92,6 +93,7 @@ export function activationWgsl(o: ActivationWgslOptions): string {
   }
   const df = o.surrogate ? `${P}_sur_df(x, ${o.surrogate.expr})` : `${P}_fwd_df(x, p)`;
   const fdf = o.surrogate ? `vec2<f32>(${P}_fwd_f(x, p), ${df})` : `${P}_fwd_fdf(x, p)`;
+  const all = o.surrogate ? `vec4<f32>(${P}_fwd_f(x, p), ${df}, ${P}_fwd_dp(x, p))` : `${P}_fwd_fdfdp(x, p)`;
   const paramsFn = src.from === 'channel' ? `fn ${P}_params_c(c: u32) -> vec2<f32>` : `fn ${P}_params() -> vec2<f32>`;
   parts.push(`
 ${paramsFn} {
@@ -108,6 +110,9 @@ fn ${P}_dp(x: f32, p: vec2<f32>) -> vec2<f32> {
 }
 fn ${P}_fdf(x: f32, p: vec2<f32>) -> vec2<f32> {
   return ${fdf};
+}
+fn ${P}_fdfdp(x: f32, p: vec2<f32>) -> vec4<f32> {
+  return ${all};
 }
 fn ${P}_f4(x: vec4<f32>, p: vec2<f32>) -> vec4<f32> {
   return vec4<f32>(${P}_f(x.x, p), ${P}_f(x.y, p), ${P}_f(x.z, p), ${P}_f(x.w, p));
@@ -230,9 +235,11 @@ export function activationBackwardWgsl(cfg: ActKernelConfig, want: ActBackwardWa
   const partBinding = want.dp ? b++ : -1;
   const src: ActivationParamSource = readsP ? source(cfg, pBinding) : { from: 'none' };
   const sur = cfg.surrogate ? { kind: cfg.surrogate, expr: 'u.p.zw' } : undefined;
-  const dpTerm = cfg.vec4
-    ? 'act_dp(xv.x, p) * g.x + act_dp(xv.y, p) * g.y + act_dp(xv.z, p) * g.z + act_dp(xv.w, p) * g.w'
-    : 'act_dp(xv, p) * g';
+  // NOTE: f', df/dp from one act_fdfdp per element (one exp; its unused f is dead code).
+  const lanes = cfg.vec4 ? ['x', 'y', 'z', 'w'] : [''];
+  const evals = lanes.map((l, k) => `    let r${k} = act_fdfdp(xv${l && `.${l}`}, p);`).join('\n');
+  const dpTerm = lanes.map((l, k) => `r${k}.zw * g${l && `.${l}`}`).join(' + ');
+  const dfv = cfg.vec4 ? 'vec4<f32>(r0.y, r1.y, r2.y, r3.y)' : 'r0.y';
   return `// activation_${cfg.kind}_backward (${cfg.vec4 ? 'vec4' : 'scalar'}, dx: ${want.dx}, dp: ${want.dp}${cfg.surrogate ? `, surrogate df: ${cfg.surrogate}` : ''})
 ${uniformStruct()}
 @group(0) @binding(1) var<storage, read> x: array<${T}>;
@@ -250,7 +257,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   for (var i = wid.x * ${ACT_WG}u + li; i < u.nv; i += stride) {
     let xv = ${maskedLoad('x', cfg.vec4)};
     let g = ${maskedLoad('dy', cfg.vec4)};
-${want.dx ? `    dx[i] = g * ${cfg.vec4 ? 'act_df4' : 'act_df'}(xv, p);` : ''}
+${evals}
+${want.dx ? `    dx[i] = g * ${dfv};` : ''}
     acc += ${dpTerm};
   }
 ${wgReduceVec2(ACT_WG, 'acc')}

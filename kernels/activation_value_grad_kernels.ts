@@ -50,18 +50,20 @@ export function activationValueGradWgsl(cfg: ActKernelConfig, want: ActValueGrad
     : cfg.vec4
       ? 'select(vec4<f32>(0.0), vec4<f32>(1.0), vec4<u32>(i * 4u) + vec4<u32>(0u, 1u, 2u, 3u) < vec4<u32>(u.n))'
       : '1.0';
+  // NOTE: with param grads, _fdfdp gives f, f' and df/dp from one evaluation (one exp).
+  const fn = want.dp ? 'act_fdfdp' : 'act_fdf';
   const body = cfg.vec4
     ? `    let xv = ${actMaskedLoad('x', true)};
     let g = ${gyLoad};
-${lanes.map((l, k) => `    let r${k} = act_fdf(xv.${l}, p);`).join('\n')}
+${lanes.map((l, k) => `    let r${k} = ${fn}(xv.${l}, p);`).join('\n')}
 ${want.y ? '    y[i] = vec4<f32>(r0.x, r1.x, r2.x, r3.x);' : ''}
     dx[i] = g * vec4<f32>(r0.y, r1.y, r2.y, r3.y);`
     : `    let xv = x[i];
     let g = ${gyLoad};
-    let r = act_fdf(xv, p);
+    let r = ${fn}(xv, p);
 ${want.y ? '    y[i] = r.x;' : ''}
     dx[i] = g * r.y;`;
-  const dpTerm = cfg.vec4 ? lanes.map((l) => `act_dp(xv.${l}, p) * g.${l}`).join(' + ') : 'act_dp(xv, p) * g';
+  const dpTerm = cfg.vec4 ? lanes.map((l, k) => `r${k}.zw * g.${l}`).join(' + ') : 'r.zw * g';
   const head = `// activation_${cfg.kind}_value_grad (${cfg.vec4 ? 'vec4' : 'scalar'}, gy: ${want.gy ? 'read' : '1'}, y: ${want.y}, dp: ${want.dp}${cfg.surrogate ? `, surrogate df: ${cfg.surrogate}` : ''})
 ${actUniformStruct()}
 @group(0) @binding(1) var<storage, read> x: array<${T}>;

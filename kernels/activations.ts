@@ -20,47 +20,11 @@ import {
 // The constraint helpers live in activation_constraints.ts (re-exported here).
 export { constrain, paramDomainError, unconstrain } from './activation_constraints.ts';
 
-/** How a learnable RAW parameter maps to the effective one: |raw|, raw^2 or raw. */
-export type ParamConstraint = 'abs' | 'square' | 'none';
-
-/** One effective parameter of an activation: default, learnable parametrisation, domain. */
-export interface ActivationParam {
-  name: string;
-  /** Default effective value (the papers' initialisation). */
-  init: number;
-  /**
-   * Learnable parametrisation: effective = |raw| ('abs', PAF's code), raw^2 ('square',
-   * SAT's SmoothReLU a = w^2) or raw ('none'). Host-number params are always effective.
-   */
-  constraint: ParamConstraint;
-  /** Open bounds of the effective value, with the reason (e.g. f divides by a). */
-  domain?: { gt?: number; lt?: number; why: string };
-}
-
-export interface ActivationDef {
-  kind: string;
-  /** The effective parameters, in p order (at most 2). */
-  params: readonly ActivationParam[];
-  /** Effective parameter names, in p order (from params). */
-  paramNames: readonly string[];
-  /** Default effective parameter values (from params). */
-  defaults: readonly number[];
-  /** Default hint: whether the papers train the parameter(s). */
-  learnable: boolean;
-  /**
-   * WGSL defining `${prefix}_f(x: f32, p: vec2<f32>) -> f32`, `${prefix}_df(...) -> f32`
-   * (df/dx), `${prefix}_dp(...) -> vec2<f32>` (df/dparam) and `${prefix}_fdf(...) ->
-   * vec2<f32>` = (f, df/dx) from one evaluation (shared exp/sigmoid/normal tail where the
-   * kind has one; else the two calls). Needs wgslMath().
-   */
-  wgsl(prefix: string): string;
-  /** float64 reference of f. */
-  f(x: number, p: readonly number[]): number;
-  /** float64 reference of df/dx. */
-  df(x: number, p: readonly number[]): number;
-  /** float64 reference of df/dparam, one entry per paramNames entry ([] if none). */
-  dp(x: number, p: readonly number[]): number[];
-}
+// The types of the table (ParamConstraint, ActivationParam, ActivationDef) live in
+// activation_types.ts (re-exported here).
+import type { ActivationDef, ActivationParam } from './activation_types.ts';
+export type { ActivationDef, ActivationParam, ParamConstraint } from './activation_types.ts';
+import type { ParamConstraint } from './activation_types.ts';
 
 type DefInput = Omit<ActivationDef, 'paramNames' | 'defaults'>;
 
@@ -103,11 +67,12 @@ const IS_NAN_X = '(bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u';
 /**
  * Builds the four WGSL functions from their bodies (which see x: f32, p: vec2<f32>).
  * `fdf` returns vec2(f, df/dx) sharing the work of both; when omitted, _fdf calls _f and _df.
+ * `all` returns vec4(f, df/dx, df/dp) likewise; when omitted, _fdfdp calls _fdf and _dp.
  * NOTE: a shared body must compute each value with the same operations as f and df
  * alone (same helpers, same order), so the fused value-and-grad kernel matches the
  * separate forward and backward kernels.
  */
-function wgslFns(prefix: string, kind: string, f: string, df: string, dp: string, fdf?: string): string {
+function wgslFns(prefix: string, kind: string, f: string, df: string, dp: string, fdf?: string, all?: string): string {
   checkPrefix(prefix);
   return `
 // activation: ${kind}
@@ -126,6 +91,10 @@ ${dp}
 fn ${prefix}_fdf(x: f32, p: vec2<f32>) -> vec2<f32> {
   if (${IS_NAN_X}) { return vec2<f32>(x, x); }
 ${fdf ?? `  return vec2<f32>(${prefix}_f(x, p), ${prefix}_df(x, p));`}
+}
+fn ${prefix}_fdfdp(x: f32, p: vec2<f32>) -> vec4<f32> {
+  if (${IS_NAN_X}) { return vec4<f32>(x, x, x, x); }
+${all ?? `  return vec4<f32>(${prefix}_fdf(x, p), ${prefix}_dp(x, p));`}
 }
 `;
 }
@@ -170,6 +139,13 @@ const SOFTPLUS_WGSL_FDF = `  let a = p.x;
   let e = k_exp_neg(-abs(z));
   let d = 1.0 + e;
   return vec2<f32>(max(x, 0.0) + k_log1p01(e) / a, select(e / d, 1.0 / d, z >= 0.0));`;
+const SOFTPLUS_WGSL_ALL = `  let a = p.x;
+  let xc = ${XCLAMP};
+  let z = a * xc;
+  let e = k_exp_neg(-abs(z));
+  let d = 1.0 + e;
+  let l = k_log1p01(e);
+  return vec4<f32>(max(x, 0.0) + l / a, select(e / d, 1.0 / d, z >= 0.0), -(abs(xc) * (e / d) + l / a) / a, 0.0);`;
 const SOFTPLUS_WGSL_DP = `  let a = p.x;
   let xc = ${XCLAMP};
   let e = k_exp_neg(-abs(a * xc));
@@ -195,7 +171,7 @@ function makeSoftplus(kind: 'softplus' | 'psoftplus', learnable: boolean): Activ
     kind,
     params: [scaleParam('a', 1)],
     learnable,
-    wgsl: (prefix) => wgslFns(prefix, kind, SOFTPLUS_WGSL_F, SOFTPLUS_WGSL_DF, SOFTPLUS_WGSL_DP, SOFTPLUS_WGSL_FDF),
+    wgsl: (prefix) => wgslFns(prefix, kind, SOFTPLUS_WGSL_F, SOFTPLUS_WGSL_DF, SOFTPLUS_WGSL_DP, SOFTPLUS_WGSL_FDF, SOFTPLUS_WGSL_ALL),
     f: softplusF,
     df: softplusDf,
     dp: softplusDp,
@@ -231,6 +207,13 @@ const silu = define({
   let s = k_sigmoid2(z);
   let sx = s.x;
   return vec2<f32>(${mul0('x', 'sx')}, s.x + z * (s.x * s.y));`,
+      // (f, df, df/db): the branch of _dp as a select (both sides finite or the same inf).
+      `  let xc = ${XCLAMP};
+  let z = p.x * xc;
+  let s = k_sigmoid2(z);
+  let sx = s.x;
+  let db = select(xc * (xc * (s.x * s.y)), 0.0, abs(z) > ${SIG_TAIL});
+  return vec4<f32>(${mul0('x', 'sx')}, s.x + z * (s.x * s.y), db, 0.0);`,
     ),
   f: (x, p) => x * sigmoid64(p[0]! * x),
   df: (x, p) => {
@@ -499,6 +482,14 @@ const pssilu = define({
   let s = k_sigmoid2(z);
   let m = s.x - p.y;
   return vec2<f32>(${mul0('x', 'm')} / (1.0 - p.y), (s.x - p.y + z * (s.x * s.y)) / (1.0 - p.y));`,
+      `  let xc = ${XCLAMP};
+  let z = p.x * xc;
+  let s = k_sigmoid2(z);
+  let omb = 1.0 - p.y;
+  let m = s.x - p.y;
+  let sn = s.y;
+  let da = select(xc * (xc * (s.x * s.y)) / omb, 0.0, abs(z) > ${SIG_TAIL});
+  return vec4<f32>(${mul0('x', 'm')} / omb, (s.x - p.y + z * (s.x * s.y)) / omb, da, -${mul0('x', 'sn')} / omb / omb);`,
     ),
   f: (x, p) => (x * (sigmoid64(p[0]! * x) - p[1]!)) / (1 - p[1]!),
   df: (x, p) => {
