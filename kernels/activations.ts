@@ -229,8 +229,9 @@ const silu = define({
 
 // ---------------------------------------------------------------------------------
 // GELU (exact) = x Phi(x); df = Phi(x) + x phi(x).
-// NOTE: Phi comes from k_normal_cdf, which is accurate in relative terms in the lower
-// tail (1 + erf(x/sqrt2) would cancel there).
+// NOTE: x Phi, Phi and phi come from k_gelu_parts (wgsl_normal.ts): accurate in relative
+// terms in the lower tail (1 + erf(x/sqrt2) would cancel there), x Phi rounded once even
+// where Phi is subnormal, and one exp(-x^2/2) for all three.
 const gelu = define({
   kind: 'gelu',
   params: [],
@@ -239,16 +240,15 @@ const gelu = define({
     wgslFns(
       prefix,
       'gelu',
-      `  let c = k_normal_cdf(x);
-  return ${mul0('x', 'c')};`,
-      `  let d = k_normal_pdf(x);
-  return k_normal_cdf(x) + ${mul0('x', 'd')};`,
+      `  return k_gelu_parts(x).x;`,
+      `  let g = k_gelu_parts(x);
+  let d = g.z;
+  return g.y + ${mul0('x', 'd')};`,
       ZERO2,
-      // (Phi, phi) from one exp(-x^2/2) (k_normal_cdf_pdf).
-      `  let cd = k_normal_cdf_pdf(x);
-  let c = cd.x;
-  let d = cd.y;
-  return vec2<f32>(${mul0('x', 'c')}, c + ${mul0('x', 'd')});`,
+      // x Phi, Phi and phi from one exp(-x^2/2) (k_gelu_parts).
+      `  let g = k_gelu_parts(x);
+  let d = g.z;
+  return vec2<f32>(g.x, g.y + ${mul0('x', 'd')});`,
     ),
   f: (x) => x * normalCdf64(x),
   df: (x) => normalCdf64(x) + x * normalPdf64(x),
