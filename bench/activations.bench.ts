@@ -7,13 +7,16 @@
 // kernel, so its ratio is the FRACTION OF COPY BANDWIDTH reached (bytes: forward reads x
 // and writes y = 2 N floats; backward reads x, dy and writes dx = 3 N floats); then
 // `<act> fwd|bwd N composed` with baseline = the fused row and the same logical bytes,
-// so its ratio is composed / fused throughput, i.e. 1 / (speedup of the fused kernel).
+// so its ratio is composed / fused throughput, i.e. 1 / (speedup of the fused kernel);
+// `<act> fwd+bwd N one-pass` is activationValueAndGrad (y, dx and the param grads from one
+// read of x and dy; bytes 4 N floats), the one-kernel counterpart of the fwd + bwd rows.
 // GELU: there is no erf primitive op, so the composition is the tanh form (cheaper than
 // erf); the fused kernel is the exact erf form. The composed backward times grad()
 // through a graph built once in setup (as autograd would after one forward).
 import type { Device } from '../engine/device.ts';
 import * as E from '../engine/index.ts';
 import { activation, activationBackwardFromZ, type ActivationSpec } from '../engine/ops/activation.ts';
+import { activationValueAndGrad } from '../engine/ops/activation_value_grad.ts';
 import { Uniforms } from '../engine/ops/launch.ts';
 import { grid1d } from '../kernels/elementwise.ts';
 import { COPY_WORKGROUP, copyVec4Kernel } from '../kernels/copy.ts';
@@ -118,6 +121,18 @@ export function cases(device: Device, opts: { quick: boolean }): BenchCase[] {
             const r = activationBackwardFromZ(x!, dy!, spec());
             r.dz?.dispose();
             r.dParams?.dispose();
+          },
+        },
+        {
+          // y and dx (and the param grads) from ONE pass: reads x, dy; writes y, dx.
+          group,
+          name: `${kind} fwd+bwd ${label} one-pass`,
+          bytes: 4 * n * F,
+          baseline: copyName,
+          setup: setupParams,
+          run() {
+            const r = activationValueAndGrad(x!, spec(), dy!);
+            for (const t of [r.y, r.dx, r.dParams]) t?.dispose();
           },
         },
         {

@@ -1,6 +1,7 @@
 // jax-js peer rows (bench/peers/jaxjs.ts), joining the groups of bench/peers.bench.ts and
 // bench/e2e.bench.ts as 'jax-js webgpu' (impl 'jaxjs'): silu forward, jit(grad(sum(silu)))
-// (jax-js's fused forward + backward; ours is the silu gradient row), GELU (erf) forward,
+// (jax-js's fused forward + backward; ours: the one-pass activationValueAndGrad, with a
+// 'kinkless two-pass' row through autograd in the peers group), GELU (erf) forward,
 // matmul 512 / 1024, and the small MNIST CNN's SGD step at batch 128 with its jit. jax-js
 // runs its best setup: every case is one jitted function (one fused kernel where it can),
 // timed by wall clock through its own sync (blockUntilReady, then its queue), no readback.
@@ -12,6 +13,7 @@
 import type { Device } from '../engine/device.ts';
 import * as E from '../engine/index.ts';
 import { activation } from '../engine/ops/activation.ts';
+import { activationValueAndGrad } from '../engine/ops/activation_value_grad.ts';
 import { matmulRaw } from '../engine/ops/matmul.ts';
 import { SmallCnn } from '../nn/models/small_cnn.ts';
 import type { BenchCase } from './harness.ts';
@@ -195,10 +197,7 @@ export async function checkAgainstOurs(device: Device, peer: JaxPeer, quick: boo
     if (k.group.startsWith('peer matmul')) want = matmulRaw(xs[0]!, xs[1]!);
     else if (k.group.startsWith('peer silu fwd')) want = E.noGrad(() => activation(xs[0]!, 'silu'));
     else if (k.group.startsWith('peer gelu fwd')) want = E.noGrad(() => activation(xs[0]!, 'gelu'));
-    else {
-      xs[0]!.requiresGrad = true;
-      want = E.grad(activation(xs[0]!, 'silu'), [xs[0]!], E.onesLike(xs[0]!))[0]!;
-    }
+    else want = activationValueAndGrad(xs[0]!, 'silu', undefined, { value: false }).dx;
     report(k.group.replace(/^peer /, ''), theirs, await ours(want), k.group.includes('matmul') ? 1e-5 : 1e-5);
     want.dispose();
     for (const x of xs) x.dispose();
@@ -227,7 +226,30 @@ function median(a: number[]): number {
   return s[Math.floor(s.length / 2)]!;
 }
 
-/** Time each kernel case, ours and jax-js's alternating round by round; ms medians. */
+/**
+ * Our ways of computing a kernel case, each timed against jax-js. silu grad has three: the
+ * one-pass fused op writing only dx (what jit(grad(sum(silu))) returns), the fused op also
+ * writing y, and the two-pass autograd path (forward kernel, then backward kernel).
+ */
+function ourVariants(group: string, xs: E.Tensor[]): [string, () => void][] {
+  if (group.startsWith('peer matmul')) return [['kinkless', () => void matmulRaw(xs[0]!, xs[1]!)]];
+  if (group.startsWith('peer silu fwd')) return [['kinkless', () => void E.noGrad(() => activation(xs[0]!, 'silu'))]];
+  if (group.startsWith('peer gelu fwd')) return [['kinkless', () => void E.noGrad(() => activation(xs[0]!, 'gelu'))]];
+  return [
+    ['kinkless fused (dx)', () => void activationValueAndGrad(xs[0]!, 'silu', undefined, { value: false })],
+    ['kinkless fused (y, dx)', () => void activationValueAndGrad(xs[0]!, 'silu')],
+    [
+      'kinkless two-pass',
+      () => {
+        xs[0]!.requiresGrad = true;
+        E.grad(activation(xs[0]!, 'silu'), [xs[0]!], E.onesLike(xs[0]!));
+        xs[0]!.requiresGrad = false;
+      },
+    ],
+  ];
+}
+
+/** Time each kernel case, our variants and jax-js's alternating round by round; ms medians. */
 export async function interleavedTimings(device: Device, peer: JaxPeer, quick: boolean, rounds: number): Promise<string[]> {
   const jax = peer.jax;
   const lines: string[] = [];
@@ -236,32 +258,28 @@ export async function interleavedTimings(device: Device, peer: JaxPeer, quick: b
     const xs = host.map(([d, s]) => E.Tensor.from(device, d, s));
     const js = jaxArrays(jax, () => host);
     const f = k.build(jax);
-    const grad = k.group.startsWith('peer silu grad');
-    if (grad) xs[0]!.requiresGrad = true;
-    const oursRun = () =>
-      E.scope(() => {
-        if (k.group.startsWith('peer matmul')) matmulRaw(xs[0]!, xs[1]!);
-        else if (k.group.startsWith('peer silu fwd')) E.noGrad(() => activation(xs[0]!, 'silu'));
-        else if (k.group.startsWith('peer gelu fwd')) E.noGrad(() => activation(xs[0]!, 'gelu'));
-        else E.grad(activation(xs[0]!, 'silu'), [xs[0]!], E.onesLike(xs[0]!));
-      });
-    const to: number[] = [];
+    const ours = ourVariants(k.group, xs);
+    const to: number[][] = ours.map(() => []);
     const tj: number[] = [];
     for (let r = -2; r < rounds; r++) {
-      await device.sync();
-      let t0 = performance.now();
-      oursRun();
-      await device.sync();
-      if (r >= 0) to.push(performance.now() - t0);
+      for (let v = 0; v < ours.length; v++) {
+        await device.sync();
+        const t0 = performance.now();
+        E.scope(ours[v]![1]);
+        await device.sync();
+        if (r >= 0) to[v]!.push(performance.now() - t0);
+      }
       await peer.sync();
-      t0 = performance.now();
+      const t0 = performance.now();
       const out = f(...js.map((a) => a.ref));
       await peer.sync(out);
       if (r >= 0) tj.push(performance.now() - t0);
     }
-    const mo = median(to);
     const mj = median(tj);
-    lines.push(`${k.group.replace(/^peer /, '').padEnd(16)} kinkless ${mo.toFixed(2).padStart(8)} ms   jax-js ${mj.toFixed(2).padStart(8)} ms   jax-js / kinkless ${(mj / mo).toFixed(2)}x`);
+    ours.forEach(([name], v) => {
+      const mo = median(to[v]!);
+      lines.push(`${k.group.replace(/^peer /, '').padEnd(16)} ${name.padEnd(24)} ${mo.toFixed(2).padStart(8)} ms   jax-js ${mj.toFixed(2).padStart(8)} ms   jax-js / ours ${(mj / mo).toFixed(2)}x`);
+    });
     for (const x of xs) x.dispose();
     for (const a of js) a.dispose();
   }

@@ -1,7 +1,8 @@
 // Kernel cases against TF.js's WebGPU backend on the same adapter, compared pairwise in
 // the same run: matmul 512 / 1024, conv2d forward / input gradient / filter gradient on
 // N64 32x32 64->64 3x3 pad 1, relu, silu forward (TF.js: x * sigmoid(x)), silu gradient
-// with the forward included (ours: autograd through the fused kernel; TF.js: tf.grad),
+// with the forward included (ours: the one-pass activationValueAndGrad, plus a 'kinkless
+// two-pass' row through autograd; TF.js: tf.grad),
 // and GELU (erf; TF.js composes it from five ops). Each group `peer <case>` holds the
 // rows 'tfjs webgpu' (measured first) and 'kinkless' (baseline 'tfjs webgpu', so its
 // ratio is our speedup over TF.js); the PyTorch CPU rows join the same groups later
@@ -13,6 +14,7 @@
 import type { Device } from '../engine/device.ts';
 import * as E from '../engine/index.ts';
 import { activation } from '../engine/ops/activation.ts';
+import { activationValueAndGrad } from '../engine/ops/activation_value_grad.ts';
 import { conv2dBackwardFilter, conv2dBackwardInput, conv2dForward, conv2dGeometry } from '../engine/ops/conv2d.ts';
 import { matmulRaw } from '../engine/ops/matmul.ts';
 import { Uniforms } from '../engine/ops/launch.ts';
@@ -26,6 +28,8 @@ type T4 = import('@tensorflow/tfjs').Tensor4D;
 
 export const KINKLESS = 'kinkless';
 export const TFJS = 'tfjs webgpu';
+/** Our silu gradient through autograd (forward kernel + backward kernel), next to the fused row. */
+export const KINKLESS_TWO_PASS = 'kinkless two-pass';
 const F = 4;
 
 /** Sizes shared with torch_peer.py. */
@@ -189,9 +193,21 @@ export function cases(device: Device, opts: { quick: boolean; tfjs?: TfPeer | nu
       // Minimal traffic of forward + backward fused: read x, dy; write dx.
       group: `peer silu grad ${lab}`,
       bytes: 3 * n * F,
-      ours: oursSide(device, two, ([x, dy]) => E.grad(activation(x!, 'silu'), [x!], dy!), true),
+      // NOTE: ours is the one-pass fused value-and-gradient op (y and dx from one read of
+      // x and dy), the comparable of a fused forward + backward; 'kinkless two-pass' below
+      // is autograd through activation() (forward kernel, then backward kernel).
+      ours: oursSide(device, two, ([x, dy]) => activationValueAndGrad(x!, 'silu', dy!)),
       tf: tfSide(two, (tf, [x, dy]) => tf.grad((v: TfTensor) => tf.mul(v, tf.sigmoid(v)))(x!, dy!)),
     }),
+    {
+      group: `peer silu grad ${lab}`,
+      name: KINKLESS_TWO_PASS,
+      impl: 'kinkless',
+      bytes: 3 * n * F,
+      method: 'wall',
+      baseline: KINKLESS,
+      ...oursSide(device, two, ([x, dy]) => E.grad(activation(x!, 'silu'), [x!], dy!), true),
+    },
     ...pairCases(device, peer, {
       group: `peer gelu fwd ${lab}`,
       bytes: 2 * n * F,

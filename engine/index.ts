@@ -19,6 +19,7 @@ export { dropout } from './ops/dropout.ts';
 export { sgdUpdate, adamUpdate, clipScale, type SgdUpdate, type AdamUpdate } from './ops/optim.ts';
 export { conv2d, conv2dGeometry, conv2dForward, conv2dBackwardInput, conv2dBackwardFilter, chooseConvImpl, gemmOk, conv2dIm2col, DEFAULT_GEMM_CHUNK_BYTES, DEFAULT_KEEP_IM2COL_BYTES, type Conv2dOptions, type ConvImpl, type ConvDir, type ConvGeom } from './ops/conv2d.ts';
 export * from './ops/activation.ts';
+export * from './ops/activation_value_grad.ts';
 // The activation table (kinds, definitions), for nn/ and cli/ that never import kernels/.
 export { ACTIVATIONS, ACTIVATION_KINDS, activationDef, activationConstraint as activationParamConstraint, unconstrain, type ActivationKind, type ActivationDef } from '../kernels/activations.ts';
 export { conv2dAct, linearAct } from './ops/fused.ts';

@@ -15,6 +15,7 @@
 //              constraint chain (sign(raw) under abs, 2 raw under square), writing g[c, k]
 import { activationDef, type ActivationKind } from './activations.ts';
 import { ACT_WG, activationWgsl } from './activation_kernels.ts';
+import { wgReduceVec2, wgReduceVec2Decl } from './wgsl_workgroup_reduce.ts';
 
 /** Minimum grid-stride items per thread of the per-channel backward with param grads. */
 const MIN_ITEMS = 8;
@@ -80,7 +81,7 @@ ${uniformStruct()}
 @group(0) @binding(2) var<storage, read> dy: array<f32>;
 ${want.dx ? `@group(0) @binding(${dxB}) var<storage, read_write> dx: array<f32>;` : ''}
 ${want.dp ? `@group(0) @binding(${partB}) var<storage, read_write> partials: array<vec2<f32>>;
-var<workgroup> red: array<vec2<f32>, ${ACT_WG}>;` : ''}
+${wgReduceVec2Decl(ACT_WG)}` : ''}
 ${math}
 ${activationWgsl({ kind: cfg.kind, params: { from: 'channel', binding: 3 }, surrogate: sur })}`;
   if (!want.dp) {
@@ -108,12 +109,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 ${want.dx ? '    dx[i] = g * act_df(xv, p);' : ''}
     acc += act_dp(xv, p) * g;
   }
-  red[li] = acc;
-  workgroupBarrier();
-  for (var s = ${ACT_WG / 2}u; s > 0u; s = s >> 1u) {
-    if (li < s) { red[li] = red[li] + red[li + s]; }
-    workgroupBarrier();
-  }
+${wgReduceVec2(ACT_WG, 'acc')}
   if (li == 0u) { partials[c * u.G + wid.x] = red[0]; }
 }
 `;
@@ -143,7 +139,7 @@ ${uniformStruct()}
 @group(0) @binding(1) var<storage, read> partials: array<vec2<f32>>;
 ${bindsRaw ? '@group(0) @binding(2) var<storage, read> raw: array<f32>;' : ''}
 @group(0) @binding(${bindsRaw ? 3 : 2}) var<storage, read_write> g: array<f32>;
-var<workgroup> red: array<vec2<f32>, ${ACT_WG}>;
+${wgReduceVec2Decl(ACT_WG)}
 @compute @workgroup_size(${ACT_WG})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
   let c = wid.x;
@@ -151,12 +147,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   for (var j = li; j < u.G; j += ${ACT_WG}u) {
     acc += partials[c * u.G + j];
   }
-  red[li] = acc;
-  workgroupBarrier();
-  for (var s = ${ACT_WG / 2}u; s > 0u; s = s >> 1u) {
-    if (li < s) { red[li] = red[li] + red[li + s]; }
-    workgroupBarrier();
-  }
+${wgReduceVec2(ACT_WG, 'acc')}
   if (li == 0u) {
     g[c * ${P}u] = ${chain(0, 'x')};
 ${P === 2 ? `    g[c * ${P}u + 1u] = ${chain(1, 'y')};` : ''}

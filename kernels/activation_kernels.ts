@@ -15,6 +15,8 @@
 //                                              (then p is ignored; the surrogate's own
 //                                              params come from opts.surrogate.expr)
 //       fn P_dp(x: f32, p: vec2<f32>) -> vec2<f32>  df/d(effective params) of opts.kind
+//       fn P_fdf(x: f32, p: vec2<f32>) -> vec2<f32> (P_f, P_df) from one evaluation
+//       fn P_fdfdp(x: f32, p: vec2<f32>) -> vec4<f32> (P_f, P_df, P_dp) likewise
 //       fn P_f4 / P_df4 (x: vec4<f32>, p) -> vec4<f32>   lane-wise versions
 //     and, when params come from a buffer, the binding
 //       @group(0) @binding(B) var<storage, read> P_raw: array<f32>;
@@ -36,6 +38,7 @@
 // in the shader, so GPU params need no readback).
 
 import { activationDef, type ActivationKind, type ParamConstraint } from './activations.ts';
+import { wgReduceVec2, wgReduceVec2Decl } from './wgsl_workgroup_reduce.ts';
 
 export type { ParamConstraint };
 
@@ -89,6 +92,8 @@ export function activationWgsl(o: ActivationWgslOptions): string {
     params = `vec2<f32>(${eff[0]}, ${eff[1] ?? '0.0'})`;
   }
   const df = o.surrogate ? `${P}_sur_df(x, ${o.surrogate.expr})` : `${P}_fwd_df(x, p)`;
+  const fdf = o.surrogate ? `vec2<f32>(${P}_fwd_f(x, p), ${df})` : `${P}_fwd_fdf(x, p)`;
+  const all = o.surrogate ? `vec4<f32>(${P}_fwd_f(x, p), ${df}, ${P}_fwd_dp(x, p))` : `${P}_fwd_fdfdp(x, p)`;
   const paramsFn = src.from === 'channel' ? `fn ${P}_params_c(c: u32) -> vec2<f32>` : `fn ${P}_params() -> vec2<f32>`;
   parts.push(`
 ${paramsFn} {
@@ -102,6 +107,12 @@ fn ${P}_df(x: f32, p: vec2<f32>) -> f32 {
 }
 fn ${P}_dp(x: f32, p: vec2<f32>) -> vec2<f32> {
   return ${P}_fwd_dp(x, p);
+}
+fn ${P}_fdf(x: f32, p: vec2<f32>) -> vec2<f32> {
+  return ${fdf};
+}
+fn ${P}_fdfdp(x: f32, p: vec2<f32>) -> vec4<f32> {
+  return ${all};
 }
 fn ${P}_f4(x: vec4<f32>, p: vec2<f32>) -> vec4<f32> {
   return vec4<f32>(${P}_f(x.x, p), ${P}_f(x.y, p), ${P}_f(x.z, p), ${P}_f(x.w, p));
@@ -224,16 +235,18 @@ export function activationBackwardWgsl(cfg: ActKernelConfig, want: ActBackwardWa
   const partBinding = want.dp ? b++ : -1;
   const src: ActivationParamSource = readsP ? source(cfg, pBinding) : { from: 'none' };
   const sur = cfg.surrogate ? { kind: cfg.surrogate, expr: 'u.p.zw' } : undefined;
-  const dpTerm = cfg.vec4
-    ? 'act_dp(xv.x, p) * g.x + act_dp(xv.y, p) * g.y + act_dp(xv.z, p) * g.z + act_dp(xv.w, p) * g.w'
-    : 'act_dp(xv, p) * g';
+  // NOTE: f', df/dp from one act_fdfdp per element (one exp; its unused f is dead code).
+  const lanes = cfg.vec4 ? ['x', 'y', 'z', 'w'] : [''];
+  const evals = lanes.map((l, k) => `    let r${k} = act_fdfdp(xv${l && `.${l}`}, p);`).join('\n');
+  const dpTerm = lanes.map((l, k) => `r${k}.zw * g${l && `.${l}`}`).join(' + ');
+  const dfv = cfg.vec4 ? 'vec4<f32>(r0.y, r1.y, r2.y, r3.y)' : 'r0.y';
   return `// activation_${cfg.kind}_backward (${cfg.vec4 ? 'vec4' : 'scalar'}, dx: ${want.dx}, dp: ${want.dp}${cfg.surrogate ? `, surrogate df: ${cfg.surrogate}` : ''})
 ${uniformStruct()}
 @group(0) @binding(1) var<storage, read> x: array<${T}>;
 @group(0) @binding(2) var<storage, read> dy: array<${T}>;
 ${want.dx ? `@group(0) @binding(${dxBinding}) var<storage, read_write> dx: array<${T}>;` : ''}
 ${want.dp ? `@group(0) @binding(${partBinding}) var<storage, read_write> partials: array<vec2<f32>>;
-var<workgroup> red: array<vec2<f32>, ${ACT_WG}>;` : ''}
+${wgReduceVec2Decl(ACT_WG)}` : ''}
 ${math}
 ${activationWgsl({ kind: cfg.kind, params: src, surrogate: sur })}
 ${want.dp ? `@compute @workgroup_size(${ACT_WG})
@@ -244,15 +257,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   for (var i = wid.x * ${ACT_WG}u + li; i < u.nv; i += stride) {
     let xv = ${maskedLoad('x', cfg.vec4)};
     let g = ${maskedLoad('dy', cfg.vec4)};
-${want.dx ? `    dx[i] = g * ${cfg.vec4 ? 'act_df4' : 'act_df'}(xv, p);` : ''}
+${evals}
+${want.dx ? `    dx[i] = g * ${dfv};` : ''}
     acc += ${dpTerm};
   }
-  red[li] = acc;
-  workgroupBarrier();
-  for (var s = ${ACT_WG / 2}u; s > 0u; s = s >> 1u) {
-    if (li < s) { red[li] = red[li] + red[li + s]; }
-    workgroupBarrier();
-  }
+${wgReduceVec2(ACT_WG, 'acc')}
   if (li == 0u) { partials[wid.x] = red[0]; }
 }` : `@compute @workgroup_size(${ACT_WG})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
@@ -286,19 +295,14 @@ struct U { n: u32, p0: u32, p1: u32, p2: u32 };
 @group(0) @binding(1) var<storage, read> partials: array<vec2<f32>>;
 ${bindsRaw ? '@group(0) @binding(2) var<storage, read> raw: array<f32>;' : ''}
 @group(0) @binding(${bindsRaw ? 3 : 2}) var<storage, read_write> g: array<f32>;
-var<workgroup> red: array<vec2<f32>, ${ACT_WG}>;
+${wgReduceVec2Decl(ACT_WG)}
 @compute @workgroup_size(${ACT_WG})
 fn main(@builtin(local_invocation_index) li: u32) {
   var acc = vec2<f32>(0.0, 0.0);
   for (var j = li; j < u.n; j += ${ACT_WG}u) {
     acc += partials[j];
   }
-  red[li] = acc;
-  workgroupBarrier();
-  for (var s = ${ACT_WG / 2}u; s > 0u; s = s >> 1u) {
-    if (li < s) { red[li] = red[li] + red[li + s]; }
-    workgroupBarrier();
-  }
+${wgReduceVec2(ACT_WG, 'acc')}
   if (li == 0u) {
     g[0] = ${chain(0, 'x')};
 ${count === 2 ? `    g[1] = ${chain(1, 'y')};` : ''}
@@ -306,3 +310,6 @@ ${count === 2 ? `    g[1] = ${chain(1, 'y')};` : ''}
 }
 `;
 }
+
+/** Shared with the fused value-and-grad kernel (kernels/activation_value_grad_kernels.ts). */
+export { uniformStruct as actUniformStruct, source as actKernelParamSource, maskedLoad as actMaskedLoad };

@@ -17,45 +17,14 @@ import {
   xMinusLog1p64,
 } from './reference_math.ts';
 
-/** How a learnable RAW parameter maps to the effective one: |raw|, raw^2 or raw. */
-export type ParamConstraint = 'abs' | 'square' | 'none';
+// The constraint helpers live in activation_constraints.ts (re-exported here).
+export { constrain, paramDomainError, unconstrain } from './activation_constraints.ts';
 
-/** One effective parameter of an activation: default, learnable parametrisation, domain. */
-export interface ActivationParam {
-  name: string;
-  /** Default effective value (the papers' initialisation). */
-  init: number;
-  /**
-   * Learnable parametrisation: effective = |raw| ('abs', PAF's code), raw^2 ('square',
-   * SAT's SmoothReLU a = w^2) or raw ('none'). Host-number params are always effective.
-   */
-  constraint: ParamConstraint;
-  /** Open bounds of the effective value, with the reason (e.g. f divides by a). */
-  domain?: { gt?: number; lt?: number; why: string };
-}
-
-export interface ActivationDef {
-  kind: string;
-  /** The effective parameters, in p order (at most 2). */
-  params: readonly ActivationParam[];
-  /** Effective parameter names, in p order (from params). */
-  paramNames: readonly string[];
-  /** Default effective parameter values (from params). */
-  defaults: readonly number[];
-  /** Default hint: whether the papers train the parameter(s). */
-  learnable: boolean;
-  /**
-   * WGSL defining `${prefix}_f(x: f32, p: vec2<f32>) -> f32`, `${prefix}_df(...) -> f32`
-   * (df/dx) and `${prefix}_dp(...) -> vec2<f32>` (df/dparam). Needs wgslMath().
-   */
-  wgsl(prefix: string): string;
-  /** float64 reference of f. */
-  f(x: number, p: readonly number[]): number;
-  /** float64 reference of df/dx. */
-  df(x: number, p: readonly number[]): number;
-  /** float64 reference of df/dparam, one entry per paramNames entry ([] if none). */
-  dp(x: number, p: readonly number[]): number[];
-}
+// The types of the table (ParamConstraint, ActivationParam, ActivationDef) live in
+// activation_types.ts (re-exported here).
+import type { ActivationDef, ActivationParam } from './activation_types.ts';
+export type { ActivationDef, ActivationParam, ParamConstraint } from './activation_types.ts';
+import type { ParamConstraint } from './activation_types.ts';
 
 type DefInput = Omit<ActivationDef, 'paramNames' | 'defaults'>;
 
@@ -95,8 +64,15 @@ function checkPrefix(prefix: string): void {
 // float assumption can remove) and returns x itself.
 const IS_NAN_X = '(bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u';
 
-/** Builds the three WGSL functions from their bodies (which see x: f32, p: vec2<f32>). */
-function wgslFns(prefix: string, kind: string, f: string, df: string, dp: string): string {
+/**
+ * Builds the four WGSL functions from their bodies (which see x: f32, p: vec2<f32>).
+ * `fdf` returns vec2(f, df/dx) sharing the work of both; when omitted, _fdf calls _f and _df.
+ * `all` returns vec4(f, df/dx, df/dp) likewise; when omitted, _fdfdp calls _fdf and _dp.
+ * NOTE: a shared body must compute each value with the same operations as f and df
+ * alone (same helpers, same order), so the fused value-and-grad kernel matches the
+ * separate forward and backward kernels.
+ */
+function wgslFns(prefix: string, kind: string, f: string, df: string, dp: string, fdf?: string, all?: string): string {
   checkPrefix(prefix);
   return `
 // activation: ${kind}
@@ -111,6 +87,14 @@ ${df}
 fn ${prefix}_dp(x: f32, p: vec2<f32>) -> vec2<f32> {
   if (${IS_NAN_X}) { return vec2<f32>(x, x); }
 ${dp}
+}
+fn ${prefix}_fdf(x: f32, p: vec2<f32>) -> vec2<f32> {
+  if (${IS_NAN_X}) { return vec2<f32>(x, x); }
+${fdf ?? `  return vec2<f32>(${prefix}_f(x, p), ${prefix}_df(x, p));`}
+}
+fn ${prefix}_fdfdp(x: f32, p: vec2<f32>) -> vec4<f32> {
+  if (${IS_NAN_X}) { return vec4<f32>(x, x, x, x); }
+${all ?? `  return vec4<f32>(${prefix}_fdf(x, p), ${prefix}_dp(x, p));`}
 }
 `;
 }
@@ -149,6 +133,19 @@ const SOFTPLUS_WGSL_F = `  let a = p.x;
   return max(x, 0.0) + k_log1p01(k_exp_neg(-abs(z))) / a;`;
 const SOFTPLUS_WGSL_DF = `  let z = p.x * ${XCLAMP};
   return k_sigmoid(z);`;
+// (f, df) from one e = exp(-|z|): df = k_sigmoid(z) written out on that e.
+const SOFTPLUS_WGSL_FDF = `  let a = p.x;
+  let z = a * ${XCLAMP};
+  let e = k_exp_neg(-abs(z));
+  let d = 1.0 + e;
+  return vec2<f32>(max(x, 0.0) + k_log1p01(e) / a, select(e / d, 1.0 / d, z >= 0.0));`;
+const SOFTPLUS_WGSL_ALL = `  let a = p.x;
+  let xc = ${XCLAMP};
+  let z = a * xc;
+  let e = k_exp_neg(-abs(z));
+  let d = 1.0 + e;
+  let l = k_log1p01(e);
+  return vec4<f32>(max(x, 0.0) + l / a, select(e / d, 1.0 / d, z >= 0.0), -(abs(xc) * (e / d) + l / a) / a, 0.0);`;
 const SOFTPLUS_WGSL_DP = `  let a = p.x;
   let xc = ${XCLAMP};
   let e = k_exp_neg(-abs(a * xc));
@@ -174,7 +171,7 @@ function makeSoftplus(kind: 'softplus' | 'psoftplus', learnable: boolean): Activ
     kind,
     params: [scaleParam('a', 1)],
     learnable,
-    wgsl: (prefix) => wgslFns(prefix, kind, SOFTPLUS_WGSL_F, SOFTPLUS_WGSL_DF, SOFTPLUS_WGSL_DP),
+    wgsl: (prefix) => wgslFns(prefix, kind, SOFTPLUS_WGSL_F, SOFTPLUS_WGSL_DF, SOFTPLUS_WGSL_DP, SOFTPLUS_WGSL_FDF, SOFTPLUS_WGSL_ALL),
     f: softplusF,
     df: softplusDf,
     dp: softplusDp,
@@ -205,6 +202,18 @@ const silu = define({
   }
   let s = k_sigmoid2(z);
   return vec2<f32>(xc * (xc * (s.x * s.y)), 0.0);`,
+      // (f, df) from one k_sigmoid2 (its .x is k_sigmoid(z) bit for bit).
+      `  let z = p.x * ${XCLAMP};
+  let s = k_sigmoid2(z);
+  let sx = s.x;
+  return vec2<f32>(${mul0('x', 'sx')}, s.x + z * (s.x * s.y));`,
+      // (f, df, df/db): the branch of _dp as a select (both sides finite or the same inf).
+      `  let xc = ${XCLAMP};
+  let z = p.x * xc;
+  let s = k_sigmoid2(z);
+  let sx = s.x;
+  let db = select(xc * (xc * (s.x * s.y)), 0.0, abs(z) > ${SIG_TAIL});
+  return vec4<f32>(${mul0('x', 'sx')}, s.x + z * (s.x * s.y), db, 0.0);`,
     ),
   f: (x, p) => x * sigmoid64(p[0]! * x),
   df: (x, p) => {
@@ -220,8 +229,9 @@ const silu = define({
 
 // ---------------------------------------------------------------------------------
 // GELU (exact) = x Phi(x); df = Phi(x) + x phi(x).
-// NOTE: Phi comes from k_normal_cdf, which is accurate in relative terms in the lower
-// tail (1 + erf(x/sqrt2) would cancel there).
+// NOTE: x Phi, Phi and phi come from k_gelu_parts (wgsl_normal.ts): accurate in relative
+// terms in the lower tail (1 + erf(x/sqrt2) would cancel there), x Phi rounded once even
+// where Phi is subnormal, and one exp(-x^2/2) for all three.
 const gelu = define({
   kind: 'gelu',
   params: [],
@@ -230,11 +240,15 @@ const gelu = define({
     wgslFns(
       prefix,
       'gelu',
-      `  let c = k_normal_cdf(x);
-  return ${mul0('x', 'c')};`,
-      `  let d = k_normal_pdf(x);
-  return k_normal_cdf(x) + ${mul0('x', 'd')};`,
+      `  return k_gelu_parts(x).x;`,
+      `  let g = k_gelu_parts(x);
+  let d = g.z;
+  return g.y + ${mul0('x', 'd')};`,
       ZERO2,
+      // x Phi, Phi and phi from one exp(-x^2/2) (k_gelu_parts).
+      `  let g = k_gelu_parts(x);
+  let d = g.z;
+  return vec2<f32>(g.x, g.y + ${mul0('x', 'd')});`,
     ),
   f: (x) => x * normalCdf64(x),
   df: (x) => normalCdf64(x) + x * normalPdf64(x),
@@ -266,6 +280,11 @@ const gelu_tanh = define({
   let s = k_sigmoid2(z);
   return s.x + xc * (s.x * s.y) * ${GELU_TANH_2K} * (1.0 + 0.134145 * xc * xc);`,
       ZERO2,
+      `  let xc = clamp(x, -20.0, 20.0);
+  let z = ${GELU_TANH_2K} * (xc + 0.044715 * xc * xc * xc);
+  let s = k_sigmoid2(z);
+  let sx = s.x;
+  return vec2<f32>(${mul0('x', 'sx')}, s.x + xc * (s.x * s.y) * ${GELU_TANH_2K} * (1.0 + 0.134145 * xc * xc));`,
     ),
   f: (x) => {
     const xc = Math.min(Math.max(x, -40), 40); // |2u| > 4600 beyond: exactly 0/1 in f64
@@ -459,6 +478,18 @@ const pssilu = define({
   let sn = s.y;
   let db = -${mul0('x', 'sn')} / omb / omb;
   return vec2<f32>(da, db);`,
+      `  let z = p.x * ${XCLAMP};
+  let s = k_sigmoid2(z);
+  let m = s.x - p.y;
+  return vec2<f32>(${mul0('x', 'm')} / (1.0 - p.y), (s.x - p.y + z * (s.x * s.y)) / (1.0 - p.y));`,
+      `  let xc = ${XCLAMP};
+  let z = p.x * xc;
+  let s = k_sigmoid2(z);
+  let omb = 1.0 - p.y;
+  let m = s.x - p.y;
+  let sn = s.y;
+  let da = select(xc * (xc * (s.x * s.y)) / omb, 0.0, abs(z) > ${SIG_TAIL});
+  return vec4<f32>(${mul0('x', 'm')} / omb, (s.x - p.y + z * (s.x * s.y)) / omb, da, -${mul0('x', 'sn')} / omb / omb);`,
     ),
   f: (x, p) => (x * (sigmoid64(p[0]! * x) - p[1]!)) / (1 - p[1]!),
   df: (x, p) => {
@@ -499,7 +530,8 @@ const mish = define({
   kind: 'mish',
   params: [],
   learnable: false,
-  wgsl: (prefix) => wgslFns(prefix, 'mish', `${MISH_PARTS}\n  return ${mul0('x', 't')};`, `${MISH_PARTS}\n  return t + g;`, ZERO2),
+  wgsl: (prefix) =>
+    wgslFns(prefix, 'mish', `${MISH_PARTS}\n  return ${mul0('x', 't')};`, `${MISH_PARTS}\n  return t + g;`, ZERO2, `${MISH_PARTS}\n  return vec2<f32>(${mul0('x', 't')}, t + g);`),
   // float64: tanh(softplus(x)) is accurate in relative terms (softplus64 has no
   // cancellation) and 1 - t^2 = sech(sp)^2 via cosh, which never cancels.
   f: (x) => x * Math.tanh(softplus64(x)),
@@ -555,28 +587,4 @@ export function activationConstraint(kind: string, param: number | string): Para
   const p = def.params[i];
   if (!p) throw new Error(`activation ${kind} has no parameter ${JSON.stringify(param)}; its parameters: [${def.paramNames.join(', ')}]`);
   return p.constraint;
-}
-
-/** Effective value of a raw value under a constraint. */
-export function constrain(c: ParamConstraint, raw: number): number {
-  return c === 'abs' ? Math.abs(raw) : c === 'square' ? raw * raw : raw;
-}
-
-/**
- * The raw value whose constraint gives `eff` (a learnable parameter's initial raw value):
- * eff itself, or sqrt(eff) under 'square'. Throws for a negative eff under 'abs'/'square',
- * which no raw value reaches.
- */
-export function unconstrain(c: ParamConstraint, eff: number): number {
-  if (c !== 'none' && !(eff >= 0)) throw new Error(`a parameter learned as ${c === 'abs' ? '|raw|' : 'raw^2'} cannot start at ${eff} (must be >= 0)`);
-  return c === 'square' ? Math.sqrt(eff) : eff;
-}
-
-/** Why effective value v of parameter p is outside its domain (null when inside). */
-export function paramDomainError(p: ActivationParam, v: number): string | null {
-  const d = p.domain;
-  if (!d) return null;
-  if (d.gt !== undefined && !(v > d.gt)) return `> ${d.gt} (${d.why})`;
-  if (d.lt !== undefined && !(v < d.lt)) return `< ${d.lt} (${d.why})`;
-  return null;
 }

@@ -189,6 +189,11 @@ export const WGSL_MATH_FUNCTIONS: readonly string[] = [
   'k_exp_neg_half_sq',
   'k_normal_pdf',
   'k_normal_cdf',
+  'k_normal_pdf_w',
+  'k_gelu_parts',
+  'k_normal_cdf_near0',
+  'k_normal_cdf_series',
+  'k_normal_qm_w',
   'k_x_minus_log1p',
 ];
 

@@ -3,7 +3,7 @@
 // and its derivative Phi(x) + x phi(x). Part of wgslMath() (kernels/wgsl_math.ts); pure f32
 // functions that never call exp (so no large positive argument can reach it).
 
-// NOTE: exp(-u^2/2) for 0 <= u <= 14 without the two f32 losses of exp(-0.5*u*u):
+// NOTE: exp(-u^2/2) for 0 <= u <= 14.5 without the two f32 losses of exp(-0.5*u*u):
 // (1) u*u is rounded (6e-8 relative, times u^2/2 in the result: ~100 ULP at u = 10);
 // (2) WGSL exp is only 3 + 2|arg| ULP (lavapipe: 2.4 ULP at exp(-80)). So h = u^2/2 is kept
 // exact as 0.5 uh^2 + uh ul + 0.5 ul^2 (uh = u cut to 12 significant bits: every product
@@ -13,8 +13,9 @@
 // v = -r (the dropped v^7/7! is < 1e-11). 2^(-j/4) comes as th + tl, th with 12 bits, so a
 // caller multiplies a 12-bit constant by th exactly and adds the small rest: the whole
 // product is then rounded about once. Returned unrounded as (p, th, tl, s), s = 2^-(k>>2)
-// exact (a subnormal power of two below 2^-126, and exactly 0 from u = 13.98 on, so that a
-// clamped |x| = 1e30 times phi is 0, not ~1e-13). fma need not be fused (lavapipe's is
+// exact (a subnormal power of two below 2^-126, down to 2^-149, and exactly 0 from u = 14.41
+// on, where phi, Phi(-u) and u Phi(-u) all round to 0 in f32: so the callers' clamp of |x|
+// to 14.5 makes phi(1e30) and 1e30 phi(1e30) exactly 0). fma need not be fused (lavapipe's is
 // not): the error-free steps are exact products and exact differences, no two-sum tricks
 // that a compiler could reassociate away.
 export const WGSL_EXP_NEG_HALF_SQ = /* wgsl */ `
@@ -34,8 +35,8 @@ fn k_exp_neg_half_sq(u: f32) -> vec4<f32> {
   let j = k & 3u;
   let th = select(select(1.0, 0x1.ae8p-1, j == 1u), select(0x1.6ap-1, 0x1.306p-1, j == 3u), j >= 2u);
   let tl = select(select(0.0, 7.6102754e-5, j == 1u), select(7.5531187e-5, 1.2113563e-4, j == 3u), j >= 2u);
-  let e = min(k >> 2u, 141u);
-  let sub = select(0.0, bitcast<f32>(1u << (149u - e)), e < 141u);
+  let e = min(k >> 2u, 150u);
+  let sub = select(0.0, bitcast<f32>(1u << (149u - min(e, 149u))), e < 150u);
   let s = select(sub, bitcast<f32>((127u - min(e, 126u)) << 23u), e <= 126u);
   return vec4<f32>(p, th, tl, s);
 }
@@ -48,7 +49,11 @@ fn k_exp_neg_half_sq(u: f32) -> vec4<f32> {
 // emulation over 1.5M points; before: exp(-0.5*t*t), 83 ULP at x = 9.7).
 export const WGSL_NORMAL_PDF = /* wgsl */ `
 fn k_normal_pdf(x: f32) -> f32 {
-  let w = k_exp_neg_half_sq(min(abs(x), 14.0));
+  return k_normal_pdf_w(k_exp_neg_half_sq(min(abs(x), 14.5)));
+}
+
+// phi from w = k_exp_neg_half_sq(min(|x|, 14)).
+fn k_normal_pdf_w(w: vec4<f32>) -> f32 {
   let a = 0x1.988p-2 * w.y;
   var c = fma(1.649915e-5, w.z, 0x1.988p-2 * w.z);
   c = fma(1.649915e-5, w.y, c);
@@ -58,28 +63,27 @@ fn k_normal_pdf(x: f32) -> f32 {
 `;
 
 // NOTE: R(u) = Phi(-u) exp(u^2/2) (the Mills ratio over sqrt(2 pi): 0.41 at u = 1/4 down to
-// 0.029 at 13.5) as 12 polynomials in t = u - c, one per half-octave [1/4, 3/8), [3/8, 1/2),
-// [1/2, 3/4), ..., [8, 12), [12, 16) (fitted on [12, 13.5]), c the piece's midpoint (u - c
-// is exact). Row: [c, r0h, r0l, r1, ..., r8], R = r0h + r0l + r1 t + ... + r8 t^8, r0h with
-// 12 bits (r0h th is exact), degree the lowest with a float64 fit error < 1e-10 (zeros
-// above). How they were fitted: float64 least squares on the relative error, iteratively
-// reweighted towards minimax, 400 Chebyshev points per piece, against mpmath's erfc at 40
-// digits; then the coefficients were rounded to f32 one at a time from r0 up, refitting
-// the higher ones after each rounding. Max relative error of the f32-coefficient
-// polynomials (evaluated in float64): 1.4e-9 (0.02 ULP), on [4, 6] and [8, 12].
+// 0.027 at 14.5) as 6 polynomials in t = u - c, one per octave [1/4, 1/2), [1/2, 1), [1, 2),
+// [2, 4), [4, 8), [8, 14.5], c = 1.5 2^e the octave's midpoint (computed from the bits of u,
+// not selected; u - c is exact). Row: [r0h, r0l, r1, ..., r10], R = r0h + r0l + r1 t + ...
+// + r10 t^10, r0h = R(c) cut to 12 bits (r0h th is exact). How they were fitted: float64
+// least squares on the relative error, iteratively reweighted towards minimax, 400
+// Chebyshev points per piece, against mpmath's erfc at 40 digits; then the coefficients
+// were rounded to f32 one at a time from r1 up, refitting the higher ones after each
+// rounding (the high coefficients of the first pieces are fitting noise: t^10 < 1e-9
+// there). Max relative error of the f32-coefficient polynomials: 2.5e-9 (on [4, 8)); in a
+// float32 emulation of the kernel (unfused fma), 20001 points per octave, the head plus
+// the rounded tail r0l + t g(t) is within 0.61 ULP of R (|tail| <= 0.33 R: its rounding
+// is scaled down). The previous 12 half-octave pieces (33 vec4 selects of their
+// coefficients, the main cost of GELU on lavapipe: docs/engine.md) reached 0.33 ULP; see
+// docs/numerics.md for the error budget.
 const NORMAL_CDF_R: readonly (readonly number[])[] = [
-  [0.3125, 3.9611816e-1, 9.36718e-5, -2.7512607e-1, 1.5511742e-1, -7.556276e-2, 3.290624e-2, -1.0581377e-2, 0, 0, 0],
-  [0.4375, 3.6401367e-1, 9.120013e-5, -2.396464e-1, 1.2962978e-1, -6.097202e-2, 2.5750887e-2, -1.1048915e-2, 0, 0, 0],
-  [0.625, 3.232422e-1, 1.13981216e-4, -1.9684468e-1, 1.0016413e-1, -4.474544e-2, 1.8047696e-2, -6.804594e-3, 2.3895802e-3, 0, 0],
-  [0.875, 2.796631e-1, 1.0748434e-4, -1.5414304e-1, 7.244771e-2, -3.0249352e-2, 1.1494213e-2, -4.1006757e-3, 1.353789e-3, 0, 0],
-  [1.25, 2.3071289e-1, 4.7430676e-5, -1.1049188e-1, 4.6322737e-2, -1.7529428e-2, 6.1026174e-3, -1.9818393e-3, 6.090416e-4, -1.6248573e-4, 0],
-  [1.75, 1.8518066e-1, 5.1000614e-5, -7.4786864e-2, 2.7177323e-2, -9.075884e-3, 2.823851e-3, -8.1550464e-4, 2.2945052e-4, -1.601128e-4, 0],
-  [2.5, 1.4129639e-1, 3.494466e-5, -4.5613952e-2, 1.3648226e-2, -3.8311312e-3, 1.0175982e-3, -2.57373e-4, 6.2345716e-5, -1.4865098e-5, 3.2992916e-6],
-  [3.5, 1.0632324e-1, 2.1911446e-5, -2.6734242e-2, 6.387652e-3, -1.4591689e-3, 3.2015966e-4, -6.759408e-5, 1.3810293e-5, -3.0759209e-6, 6.298522e-7],
-  [5, 7.69043e-2, 1.5008099e-5, -1.4345755e-2, 2.5952635e-3, -4.564863e-4, 7.821851e-5, -1.30572125e-5, 2.1333954e-6, -3.6518375e-7, 5.7417306e-8],
-  [7, 5.5892944e-2, 5.381046e-7, -7.6879035e-3, 1.0390796e-3, -1.3811425e-4, 1.8067913e-5, -2.3295445e-6, 2.9575236e-7, -3.6762327e-8, 4.5363535e-9],
-  [10, 3.9505005e-2, 1.6892177e-6, -3.8753392e-3, 3.766501e-4, -3.6280173e-5, 3.4640348e-6, -3.2723955e-7, 3.0728444e-8, -3.0946912e-9, 2.8493677e-10],
-  [12.75, 3.1097412e-2, 3.1484822e-6, -2.410133e-3, 1.8568333e-4, -1.4223115e-5, 1.0833443e-6, -8.291253e-8, 6.2615175e-9, 0, 0],
+  [0.3795166015625, 8.782630902715027e-05, -0.2565906345844269, 0.14169147610664368, -0.06780628114938736, 0.029059216380119324, -0.014262775890529156, 0.005639178678393364, 0.24432000517845154, -0.13687659800052643, -6.991013526916504, 4.055572509765625],
+  [0.3001708984375, 6.156390008982271e-05, -0.17376793920993805, 0.08495326340198517, -0.036683134734630585, 0.014358814805746078, -0.0052520036697387695, 0.001805572770535946, 0.0009250253206118941, -0.0010229317704215646, -0.010578285902738571, 0.008063695393502712],
+  [0.20574951171875, 3.1155257602222264e-05, -0.09027127921581268, 0.03518687188625336, -0.01249703112989664, 0.0041104089468717575, -0.0012656827457249165, 0.0003677581262309104, -0.00010523010132601485, 3.0336268537212163e-05, -1.0629165672071395e-06, -3.7842321489733877e-06],
+  [0.121490478515625, 2.3469840016332455e-05, -0.03440043702721596, 0.009156322106719017, -0.002310466254130006, 0.0005562019068747759, -0.00012846500612795353, 2.8552023650263436e-05, -5.977788077871082e-06, 1.223517642756633e-06, -3.340915952776413e-07, 7.34099998567217e-08],
+  [0.06475830078125, 2.101354402839206e-05, -0.010266395285725594, 0.0015904739266261458, -0.00024118016881402582, 3.584205114748329e-05, -5.230262104305439e-06, 7.48810180084547e-07, -1.0294560581769474e-07, 1.4239009971106498e-08, -2.4812012444641596e-09, 3.3391112097547193e-10],
+  [0.0330047607421875, 1.4210335393727291e-05, -0.0027146274223923683, 0.0002217207511421293, -1.799319579731673e-05, 1.4508916592603782e-06, -1.1621177264942162e-07, 9.297857594958714e-09, -7.466910978415342e-10, 5.1018748253861546e-11, -3.894056518211064e-12, 8.178269801824289e-13],
 ];
 
 /** An f32 value as an exact WGSL literal. */
@@ -92,8 +96,7 @@ function wgslF32(v: number): string {
  * WGSL lines `let <name> = vec4(...)` holding slot `slot` (row entries 4 slot .. 4 slot + 3)
  * of piece `i`, picked with a binary tree of selects on the bits of i.
  * NOTE: not a const array indexed by i: on lavapipe that made the GELU kernel ~2.5x
- * slower (measured); with the 11 selects per vec4 it runs at about the speed of the old
- * erf + 12-level continued fraction (~20 ms per 1M elements both, noisy).
+ * slower (measured). 6 pieces take 5 selects per vec4 (12 half-octave pieces took 11).
  */
 function pieceSelect(name: string, slot: number): string {
   let level = NORMAL_CDF_R.map((row) => `vec4<f32>(${[0, 1, 2, 3].map((k) => wgslF32(row[4 * slot + k] ?? 0)).join(', ')})`);
@@ -116,43 +119,84 @@ function pieceSelect(name: string, slot: number): string {
 }
 
 // NOTE: Phi(x), accurate in relative terms in the LOWER tail too (GELU's x Phi(x) for
-// x < 0; 1 + erf(x/sqrt2) cancels there). With u = |x| (clamped to 14) and q = Phi(-u):
+// x < 0; 1 + erf(x/sqrt2) cancels there). With u = |x| (clamped to 14.5) and q = Phi(-u):
 // - u < 1/4, or x > 0 and u < 1/2: Phi = 1/2 +- u S(u^2), S the Taylor series of
 //   (Phi(u) - 1/2)/u to u^12 (truncation < 2e-12 relative); for x < 0 1/2 - u S loses
 //   little (u S <= 0.1 against q >= 0.4).
 // - otherwise q = exp(-u^2/2) R(u) = s (th + tl)(1 + p) (r0h + r0l + t g(t)), computed as
-//   s (a + rest) with a = r0h th exact and rest small (|t g| <= 0.2 R, |p| <= 0.09), so q
+//   s (a + rest) with a = r0h th exact and rest small (|t g| <= 0.33 R, |p| <= 0.09), so q
 //   is rounded about once; Phi(x > 0) = 1 - q.
-// Measured (lavapipe, and a float32 emulation over 1.5M points): q within 1.3 ULP; GELU
-// x Phi(x) within 1.7 ULP of float64 wherever Phi is a normal f32 (x > -12.95); below,
-// x Phi(x) is still normal down to -13.1 but inherits Phi's subnormal rounding (2.9 ULP at
-// -13, ~8 at -13.1; only a fused x Phi in the caller could avoid it); see
-// test/kernels/activation_gelu_ulp.test.ts (before: 2.8 ULP on [-1.3, 0), 32 to 260 ULP in the
-// lower tail). Phi is exactly 0 (x <= -13.98) or 1 far out. The exp-based erfc of Juffa's erff (k_erf) is not used: it
+// Measured on lavapipe: GELU x Phi(x) (k_gelu_parts, which fuses x into the product before
+// the scaling by s) within 1.8 ULP of float64 over the whole f32 range, subnormal results
+// included; see test/kernels/activation_gelu_ulp.test.ts (before the piecewise form: 2.8
+// ULP on [-1.3, 0), 32 to 260 ULP in the lower tail). Phi is exactly 0 (x <= -14.41) or 1
+// far out. The exp-based erfc of Juffa's erff (k_erf) is not used: it
 // needs x/sqrt2 rounded and exp(-t*t) with t*t rounded, and is only accurate in absolute
 // terms beyond t = 1.75.
+// k_gelu_parts(x) = (x Phi(x), Phi(x), phi(x)) from ONE k_exp_neg_half_sq (GELU's value,
+// derivative and the fused value-and-gradient kernel): Phi and phi are computed exactly as
+// k_normal_cdf and k_normal_pdf compute them, only the shared exp is evaluated once.
+// NOTE: x Phi(x) in the lower tail is (x m) s with q = m s (m the normal-range product of
+// R and exp's mantissa part, s = 2^-k exact): the product with x happens BEFORE the scaling
+// by s, so where Phi (x < -12.95) or x Phi itself (x < -13.1) is subnormal in f32 the result
+// is rounded once, at the end, instead of inheriting Phi's absolute rounding of 2^-150
+// times |x| (up to ~8 ULP before). x is clamped to -14.5 there (s = 0 from u = 14.41, so
+// x = -inf gives (-14.5 m) 0 = 0, the limit).
 export const WGSL_NORMAL_CDF = /* wgsl */ `
 fn k_normal_cdf(x: f32) -> f32 {
-  let u = min(abs(x), 14.0);
-  if (u < 0.25 || (x > 0.0 && u < 0.5)) {
-    let s = u * u;
-    var m: f32 = 6.6596935e-7;
-    m = fma(m, s, -9.444656e-6);
-    m = fma(m, s, 1.1543469e-4);
-    m = fma(m, s, -1.1873282e-3);
-    m = fma(m, s, 9.973557e-3);
-    m = fma(m, s, -6.649038e-2);
-    m = fma(m, s, 3.989423e-1);
-    let t = u * m;
-    return select(0.5 - t, 0.5 + t, x > 0.0);
+  let u = min(abs(x), 14.5);
+  if (k_normal_cdf_near0(x, u)) {
+    return k_normal_cdf_series(x, u);
   }
-  // piece: (bits >> 22) = 2 * biased exponent + top mantissa bit, 250 at u = 1/4
-  let i = min((bitcast<u32>(u) >> 22u) - 250u, 11u);
+  let w = k_exp_neg_half_sq(u);
+  let q = k_normal_qm_w(u, w) * w.w;
+  return select(q, 1.0 - q, x > 0.0);
+}
+
+fn k_gelu_parts(x: f32) -> vec3<f32> {
+  let u = min(abs(x), 14.5);
+  let w = k_exp_neg_half_sq(u);
+  let m = k_normal_qm_w(u, w);
+  let q = m * w.w;
+  let near0 = k_normal_cdf_near0(x, u);
+  let ser = k_normal_cdf_series(x, u);
+  let c = select(select(q, 1.0 - q, x > 0.0), ser, near0);
+  let xc = max(x, -14.5);
+  let xphi = select(select((xc * m) * w.w, x * c, x > 0.0), x * ser, near0);
+  return vec3<f32>(xphi, c, k_normal_pdf_w(w));
+}
+
+// Whether Phi(x) (u = min(|x|, 14)) comes from the series around 0.
+fn k_normal_cdf_near0(x: f32, u: f32) -> bool {
+  return u < 0.25 || (x > 0.0 && u < 0.5);
+}
+
+// Phi(x) = 1/2 +- u S(u^2) near 0.
+fn k_normal_cdf_series(x: f32, u: f32) -> f32 {
+  let s = u * u;
+  var m: f32 = 6.6596935e-7;
+  m = fma(m, s, -9.444656e-6);
+  m = fma(m, s, 1.1543469e-4);
+  m = fma(m, s, -1.1873282e-3);
+  m = fma(m, s, 9.973557e-3);
+  m = fma(m, s, -6.649038e-2);
+  m = fma(m, s, 3.989423e-1);
+  let t = u * m;
+  return select(0.5 - t, 0.5 + t, x > 0.0);
+}
+
+// m with q = Phi(-u) = m w.w, for u >= 1/4, from w = k_exp_neg_half_sq(u) (m is in the
+// normal range; garbage below 1/4, unused there).
+fn k_normal_qm_w(u: f32, w: vec4<f32>) -> f32 {
+  // piece: the octave of u, (bits >> 23) = biased exponent, 125 at u = 1/4
+  let bits = bitcast<u32>(u);
+  let i = min((bits >> 23u) - 125u, 5u);
 ${pieceSelect('c0', 0)}
 ${pieceSelect('c1', 1)}
 ${pieceSelect('c2', 2)}
-  let t = u - c0.x;
-  var g = c2.z;
+  let t = u - bitcast<f32>((bits & 0xff800000u) | 0x00400000u);
+  var g = c2.w;
+  g = fma(g, t, c2.z);
   g = fma(g, t, c2.y);
   g = fma(g, t, c2.x);
   g = fma(g, t, c1.w);
@@ -160,13 +204,12 @@ ${pieceSelect('c2', 2)}
   g = fma(g, t, c1.y);
   g = fma(g, t, c1.x);
   g = fma(g, t, c0.w);
-  let rl = fma(t, g, c0.z);
-  let w = k_exp_neg_half_sq(u);
-  let a = c0.y * w.y;
-  var c = fma(rl, w.z, c0.y * w.z);
+  g = fma(g, t, c0.z);
+  let rl = fma(t, g, c0.y);
+  let a = c0.x * w.y;
+  var c = fma(rl, w.z, c0.x * w.z);
   c = fma(rl, w.y, c);
   c = fma(a + c, w.x, c);
-  let q = (a + c) * w.w;
-  return select(q, 1.0 - q, x > 0.0);
+  return a + c;
 }
 `;

@@ -212,23 +212,23 @@ function checkRaw(op: string, kind: ActivationKind, p: Tensor, device: Tensor['d
   if (device && p.device !== device) throw new Error(`kinkless: ${op}: spec.raw lives on device #${p.device.id}, x on #${device.id}`);
 }
 
-function kernelConfig(r: ResolvedActivation, vec4: boolean): ActKernelConfig {
+export function kernelConfig(r: ResolvedActivation, vec4: boolean): ActKernelConfig {
   return { kind: r.kind, params: r.count === 0 ? 'none' : r.raw ? 'buffer' : 'uniform', surrogate: r.surrogate, vec4 };
 }
 
 /** vec4 kernels cover ceil(n/4) vec4 items: every buffer involved must hold them. */
-function canVec4(n: number, bufs: GPUBuffer[], opt: boolean | undefined): boolean {
+export function canVec4(n: number, bufs: GPUBuffer[], opt: boolean | undefined): boolean {
   if (opt === false) return false;
   const need = Math.ceil(n / 4) * 16;
   return bufs.every((b) => b.size >= need);
 }
 
-function uniformsFor(n: number, nv: number, gx: number, r: ResolvedActivation): ArrayBuffer {
+export function uniformsFor(n: number, nv: number, gx: number, r: ResolvedActivation): ArrayBuffer {
   return new Uniforms().u32(n, nv, gx, 0).f32(...r.uniform).bytes();
 }
 
 /** Per-channel params need x's dim 1 to be their channel count. */
-function checkChannels(op: string, x: Tensor, r: ResolvedActivation): void {
+export function checkChannels(op: string, x: Tensor, r: ResolvedActivation): void {
   const C = r.raw!.shape[0]!;
   if (x.rank < 2 || x.shape[1] !== C) {
     throw new Error(`kinkless: ${op}: per-channel params [${C}, ${r.count}] need x with rank >= 2 and ${C} channels in dim 1, got x ${shapeStr(x.shape)}`);
@@ -236,7 +236,7 @@ function checkChannels(op: string, x: Tensor, r: ResolvedActivation): void {
   if (C > 65535) throw new Error(`kinkless: ${op}: per-channel params support at most 65535 channels, got ${C}`);
 }
 
-function checkX(op: string, x: Tensor): void {
+export function checkX(op: string, x: Tensor): void {
   if (!(x instanceof Tensor)) throw new Error(`kinkless: ${op}: x must be a Tensor, got ${String(x)}`);
   assertSameDevice(op, x);
   if (x.dtype !== 'f32') throw new Error(`kinkless: ${op}: x must be f32, got an ${x.dtype} tensor of shape ${shapeStr(x.shape)}`);
