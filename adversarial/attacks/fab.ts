@@ -96,7 +96,7 @@ export class FabTargeted extends BaseAttack {
   /** Best point and its norm ([N]; NONE where none) over all targets and restarts. */
   private search(model: Module, x: Tensor, y: Tensor): { adv: Tensor; res: Tensor } {
     const N = x.shape[0]!;
-    const logits = noGrad(() => model.forward(x));
+    const logits = noGrad(() => scope(() => model.forward(x)));
     if (logits.rank !== 2 || logits.shape[0] !== N) throw new Error(`kinkless: FAB-T: the model must map [N, ...] to logits [N, C], got ${logits.shape.join('x')}`);
     const C = logits.shape[1]!;
     if (C < 2) throw new Error(`kinkless: FAB-T: needs at least 2 classes, got logits [${N}, ${C}]`);

@@ -140,13 +140,19 @@ describe('FAB-T on a small CNN (sanity)', () => {
 });
 
 describe('FAB-T resources', () => {
-  it('live GPU buffers stay flat across repeated generate and minimumNorm calls', async () => {
+  it('live GPU buffers stay flat across repeated generate and minimumNorm calls (linear model and CNN)', async () => {
     const dev = await testDevice();
     const s = await linearCase(dev, 'l2');
+    const cnn = new SmallCnn(dev, { seed: 2 });
+    const xc = Tensor.from(dev, Float32Array.from(randArray(2 * 784, 5, 0, 1)), [2, 1, 28, 28]);
+    const yc = Tensor.from(dev, [3, 7], [2], 'i32');
     const atk = new FabTargeted({ norm: 'l2', eps: 1, steps: 3, nTargetClasses: 3, restarts: 2, bounds: BOUNDS });
+    const atkC = new FabTargeted({ norm: 'linf', eps: 0.1, steps: 2, nTargetClasses: 2, restarts: 2 });
     const run = async () => {
       (await atk.perturb(s.model, s.X, s.Y)).dispose();
       (await atk.minimumNorm(s.model, s.X, s.Y)).xAdv.dispose();
+      (await atkC.perturb(cnn, xc, yc)).dispose();
+      (await atkC.minimumNorm(cnn, xc, yc)).xAdv.dispose();
       await dev.sync();
       return dev.stats();
     };
