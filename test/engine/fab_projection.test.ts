@@ -124,7 +124,7 @@ describe('fabProjection on the GPU', () => {
     }
   }
 
-  it('M beyond one grid row of workgroups is not needed, but many rows are: 300 rows, D=3', async () => {
+  it('300 rows of D=3, inputs shaped [M, 1, D] and c [M, 1, 1]: matches float64', async () => {
     const dev = await testDevice();
     const [lo, hi] = [0, 1];
     const M = 300, D = 3;
