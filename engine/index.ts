@@ -15,6 +15,7 @@ export * from './ops/matmul.ts';
 export * from './ops/layout.ts';
 export * from './ops/indexing.ts';
 export * from './ops/threat.ts';
+export { fabProjection, type FabProjectionOptions } from './ops/fab_projection.ts';
 export { dropout } from './ops/dropout.ts';
 export { sgdUpdate, adamUpdate, clipScale, type SgdUpdate, type AdamUpdate } from './ops/optim.ts';
 export { conv2d, conv2dGeometry, conv2dForward, conv2dBackwardInput, conv2dBackwardFilter, chooseConvImpl, gemmOk, conv2dIm2col, DEFAULT_GEMM_CHUNK_BYTES, DEFAULT_KEEP_IM2COL_BYTES, type Conv2dOptions, type ConvImpl, type ConvDir, type ConvGeom } from './ops/conv2d.ts';

@@ -1,9 +1,10 @@
-// Attacks: FGSM, FGM, PGD (L-inf / L2, restarts, targeted), APGD-CE; and makeAttack, which
+// Attacks: FGSM, FGM, PGD (L-inf / L2, restarts, targeted), APGD-CE, APGD-DLR/T, FAB-T; and makeAttack, which
 // builds one from a plain JSON spec (CLI, configs, reports).
 import { Fgsm, type FgsmOptions } from './fgsm.ts';
 import { Fgm, type FgmOptions } from './fgm.ts';
 import { Pgd, type PgdOptions } from './pgd.ts';
 import { Apgd, type ApgdOptions } from './apgd.ts';
+import { FabTargeted, type FabOptions } from './fab.ts';
 import type { Attack } from './common.ts';
 
 export * from './common.ts';
@@ -16,7 +17,8 @@ export type AttackSpec =
   | ({ kind: 'fgsm' } & FgsmOptions)
   | ({ kind: 'fgm' } & FgmOptions)
   | ({ kind: 'pgd' } & PgdOptions)
-  | ({ kind: 'apgd' } & ApgdOptions);
+  | ({ kind: 'apgd' } & ApgdOptions)
+  | ({ kind: 'fab' } & FabOptions);
 
 /** Build an attack from { kind, ...options }; errors name the unknown kind. */
 export function makeAttack(spec: AttackSpec): Attack {
@@ -29,9 +31,12 @@ export function makeAttack(spec: AttackSpec): Attack {
       return new Pgd(spec);
     case 'apgd':
       return new Apgd(spec);
+    case 'fab':
+      return new FabTargeted(spec);
     default:
-      throw new Error(`kinkless: makeAttack: kind must be 'fgsm', 'fgm', 'pgd' or 'apgd', got ${JSON.stringify((spec as { kind?: unknown })?.kind)}`);
+      throw new Error(`kinkless: makeAttack: kind must be 'fgsm', 'fgm', 'pgd', 'apgd' or 'fab', got ${JSON.stringify((spec as { kind?: unknown })?.kind)}`);
   }
 }
 export { ApgdTargeted, apgdTargeted, type ApgdTargetedOptions } from './apgd_targeted.ts';
 export type { ApgdLoss } from './apgd.ts';
+export { FabTargeted, fabTargeted, type FabOptions } from './fab.ts';

@@ -18,6 +18,7 @@ import * as LAY from '../../kernels/layout.ts';
 import * as BN from '../../kernels/batchnorm.ts';
 import * as CP from '../../kernels/copy.ts';
 import * as OPT from '../../kernels/optim.ts';
+import * as FAB from '../../kernels/fab_projection.ts';
 import { ELEMENTWISE } from '../../kernels/elementwise_ops.ts';
 import { logSoftmax64, logSoftmaxBackward64, xent64, xentBackward64 } from '../../kernels/softmax_xent.ts';
 import { avgPool64, maxPool64, maxPoolBackward64, type PoolGeom } from '../reference/pool64.ts';
@@ -52,6 +53,7 @@ function allKernels(): Kernel[] {
     }
   }
   ks.push(CP.copyVec4Kernel, OPT.sgdKernel(), OPT.adamKernel(), OPT.clipScaleKernel());
+  for (const norm of ['linf', 'l2'] as const) ks.push(FAB.fabProjectionKernel({ norm }));
   for (const mode of ['vec4', 'flat', 'broadcast'] as const) {
     ks.push(ELEMENTWISE.kernel({ op: 'add', inputs: ['f32', 'f32'], out: 'f32', mode }));
     ks.push(ELEMENTWISE.kernel({ op: 'neg', inputs: ['f32'], out: 'f32', mode }));
