@@ -1,9 +1,10 @@
-// Attacks: FGSM, FGM, PGD (L-inf / L2, restarts, targeted), APGD-CE; and makeAttack, which
+// Attacks: FGSM, FGM, PGD (L-inf / L2, restarts, targeted), APGD-CE, Square; and makeAttack, which
 // builds one from a plain JSON spec (CLI, configs, reports).
 import { Fgsm, type FgsmOptions } from './fgsm.ts';
 import { Fgm, type FgmOptions } from './fgm.ts';
 import { Pgd, type PgdOptions } from './pgd.ts';
 import { Apgd, type ApgdOptions } from './apgd.ts';
+import { Square, type SquareOptions } from './square.ts';
 import type { Attack } from './common.ts';
 
 export * from './common.ts';
@@ -11,12 +12,14 @@ export { Fgsm, fgsm, fmt, type FgsmOptions } from './fgsm.ts';
 export { Fgm, fgm, type FgmOptions } from './fgm.ts';
 export { Pgd, pgd, type PgdOptions, type StepTrace } from './pgd.ts';
 export { Apgd, apgd, apgdCheckpoints, type ApgdOptions } from './apgd.ts';
+export { Square, square, type SquareOptions, type SquareResult } from './square.ts';
 
 export type AttackSpec =
   | ({ kind: 'fgsm' } & FgsmOptions)
   | ({ kind: 'fgm' } & FgmOptions)
   | ({ kind: 'pgd' } & PgdOptions)
-  | ({ kind: 'apgd' } & ApgdOptions);
+  | ({ kind: 'apgd' } & ApgdOptions)
+  | ({ kind: 'square' } & SquareOptions);
 
 /** Build an attack from { kind, ...options }; errors name the unknown kind. */
 export function makeAttack(spec: AttackSpec): Attack {
@@ -29,8 +32,10 @@ export function makeAttack(spec: AttackSpec): Attack {
       return new Pgd(spec);
     case 'apgd':
       return new Apgd(spec);
+    case 'square':
+      return new Square(spec);
     default:
-      throw new Error(`kinkless: makeAttack: kind must be 'fgsm', 'fgm', 'pgd' or 'apgd', got ${JSON.stringify((spec as { kind?: unknown })?.kind)}`);
+      throw new Error(`kinkless: makeAttack: kind must be 'fgsm', 'fgm', 'pgd', 'apgd' or 'square', got ${JSON.stringify((spec as { kind?: unknown })?.kind)}`);
   }
 }
 export { ApgdTargeted, apgdTargeted, type ApgdTargetedOptions } from './apgd_targeted.ts';
