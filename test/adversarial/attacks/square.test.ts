@@ -5,8 +5,8 @@
 //   L2:    d = min_{t != y} (z_y - z_t) / ||w_y - w_t||_2
 // With no bias, scaling x scales every margin, so each example is scaled to d = 1.
 // Below d no point of the ball is misclassified (so none may be fooled at 0.98 d); above
-// it, Square must find one with a budget of 5000 queries. Also: the attack works on a
-// model whose backward throws (it never asks for a gradient), outputs stay in the box and
+// it, Square must find one with a budget of 5000 queries. Also: targeted runs reach targets
+// with a float64 certificate of reachability, the attack works on a model whose backward throws (it never asks for a gradient), outputs stay in the box and
 // the ball, seeds reproduce, and bad options give clear errors.
 import { describe, expect, it } from 'vitest';
 import { testDevice } from '../../helpers/device.ts';
@@ -168,6 +168,41 @@ describe('Square on a linear model (closed-form distances)', () => {
     const low = new Square({ norm: 'l2', eps: 0.98 * Math.min(...s.d), bounds: FAR, seed: 2, queries: 300 });
     const rl = await low.attack(s.model, s.x, s.y);
     expect(Array.from(rl.fooled)).toEqual(new Array(N).fill(0));
+  });
+});
+
+describe('Square, targeted', () => {
+  it('L-inf: reaches targets known to be reachable (a float64 certificate vertex per example)', async () => {
+    const s = await linearCase('linf');
+    const eps = 3 * Math.max(...s.d);
+    // Target: the first class t after y for which the vertex x + eps sign(w_t - mean_{j != t} w_j)
+    // makes t the argmax (checked in float64): a witness that the target is reachable.
+    const tg = Int32Array.from(s.Y, (y, i) => {
+      const x = s.X.subarray(i * D, (i + 1) * D);
+      for (let k = 1; k < C; k++) {
+        const t = (y + k) % C;
+        const v = Float64Array.from(x, (xv, p) => {
+          let m = 0;
+          for (let j = 0; j < C; j++) if (j !== t) m += s.W[j * D + p]! / (C - 1);
+          return xv + eps * Math.sign(s.W[t * D + p]! - m);
+        });
+        if (argmax(logits(s.W, v, D)) === t) return t;
+      }
+      throw new Error(`no certified target for example ${i}`);
+    });
+    const r = await new Square({ eps, bounds: FAR, seed: 4, targeted: true }).attack(s.model, s.x, Tensor.from(s.dev, tg, [N], 'i32'));
+    const xa = await r.xAdv.f32();
+    let hit = 0;
+    for (let i = 0; i < N; i++) {
+      const z = logits(s.W, xa.subarray(i * D, (i + 1) * D), D);
+      const reached = argmax(z) === tg[i];
+      hit += reached ? 1 : 0;
+      expect(r.fooled[i], `example ${i}`).toBe(reached ? 1 : 0);
+      // The reported margin is max_{j != t} z_j - z_t at the returned point (float64 here).
+      const other = Math.max(...z.filter((_, c) => c !== tg[i]));
+      expect(r.margins[i]).toBeCloseTo(other - z[tg[i]!]!, 3);
+    }
+    expect(hit).toBe(N); // measured: 16 of 16
   });
 });
 
