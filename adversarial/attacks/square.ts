@@ -125,13 +125,16 @@ export class Square extends BaseAttack {
       if (hit.length) keepOut(this.take(x, hit), hit, Float64Array.from(hit, (i) => m0[i]!));
       if (rest.length) {
         const xr = this.take(x, rest);
-        const best = this.start(xr, rng);
-        a = { x: xr, best, idx: rest, m: await this.margins(model, best, labels, rest) };
+        a = { x: xr, best: this.start(xr, rng), idx: rest, m: new Float64Array(0) };
+        a.m = await this.margins(model, a.best, labels, rest);
         for (const g of rest) queries[g] = 1;
         a = this.retire(a, keepOut);
         for (let it = 0; a && it < this.queries; it++) {
           const cand = this.propose(a, it, rng);
-          const m = await this.margins(model, cand, labels, a.idx);
+          const m = await this.margins(model, cand, labels, a.idx).catch((e: unknown) => {
+            cand.dispose();
+            throw e;
+          });
           for (const g of a.idx) queries[g]!++;
           this.accept(a, cand, m);
           a = this.retire(a, keepOut);
