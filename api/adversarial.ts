@@ -1,4 +1,4 @@
-// `kinkless/adversarial`: attacks (FGSM, FGM, PGD, APGD), adversarial training loops, the
+// `kinkless/adversarial`: attacks (FGSM, FGM, PGD, APGD, Square), adversarial training loops, the
 // trainer, robust evaluation with gradient-masking checks, threat models, resumable training.
 /// <reference types="@webgpu/types" preserve="true" />
 export * from '../adversarial/attacks/index.ts';

@@ -105,6 +105,20 @@ export function perExampleView(t: Tensor, x: Tensor): Tensor {
  * done and nothing can reach their .grad.
  */
 export function withAttackMode<T>(model: Module, bnMode: BnMode, fn: () => T): T {
+  const restore = enterAttackMode(model, bnMode);
+  try {
+    return fn();
+  } finally {
+    restore();
+  }
+}
+
+/**
+ * The first half of withAttackMode, for attacks that await readbacks (Square): put the
+ * model in the attack's mode with every parameter's requiresGrad off, and return the
+ * function that restores each module's training flag and each parameter's requiresGrad.
+ */
+export function enterAttackMode(model: Module, bnMode: BnMode): () => void {
   const flags: [Module, boolean][] = [];
   const walk = (m: Module): void => {
     flags.push([m, m.training]);
@@ -115,12 +129,10 @@ export function withAttackMode<T>(model: Module, bnMode: BnMode, fn: () => T): T
   const req = params.map((p) => p.requiresGrad);
   model.train(bnMode === 'train');
   for (const p of params) p.requiresGrad = false;
-  try {
-    return fn();
-  } finally {
+  return () => {
     for (const [m, on] of flags) m.training = on;
     params.forEach((p, i) => (p.requiresGrad = req[i]!));
-  }
+  };
 }
 
 /** Validate the (x, y) pair every attack receives. */
