@@ -38,7 +38,7 @@ export interface AutoAttackProgress {
   stage: string;
   batch: number;
   batches: number;
-  /** Examples this stage attacks in total, and how many it broke so far. */
+  /** Examples this stage attacks in total, and how many it broke so far (clean: examples done, misclassified so far). */
   attacked: number;
   broken: number;
   /** Robust examples now, out of n. */
@@ -213,7 +213,7 @@ export async function autoAttack(model: Module, x: Tensor, y: Tensor, opts: Auto
         xb.dispose();
       }
       cleanSecs += (performance.now() - t) / 1000;
-      report({ stage: 'clean', batch: b + 1, batches, attacked: e, broken: 0 });
+      report({ stage: 'clean', batch: b + 1, batches, attacked: e, broken: e - robust.reduce((acc, v) => acc + v, 0) });
     }
     // The stages, each on the examples still robust.
     for (const [si, name] of sequence.entries()) {
