@@ -68,6 +68,7 @@ export const STAGES: StageRegistry = {
   'apgd-t': {
     gradientFree: false,
     make: (t, seed, b, classes) => {
+      if (classes < 4) throw new Error(`kinkless: AutoAttack: apgd-t needs at least 4 classes (the targeted DLR loss), the model has ${classes}`);
       const all = new ApgdTargeted({ norm: t.norm, eps: t.eps, bounds: t.bounds, steps: b.apgdSteps, restarts: 1, nTargetClasses: b.targets, seed, bnMode: b.bnMode });
       return targetRanks(b.targets, classes).map((r) => ({ label: `apgd-t (target rank ${r})`, attack: all.target(r) }));
     },

@@ -184,6 +184,14 @@ describe('autoAttack with fake attacks', () => {
     expect(() => checkStageNames('t', ['apgd-ce', 'apgd-ce'])).toThrow(/listed twice/);
     expect(() => checkStageNames('t', [])).toThrow(/non-empty list/);
   });
+
+  it('apgd-t on a model with fewer than 4 classes is refused with the class count', async () => {
+    const d = await testDevice();
+    const m = new Linear(d, D, 3, { seed: 1 });
+    const { x } = data(d);
+    const y = Tensor.from(d, new Int32Array(N), [N], 'i32');
+    await expect(autoAttack(m, x, y, { norm: 'linf', eps: 0.1, attacks: ['apgd-t'] })).rejects.toThrow(/apgd-t needs at least 4 classes .* the model has 3/);
+  });
 });
 
 describe('autoAttack with APGD-CE and APGD-T on a linear model (closed-form distance)', () => {
@@ -214,6 +222,9 @@ describe('autoAttack with APGD-CE and APGD-T on a linear model (closed-form dist
     const ok = range(n).filter((r) => r % 9 !== 4);
     const sorted = ok.map((r) => dist[r]!).sort((a, b) => a - b);
     const eps = sorted[Math.floor(sorted.length / 2)]!;
+    // both sides of the boundary are populated (the checks below are not vacuous)
+    expect(ok.filter((r) => dist[r]! < 0.98 * eps).length).toBeGreaterThanOrEqual(8);
+    expect(ok.filter((r) => dist[r]! > 1.01 * eps + 1e-3).length).toBeGreaterThanOrEqual(8);
     const progress: string[] = [];
     const r = await autoAttack(model, Tensor.from(d, xv, [n, f]), Tensor.from(d, y, [n], 'i32'), {
       norm: 'linf',
