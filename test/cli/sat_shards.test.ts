@@ -11,7 +11,7 @@ import { join } from 'node:path';
 const BIN = join(process.cwd(), 'bin', 'kinkless.mjs');
 // 2 training steps, 20 evaluation images, one-step attacks, AutoAttack with 2-step APGD runs:
 // 2 activations x 2 seeds = 4 jobs
-const TINY = ['--quick', '--activations', 'relu,silu', '--train-limit', '256', '--eval-limit', '20', '--curve-limit', '10', '--pgd-steps', '1', '--apgd-steps', '1', '--seeds', '2', '--eval', 'autoattack', '--aa-steps', '2', '--aa-targets', '2'];
+const TINY = ['--quick', '--activations', 'relu,silu', '--train-limit', '256', '--eval-limit', '20', '--curve-limit', '10', '--pgd-steps', '1', '--apgd-steps', '1', '--seeds', '2', '--eval', 'autoattack', '--aa-steps', '2', '--aa-targets', '2', '--aa-queries', '20'];
 
 function run(args: string[]): Promise<{ code: number | null; out: string; err: string }> {
   return new Promise((resolve) => {
