@@ -13,6 +13,8 @@ import { DATA_FLAGS, MODEL_FLAGS, buildModel, loadData, modelFlagsFromCheckpoint
 import { RunDir, defaultRunName } from './rundir.ts';
 import { barChart, lineChart } from './svg.ts';
 import { cleanLogits, perExampleCsv } from './per_example.ts';
+import { AUTOATTACK_FLAGS, autoAttackSection, runAutoAttackCli, splitAttacks } from './eval_autoattack.ts';
+import { KNOWN_STAGES } from '../adversarial/autoattack_stages.ts';
 
 const ATTACK_KINDS = ['fgsm', 'fgm', 'pgd', 'pgd_l2', 'apgd'];
 
@@ -20,7 +22,7 @@ const FLAGS: Record<string, FlagSpec> = {
   checkpoint: { type: 'string', help: 'model checkpoint (.safetensors written by kinkless); without it a fresh model is built from the model flags' },
   ...DATA_FLAGS,
   ...MODEL_FLAGS,
-  attacks: { type: 'list', help: 'attacks to run (worst case per example over all)', choices: ATTACK_KINDS, default: ['fgsm', 'pgd'] },
+  attacks: { type: 'list', help: `attacks to run: single attacks ${ATTACK_KINDS.join('|')} (worst case per example over all), and/or AutoAttack stages ${KNOWN_STAGES.join('|')} (run in the given order, each on the examples still robust)`, default: ['fgsm', 'pgd'] },
   eps: { type: 'number', help: 'attack radius', default: 0.1, min: 0 },
   steps: { type: 'int', help: 'PGD / APGD iterations', default: 20, min: 1 },
   restarts: { type: 'int', help: 'PGD / APGD restarts', default: 1, min: 1 },
@@ -30,6 +32,7 @@ const FLAGS: Record<string, FlagSpec> = {
   batchSize: { type: 'int', help: 'evaluation batch size', default: 250, min: 1 },
   masking: { type: 'bool', help: 'eval: run the gradient-masking sanity checks', default: true },
   savePerExample: { type: 'bool', help: 'write per_example.csv: label, clean prediction and logits, and the outcome under each attack and the worst case, per test image', default: false },
+  ...AUTOATTACK_FLAGS,
   name: { type: 'string', help: 'run name (directory under --out)' },
   out: { type: 'string', help: 'output directory', default: 'runs' },
 };
@@ -38,7 +41,7 @@ export const EVAL_HELP = helpText(
   'kinkless eval [options]',
   'Clean and robust accuracy of a model (per attack and the per-example worst case over all\nattacks and restarts), plus gradient-masking sanity checks: robust accuracy must not rise\nwith eps, PGD must be no weaker than FGSM, a huge eps must drive accuracy to ~0, and\nexamples with all-zero input gradients are counted.',
   FLAGS,
-  ['npx kinkless eval --checkpoint runs/my-run/small_cnn.safetensors --eps 0.1 --attacks fgsm,pgd,apgd', 'npx kinkless eval --checkpoint model.safetensors --limit 200 --no-masking'],
+  ['npx kinkless eval --checkpoint runs/my-run/small_cnn.safetensors --eps 0.1 --attacks fgsm,pgd,apgd', 'npx kinkless eval --checkpoint model.safetensors --limit 200 --no-masking', 'npx kinkless eval --checkpoint model.safetensors --eps 0.3 --autoattack', 'npx kinkless eval --checkpoint model.safetensors --eps 0.3 --attacks pgd,apgd-ce,apgd-t --aa-steps 20'],
 );
 
 export const ATTACK_HELP = helpText(
@@ -48,14 +51,14 @@ export const ATTACK_HELP = helpText(
   ['npx kinkless attack --checkpoint runs/my-run/small_cnn.safetensors --attacks pgd --eps 0.3 --steps 40 --restarts 5'],
 );
 
-function buildAttacks(f: Record<string, unknown>): Attack[] {
+function buildAttacks(f: Record<string, unknown>, kinds: string[]): Attack[] {
   const eps = f.eps as number;
   const steps = f.steps as number;
   const restarts = f.restarts as number;
   const alpha = (f.alpha as number | undefined) ?? eps / 4;
   const bnMode = f.bnMode as 'eval' | 'train';
   const seed = f.seed as number;
-  return (f.attacks as string[]).map((k) => {
+  return kinds.map((k) => {
     switch (k) {
       case 'fgsm':
         return makeAttack({ kind: 'fgsm', eps, bnMode });
@@ -77,6 +80,7 @@ export async function cmdEval(argv: string[], mode: 'eval' | 'attack'): Promise<
     console.log(mode === 'eval' ? EVAL_HELP : ATTACK_HELP);
     return 0;
   }
+  const { single, stages, skipped } = splitAttacks(flags.attacks as string[], ATTACK_KINDS, flags.autoattack as boolean);
   const ckpt = flags.checkpoint as string | undefined;
   if (ckpt !== undefined && !existsSync(ckpt)) throw new UsageError(`--checkpoint: file "${ckpt}" does not exist`);
   // Rebuild the architecture from the checkpoint's metadata.
@@ -88,7 +92,7 @@ export async function cmdEval(argv: string[], mode: 'eval' | 'attack'): Promise<
   try {
     const model = buildModel(device, modelFlags, data.train);
     if (ckpt) loadModel(ckpt, model);
-    const attacks = buildAttacks(flags);
+    const attacks = buildAttacks(flags, single);
     console.log(`kinkless ${mode}: ${model.config.name}${ckpt ? ` from ${ckpt}` : ' (fresh, untrained)'} on ${data.test.n} test images, eps ${flags.eps}`);
     const prog = new Progress(mode, Math.min(data.test.n, flags.limit as number));
     const report = await evaluateRobust(device, model, data.test, {
@@ -105,6 +109,7 @@ export async function cmdEval(argv: string[], mode: 'eval' | 'attack'): Promise<
     const pm = (k: number) => `${(100 * (k / report.n)).toFixed(2)}% [95% CI ${(100 * ci(k).lo).toFixed(1)}, ${(100 * ci(k).hi).toFixed(1)}]`;
     const lines = [`clean: ${pm(report.clean.correct)}`, ...report.attacks.map((a) => `${a.name}: ${pm(a.correct)} (${a.seconds.toFixed(1)} s)`), `worst case over ${report.worstCase.over.join(', ')}: ${pm(report.worstCase.correct)}`];
     for (const l of lines) console.log(`  ${l}`);
+    const aa = stages.length ? await runAutoAttackCli(device, model, data.test, report.n, stages, skipped, flags, run) : null;
     let masking = null;
     if (mode === 'eval' && flags.masking) {
       masking = await maskingChecks(device, model, data.test, { eps: flags.eps as number, limit: Math.min(200, flags.limit as number), seed: flags.seed as number, bnMode: flags.bnMode as 'eval' | 'train' });
@@ -120,8 +125,8 @@ export async function cmdEval(argv: string[], mode: 'eval' | 'attack'): Promise<
       delete report.perExample; // in per_example.csv, not repeated in results.json
     }
     run.writeJson('results.json', { report, intervals, masking });
-    run.metric({ clean: report.clean.accuracy, worst: report.worstCase.accuracy, ...Object.fromEntries(report.attacks.map((a) => [a.name, a.accuracy])) });
-    run.writeText('report.md', `# kinkless ${mode}\n\n- model: ${model.config.name}${ckpt ? ` (${ckpt})` : ''}\n- ${report.n} test images, eps ${flags.eps}\n\n${lines.map((l) => `- ${l}`).join('\n')}\n${masking ? `\n## Gradient-masking checks: ${masking.passed ? 'passed' : 'FAILED'}\n\n${masking.warnings.map((w) => `- ${w}`).join('\n')}\n\n![robust vs eps](robust_vs_eps.svg)\n` : ''}\n![accuracy](accuracy.svg)\n`);
+    run.metric({ clean: report.clean.accuracy, worst: report.worstCase.accuracy, ...Object.fromEntries(report.attacks.map((a) => [a.name, a.accuracy])), ...(aa ? { autoattack: aa.robust.accuracy } : {}) });
+    run.writeText('report.md', `# kinkless ${mode}\n\n- model: ${model.config.name}${ckpt ? ` (${ckpt})` : ''}\n- ${report.n} test images, eps ${flags.eps}\n\n${lines.map((l) => `- ${l}`).join('\n')}\n${masking ? `\n## Gradient-masking checks: ${masking.passed ? 'passed' : 'FAILED'}\n\n${masking.warnings.map((w) => `- ${w}`).join('\n')}\n\n![robust vs eps](robust_vs_eps.svg)\n` : ''}${aa ? `\n## AutoAttack\n\n${autoAttackSection(aa, skipped)}` : ''}\n![accuracy](accuracy.svg)\n`);
     console.log(`results in ${run.dir}`);
     return 0;
   } finally {

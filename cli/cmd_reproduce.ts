@@ -10,6 +10,7 @@ import { loadData } from './setup.ts';
 import { Interrupt } from './train_run.ts';
 import { RunDir, defaultRunName } from './rundir.ts';
 import { lineChart } from './svg.ts';
+import { STAGES, STANDARD_SEQUENCE } from '../adversarial/autoattack_stages.ts';
 import { SAT_ACTIVATIONS, SAT_PRESETS, makePlan, parseShard, shardJobs, type SatBudget, type SatPlan } from './sat_protocol.ts';
 import { readJobFile, runJob, type JobFile } from './sat_job.ts';
 import { summarise } from './sat_summary.ts';
@@ -29,6 +30,10 @@ const FLAGS: Record<string, FlagSpec> = {
   pgdSteps: { type: 'int', help: 'PGD steps of the evaluation (alpha = eps/4)', min: 1 },
   pgdRestarts: { type: 'int', help: 'PGD restarts (per-example worst case)', min: 1 },
   apgdSteps: { type: 'int', help: 'APGD-CE iterations', min: 1 },
+  eval: { type: 'string', help: `evaluation: "standard" (clean, FGSM, PGD, APGD-CE) or "autoattack" (the same plus AutoAttack: ${STANDARD_SEQUENCE.join(', ')}, each on the images still robust; an AutoAttack column in the report)`, choices: ['standard', 'autoattack'], default: 'standard' },
+  aaSteps: { type: 'int', help: 'with --eval autoattack: APGD (and FAB-T) iterations per run (default 100, --quick: 10)', min: 1 },
+  aaTargets: { type: 'int', help: 'with --eval autoattack: target classes of APGD-T and FAB-T', default: 9, min: 1 },
+  aaQueries: { type: 'int', help: 'with --eval autoattack: Square queries per image (default 5000, --quick: 500)', min: 1 },
   curveLimit: { type: 'int', help: 'test images for the robust-vs-eps points at eps/2 and 2 eps', min: 10 },
   seed: { type: 'int', help: 'first seed for init, data order and attacks', default: 0 },
   shard: { type: 'string', help: 'run only slice i of n (0-based, "i/n": job j runs in shard j mod n); combine the run directories with `kinkless merge`' },
@@ -57,6 +62,7 @@ Writes runs/<name>/: config.json (the plan), jobs/<id>.json, <id>.safetensors, r
     'npx kinkless reproduce sat                      # default budget (presets in cli/sat_protocol.ts)',
     'npx kinkless reproduce sat --quick              # about 2 minutes, a smoke test',
     'npx kinkless reproduce sat --seeds 3 --no-ablation',
+    'npx kinkless reproduce sat --quick --eval autoattack   # plus an AutoAttack column',
     'npx kinkless reproduce sat --shard 0/4 --name sweep-0   # one of 4 machines; then kinkless merge',
   ],
 );
@@ -80,6 +86,15 @@ export function budgetFromFlags(flags: Record<string, unknown>): SatBudget {
     coCheckEvery: base.coCheckEvery,
     seeds: pick('seeds'),
   };
+  if (flags.eval === 'autoattack') {
+    b.autoattack = {
+      stages: STANDARD_SEQUENCE.filter((s) => STAGES[s]),
+      skipped: STANDARD_SEQUENCE.filter((s) => !STAGES[s]),
+      apgdSteps: (flags.aaSteps as number | undefined) ?? (flags.quick ? 10 : 100),
+      targets: (flags.aaTargets as number | undefined) ?? 9,
+      squareQueries: (flags.aaQueries as number | undefined) ?? (flags.quick ? 500 : 5000),
+    };
+  } else if (flags.aaSteps !== undefined || flags.aaQueries !== undefined) throw new UsageError('--aa-steps and --aa-queries apply to --eval autoattack only');
   if (b.trainLimit > 60000) throw new UsageError(`--train-limit: MNIST has 60000 training images, got ${b.trainLimit}`);
   if (b.schedule === 'one_cycle' && Math.ceil(b.trainLimit / 128) * b.epochs < 2) throw new UsageError(`--schedule one_cycle needs at least 2 training steps; --train-limit ${b.trainLimit} x --epochs ${b.epochs} gives 1 (use 256 or more images, or --schedule constant)`);
   if (b.evalLimit > 10000) throw new UsageError(`--eval-limit: MNIST has 10000 test images, got ${b.evalLimit}`);
@@ -149,7 +164,7 @@ export async function cmdReproduce(argv: string[]): Promise<number> {
         files.set(job.id, f);
         const r = f.result.eval;
         const p = (c: number) => `${((100 * c) / r.n).toFixed(1)}%`;
-        console.log(`  ${job.id}: clean ${p(r.clean.correct)}  FGSM ${p(r.attacks[0]!.correct)}  PGD-${budget.pgdSteps} ${p(r.attacks[1]!.correct)}  APGD-CE ${p(r.attacks[2]!.correct)}  worst ${p(r.worstCase.correct)}  (${f.timing.trainSeconds.toFixed(0)} s train, ${f.timing.evalSeconds.toFixed(0)} s eval)`);
+        console.log(`  ${job.id}: clean ${p(r.clean.correct)}  FGSM ${p(r.attacks[0]!.correct)}  PGD-${budget.pgdSteps} ${p(r.attacks[1]!.correct)}  APGD-CE ${p(r.attacks[2]!.correct)}  worst ${p(r.worstCase.correct)}${r.autoattack ? `  AutoAttack ${p(r.autoattack.correct)}${r.autoattack.masking ? ` (MASKING WARNING: ${r.autoattack.masking} broken only by gradient-free stages)` : ''}` : ''}  (${f.timing.trainSeconds.toFixed(0)} s train, ${f.timing.evalSeconds.toFixed(0)} s eval)`);
       }
       interrupted = interrupt.requested || files.size < mine.length;
     } finally {

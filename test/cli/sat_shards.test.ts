@@ -9,8 +9,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 const BIN = join(process.cwd(), 'bin', 'kinkless.mjs');
-// 2 training steps, 20 evaluation images, one-step attacks: 2 activations x 2 seeds = 4 jobs
-const TINY = ['--quick', '--activations', 'relu,silu', '--train-limit', '256', '--eval-limit', '20', '--curve-limit', '10', '--pgd-steps', '1', '--apgd-steps', '1', '--seeds', '2'];
+// 2 training steps, 20 evaluation images, one-step attacks, AutoAttack with 2-step APGD runs:
+// 2 activations x 2 seeds = 4 jobs
+const TINY = ['--quick', '--activations', 'relu,silu', '--train-limit', '256', '--eval-limit', '20', '--curve-limit', '10', '--pgd-steps', '1', '--apgd-steps', '1', '--seeds', '2', '--eval', 'autoattack', '--aa-steps', '2', '--aa-targets', '2', '--aa-queries', '20'];
 
 function run(args: string[]): Promise<{ code: number | null; out: string; err: string }> {
   return new Promise((resolve) => {
@@ -54,6 +55,8 @@ describe('reproduce sat shards and merge', () => {
     expect(res.status).toBe('completed');
     expect(Object.keys(res.perImage).sort()).toEqual(['relu-s0', 'relu-s1', 'silu-s0', 'silu-s1']);
     expect(res.perImage['relu-s0'].worstCase).toMatch(/^[01]{20}$/);
+    expect(res.perImage['relu-s0'].autoattack).toMatch(/^[01]{20}$/);
+    expect(readFileSync(join(out, 'merged', 'report.md'), 'utf8')).toMatch(/\| worst case \| AutoAttack \|/);
 
     // --resume: every job of shard 0 is done, nothing is retrained and the job files stay
     const before = readFileSync(join(out, 'sh0', 'jobs', 'relu-s0.json'), 'utf8');
