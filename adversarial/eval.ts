@@ -186,6 +186,7 @@ export interface EpsCurvePoint {
   eps: number;
   accuracy: number;
   correct?: number;
+  n?: number;
   lo?: number;
   hi?: number;
 }

@@ -45,7 +45,7 @@ const FLAGS: Record<string, FlagSpec> = {
   taus: { type: 'list', help: 'thresholds tau for the fraction of pre-activations with |z| < tau', default: nums(KINK_DEFAULTS.taus) },
   sigmas: { type: 'list', help: 'noise levels sigma for the gradient-stability test', default: nums(KINK_DEFAULTS.sigmas) },
   fidelitySteps: { type: 'list', help: 'step sizes h of the first-order check (delta = h sign(g))', default: nums(KINK_DEFAULTS.fidelitySteps) },
-  successSteps: { type: 'list', help: 'PGD iterations at which accuracy is reported', default: nums(KINK_DEFAULTS.successSteps) },
+  successSteps: { type: 'list', help: 'PGD iterations at which accuracy is reported (larger than --steps: the final iterate)', default: nums(KINK_DEFAULTS.successSteps) },
   histRange: { type: 'number', help: 'pre-activation histograms cover [-r, r]', default: KINK_DEFAULTS.histRange, min: 0 },
   bins: { type: 'int', help: 'histogram bins', default: KINK_DEFAULTS.bins, min: 2 },
   bnMode: { type: 'string', help: 'batch-norm mode during the study', choices: ['eval', 'train'], default: 'eval' },
