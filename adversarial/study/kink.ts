@@ -4,7 +4,8 @@
 // (cosine), how much the input gradient moves under tiny Gaussian input noise, how well the
 // first-order prediction g.delta matches the actual loss change, and the attack's accuracy
 // after each step (measure.ts). This file runs them batch by batch and folds the numbers
-// (statistics.ts); the written comparison between models is report.ts.
+// (statistics.ts; accuracies with Wilson intervals and per-image outcomes for paired
+// tests); the written comparison between models is report.ts.
 import { Tensor, type Device } from '../../engine/index.ts';
 import type { Module } from '../../nn/module.ts';
 import type { ImageSet } from '../../nn/data/loader.ts';

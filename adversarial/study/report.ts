@@ -112,7 +112,7 @@ export function compareKinkStudies(entries: { label: string; result: KinkStudyRe
   };
   if (tauMid !== undefined) lines.push(`Pre-activations within |z| < ${par(tauMid)} during the attack (all activation layers): ${list((r) => `${pc(pooledFrac(r, tauIdx(r)))} (per layer ${r.layers.map((l) => pc(l.fraction[tauIdx(r)] ?? NaN)).join(', ')})`)}.`);
   const eps = entries[0]?.result.eps ?? NaN;
-  lines.push(`PGD accuracy (eps ${par(eps)}; Wilson 95% intervals over ${[...new Set(entries.map((e) => e.result.n))].join(' / ')} images) after ${(entries[0]?.result.successAt ?? []).map((s) => s.step).join(' / ')} steps: ${list((r) => r.successAt.map(withCi).join(' / '))} (clean ${list((r) => withCi(r.clean ?? { accuracy: r.cleanAccuracy, lo: NaN, hi: NaN }))}).`);
+  lines.push(`PGD accuracy (eps ${par(eps)}; Wilson 95% intervals over ${[...new Set(entries.map((e) => e.result.n))].join(' / ')} images) after ${(entries[0]?.result.successAt ?? []).map((s) => s.step).join(' / ')} steps: ${list((r) => r.successAt.map(withCi).join(' / '))} (clean ${list((r) => withCi(r.clean))}).`);
   // Paired tests against the reference on the same images.
   const refLabel = opts.reference === undefined ? (entries.some((e) => e.label === 'relu') ? 'relu' : null) : opts.reference;
   const ref = refLabel === null ? undefined : entries.find((e) => e.label === refLabel);
