@@ -9,6 +9,7 @@ import type { Module } from '../nn/module.ts';
 import type { ImageSet } from '../nn/data/loader.ts';
 import { linfNormPerExample, resolveThreat, checkEps, checkCount, type Norm } from './threat.ts';
 import { Fgm, Fgsm, Pgd, objectiveAndGrad, withAttackMode, type Attack, type BnMode } from './attacks/index.ts';
+import { accWithCi } from './stats_report.ts';
 
 export interface AccuracyEntry {
   name: string;
@@ -180,13 +181,23 @@ export interface MaskingCheckOptions {
   bnMode?: BnMode;
 }
 
+/** One point of the robust-vs-eps curve: accuracy, and (from maskingChecks) the correct count of n with its Wilson 95% interval. */
+export interface EpsCurvePoint {
+  eps: number;
+  accuracy: number;
+  correct?: number;
+  n?: number;
+  lo?: number;
+  hi?: number;
+}
+
 export interface MaskingReport {
   n: number;
   norm: Norm;
   eps: number;
   cleanAccuracy: number;
-  /** PGD accuracy at each eps, ascending (clean accuracy at eps 0). */
-  epsCurve: { eps: number; accuracy: number }[];
+  /** PGD accuracy at each eps, ascending (clean accuracy at eps 0); maskingChecks adds the count and its Wilson 95% interval. */
+  epsCurve: EpsCurvePoint[];
   monotoneInEps: boolean;
   /** FGSM (L-inf) or FGM (L2) at eps, and PGD at eps. */
   singleStepAccuracy: number;
@@ -225,7 +236,8 @@ export async function maskingChecks(device: Device, model: Module, data: ImageSe
   const attacks: Attack[] = [...curve, ...(epsList.includes(eps) ? [] : [atEps]), single, huge];
   const r = await evaluateRobust(device, model, data, { attacks, batchSize: opts.batchSize, limit: opts.limit, countZeroGrad: true });
   const acc = (a: Attack) => r.attacks[attacks.indexOf(a)]!.accuracy;
-  const epsCurve = [{ eps: 0, accuracy: r.clean.accuracy }, ...curve.map((a, i) => ({ eps: epsList.filter((e) => e > 0)[i]!, accuracy: acc(a) }))];
+  const point = (eps: number, correct: number): EpsCurvePoint => ({ eps, ...accWithCi(correct, r.n) });
+  const epsCurve = [point(0, r.clean.correct), ...curve.map((a, i) => point(epsList.filter((e) => e > 0)[i]!, r.attacks[attacks.indexOf(a)]!.correct))];
   return maskingVerdict(
     { n: r.n, norm, eps, epsCurve, singleStepName: single.name, singleStepAccuracy: acc(single), pgdAccuracy: acc(atEps), hugeEps, hugeEpsAccuracy: acc(huge), zeroGradExamples: r.zeroGradExamples ?? 0 },
     { tolerance: opts.tolerance, hugeEpsMaxAccuracy: opts.hugeEpsMaxAccuracy },
@@ -238,7 +250,7 @@ export interface MaskingMeasurements {
   norm: Norm;
   eps: number;
   /** Accuracy against eps, eps ascending, the first point at eps 0 (clean). */
-  epsCurve: { eps: number; accuracy: number }[];
+  epsCurve: EpsCurvePoint[];
   singleStepName?: string;
   singleStepAccuracy: number;
   pgdAccuracy: number;

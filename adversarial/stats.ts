@@ -155,3 +155,19 @@ export function holm(ps: readonly number[]): number[] {
   });
   return out;
 }
+
+/**
+ * Distribution-free 95% interval for the median of m values: the order statistics
+ * [x_(j), x_(m+1-j)] (1-based, sorted ascending) with j the largest integer such that
+ * P(X <= j - 1) <= 0.025 for X ~ Binomial(m, 1/2); its coverage 1 - 2 P(X <= j - 1) is at
+ * least 95% for any continuous distribution. Null for m < 6, where even [min, max] covers
+ * less than 95% (1 - 2^(1-m)).
+ */
+export function medianCiRanks(m: number): { j: number; k: number; coverage: number } | null {
+  if (!Number.isInteger(m) || m < 0) throw new Error(`kinkless: medianCiRanks: m = ${m}; expected an integer >= 0 (the number of values)`);
+  let j = 0;
+  while (binomHalfCdf(j, m) <= 0.025) j++;
+  // now P(X <= j - 1) <= 0.025 < P(X <= j)
+  if (j === 0) return null;
+  return { j, k: m + 1 - j, coverage: 1 - 2 * binomHalfCdf(j - 1, m) };
+}

@@ -4,7 +4,8 @@
 import { wilson } from '../adversarial/stats.ts';
 import { existsSync } from 'node:fs';
 import { createDevice } from '../engine/index.ts';
-import { evaluateRobust, maskingChecks } from '../adversarial/eval.ts';
+import { evaluateRobust, maskingChecks, type MaskingReport } from '../adversarial/eval.ts';
+import { withCi } from '../adversarial/stats_report.ts';
 import { Progress } from './progress.ts';
 import { makeAttack, type Attack } from '../adversarial/attacks/index.ts';
 import { loadModel } from '../nn/model_checkpoint.ts';
@@ -74,6 +75,11 @@ function buildAttacks(f: Record<string, unknown>, kinds: string[]): Attack[] {
   });
 }
 
+/** The robust-vs-eps curve as a table: PGD accuracy with its Wilson 95% interval (docs/statistics.md). */
+function epsTable(m: MaskingReport): string {
+  return `| eps | PGD accuracy [Wilson 95%] (first ${m.n} test images) |\n|---|---|\n${m.epsCurve.map((p) => `| ${p.eps}${p.eps === 0 ? ' (clean)' : ''} | ${withCi({ accuracy: p.accuracy, lo: p.lo!, hi: p.hi! })} |`).join('\n')}`;
+}
+
 export async function cmdEval(argv: string[], mode: 'eval' | 'attack'): Promise<number> {
   const { flags, help } = parseFlags(`kinkless ${mode}`, argv, FLAGS);
   if (help) {
@@ -115,7 +121,7 @@ export async function cmdEval(argv: string[], mode: 'eval' | 'attack'): Promise<
       masking = await maskingChecks(device, model, data.test, { eps: flags.eps as number, limit: Math.min(200, flags.limit as number), seed: flags.seed as number, bnMode: flags.bnMode as 'eval' | 'train' });
       console.log(`  gradient-masking checks: ${masking.passed ? 'passed' : 'FAILED'}`);
       for (const w of masking.warnings) console.log(`    - ${w}`);
-      run.writeText('robust_vs_eps.svg', lineChart({ title: 'PGD accuracy against eps', xLabel: 'eps', yLabel: 'accuracy', yMin: 0, yMax: 1, series: [{ name: 'PGD', points: masking.epsCurve.map((p) => [p.eps, p.accuracy]), intervals: masking.epsCurve.map((p) => { const w = wilson(Math.round(p.accuracy * masking!.n), masking!.n); return [w.lo, w.hi] as [number, number]; }) }], note: `whiskers: Wilson 95% intervals over ${masking.n} images` }));
+      run.writeText('robust_vs_eps.svg', lineChart({ title: 'PGD accuracy against eps', xLabel: 'eps', yLabel: 'accuracy', yMin: 0, yMax: 1, series: [{ name: 'PGD', points: masking.epsCurve.map((p) => [p.eps, p.accuracy]), intervals: masking.epsCurve.map((p) => [p.lo!, p.hi!] as [number, number]) }], note: `whiskers: Wilson 95% intervals over ${masking.n} images` }));
     }
     run.writeText('accuracy.svg', barChart({ title: `Accuracy (eps ${flags.eps})`, yLabel: 'accuracy', yMax: 1, categories: ['clean', ...report.attacks.map((a) => a.name), 'worst case'], series: [{ name: 'accuracy', values: [report.clean.accuracy, ...report.attacks.map((a) => a.accuracy), report.worstCase.accuracy], intervals: [report.clean.correct, ...report.attacks.map((a) => a.correct), report.worstCase.correct].map((k) => [ci(k).lo, ci(k).hi] as [number, number]) }], note: `whiskers: Wilson 95% intervals over ${report.n} images` }));
     const intervals = { clean: ci(report.clean.correct), attacks: report.attacks.map((a) => ({ name: a.name, ...ci(a.correct) })), worstCase: ci(report.worstCase.correct) };
@@ -126,7 +132,7 @@ export async function cmdEval(argv: string[], mode: 'eval' | 'attack'): Promise<
     }
     run.writeJson('results.json', { report, intervals, masking });
     run.metric({ clean: report.clean.accuracy, worst: report.worstCase.accuracy, ...Object.fromEntries(report.attacks.map((a) => [a.name, a.accuracy])), ...(aa ? { autoattack: aa.robust.accuracy } : {}) });
-    run.writeText('report.md', `# kinkless ${mode}\n\n- model: ${model.config.name}${ckpt ? ` (${ckpt})` : ''}\n- ${report.n} test images, eps ${flags.eps}\n\n${lines.map((l) => `- ${l}`).join('\n')}\n${masking ? `\n## Gradient-masking checks: ${masking.passed ? 'passed' : 'FAILED'}\n\n${masking.warnings.map((w) => `- ${w}`).join('\n')}\n\n![robust vs eps](robust_vs_eps.svg)\n` : ''}${aa ? `\n## AutoAttack\n\n${autoAttackSection(aa, skipped)}` : ''}\n![accuracy](accuracy.svg)\n`);
+    run.writeText('report.md', `# kinkless ${mode}\n\n- model: ${model.config.name}${ckpt ? ` (${ckpt})` : ''}\n- ${report.n} test images, eps ${flags.eps}\n\n${lines.map((l) => `- ${l}`).join('\n')}\n${masking ? `\n## Gradient-masking checks: ${masking.passed ? 'passed' : 'FAILED'}\n\n${masking.warnings.map((w) => `- ${w}`).join('\n')}\n\n${epsTable(masking)}\n\n![robust vs eps](robust_vs_eps.svg)\n` : ''}${aa ? `\n## AutoAttack\n\n${autoAttackSection(aa, skipped)}` : ''}\n![accuracy](accuracy.svg)\n`);
     console.log(`results in ${run.dir}`);
     return 0;
   } finally {

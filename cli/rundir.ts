@@ -32,7 +32,7 @@ export class RunDir {
   }
 
   /** Append one row to a CSV file (default metrics.csv); the file's first row fixes its columns. */
-  metric(row: Record<string, number | string>, file = 'metrics.csv'): void {
+  metric(row: Record<string, number | string | undefined>, file = 'metrics.csv'): void {
     const p = this.path(file);
     let header = this.csvHeaders.get(file);
     if (!header) {

@@ -8,6 +8,7 @@ import { Tensor, type Device } from '../engine/index.ts';
 import { autoAttack } from '../adversarial/autoattack.ts';
 import { evaluateRobust, type RobustReport } from '../adversarial/eval.ts';
 import { Fgsm, Pgd, Apgd } from '../adversarial/attacks/index.ts';
+import { outcomeBits, unbits } from '../adversarial/stats_report.ts';
 import { SmallCnn } from '../nn/models/small_cnn.ts';
 import type { ImageSet } from '../nn/data/loader.ts';
 import { trainRun, type Interrupt } from './train_run.ts';
@@ -68,12 +69,8 @@ export interface JobFile {
   timing: { trainSeconds: number; evalSeconds: number };
 }
 
-const bits = (a: ArrayLike<number>) => Array.from(a, (v) => (v ? '1' : '0')).join('');
-
-/** Decodes a per-image string back to 0/1 numbers. */
-export function unbits(s: string): number[] {
-  return Array.from(s, (c) => (c === '1' ? 1 : 0));
-}
+const bits = outcomeBits;
+export { unbits };
 
 export const jobFileName = (id: string) => `jobs/${id}.json`;
 

@@ -3,26 +3,17 @@
 // each network against ReLU of the same seed on the same images (exact McNemar test,
 // Holm-adjusted over a table's comparisons, Agresti-Min interval of the difference), and
 // the report's sentences, generated only from those tests. Pure: no device, no files.
-import { wilson, pairedTable, addTables, mcnemarExact, pairedDiffCi, spread, holm, formatP, type PairedTable, type Spread } from '../adversarial/stats.ts';
+import { spread, type PairedTable, type Spread } from '../adversarial/stats.ts';
+import { ALPHA, accWithCi, pct, withCi, points, unbits, pairedComparison, holmFamily, comparisonSentence as sentence, type Acc, type PairedComparison } from '../adversarial/stats_report.ts';
 import type { JobResult } from './sat_job.ts';
-import { unbits } from './sat_job.ts';
 import type { SatJob, SatPlan } from './sat_protocol.ts';
 
-/** Significance level of the report's sentences (after Holm's adjustment). */
-export const ALPHA = 0.05;
+export { ALPHA, pct, withCi, points, type Acc };
 
 export const METRICS = ['clean', 'fgsm', 'pgd', 'apgd', 'worstCase'] as const;
 /** The metrics of every job, and AutoAttack's robust accuracy (plans with `--eval autoattack`). */
 export type BaseMetric = (typeof METRICS)[number];
 export type Metric = BaseMetric | 'autoattack';
-
-export interface Acc {
-  correct: number;
-  n: number;
-  accuracy: number;
-  lo: number;
-  hi: number;
-}
 
 export interface JobSummary {
   id: string;
@@ -37,19 +28,12 @@ export interface JobSummary {
   flags: string[];
 }
 
-export interface Comparison {
+/** acc(network) - acc(ReLU) on the pooled pairs of the same seed; Holm over the same group and metric. */
+export interface Comparison extends PairedComparison {
   metric: 'worstCase' | 'clean';
   /** Seeds pooled (pairs of the same seed). */
   seeds: number[];
   table: PairedTable;
-  /** acc(network) - acc(ReLU) on the pooled pairs, with the Agresti-Min 95% interval. */
-  diff: number;
-  lo: number;
-  hi: number;
-  p: number;
-  /** Holm-adjusted over the comparisons of the same group and metric. */
-  pAdjusted: number;
-  significant: boolean;
 }
 
 export interface NetworkSummary {
@@ -78,15 +62,7 @@ export interface SatSummary {
   perImage: Record<string, { clean: string; fgsm: string; pgd: string; apgd: string; worstCase: string; autoattack?: string }>;
 }
 
-const acc = (correct: number, n: number): Acc => {
-  const w = wilson(correct, n);
-  return { correct, n, accuracy: correct / n, lo: w.lo, hi: w.hi };
-};
-
-export const pct = (v: number) => `${(100 * v).toFixed(1)}%`;
-/** "98.1% [97.2, 98.8]": accuracy and its 95% interval in percent. */
-export const withCi = (a: { accuracy: number; lo: number; hi: number }) => `${pct(a.accuracy)} [${(100 * a.lo).toFixed(1)}, ${(100 * a.hi).toFixed(1)}]`;
-export const points = (d: number) => `${d >= 0 ? '+' : '-'}${Math.abs(100 * d).toFixed(1)}`;
+const acc = accWithCi;
 
 function summariseJob(job: SatJob, r: JobResult): JobSummary {
   const e = r.eval;
@@ -104,24 +80,22 @@ function summariseJob(job: SatJob, r: JobResult): JobSummary {
   return { id: job.id, label: job.label, group: job.group, seed: job.seed, acc: a, curve: r.curve.map((c) => ({ eps: c.eps, ...acc(c.correct, c.n) })), train: r.train, flags };
 }
 
-function compare(metric: 'worstCase' | 'clean', pairs: { net: JobResult; relu: JobResult; seed: number }[]): Omit<Comparison, 'pAdjusted' | 'significant'> {
+function compare(metric: 'worstCase' | 'clean', pairs: { net: JobResult; relu: JobResult; seed: number }[]): Comparison {
   const pick = (r: JobResult) => unbits(metric === 'clean' ? r.eval.perImage.clean : r.eval.perImage.worstCase);
-  const table = addTables(pairs.map((p) => pairedTable(pick(p.net), pick(p.relu))));
-  const ci = pairedDiffCi(table);
-  return { metric, seeds: pairs.map((p) => p.seed), table, diff: ci.diff, lo: ci.lo, hi: ci.hi, p: mcnemarExact(table) };
+  return { metric, seeds: pairs.map((p) => p.seed), ...pairedComparison(pairs.map((p) => ({ a: pick(p.net), b: pick(p.relu) }))) };
 }
 
 const what = { worstCase: 'robust (worst-case) accuracy', clean: 'clean accuracy' } as const;
-const better = { worstCase: ['more robust than', 'less robust than'], clean: ['more accurate on clean images than', 'less accurate on clean images than'] } as const;
+/** How the sentences name the two metrics (shared with the kink study's clean comparison). */
+export const SAT_WORDING = {
+  worstCase: { what: what.worstCase, up: 'more robust than', down: 'less robust than' },
+  clean: { what: what.clean, up: 'more accurate on clean images than', down: 'less accurate on clean images than' },
+} as const;
 
 /** One sentence per comparison, from the test alone. */
 export function comparisonSentence(label: string, c: Comparison, family: number): string {
-  const ci = `95% CI ${points(c.lo)} to ${points(c.hi)} points`;
-  const p = `exact McNemar p = ${formatP(c.p)}${family > 1 ? `, Holm-adjusted over ${family} comparisons ${formatP(c.pAdjusted)}` : ''}`;
   const seeds = c.seeds.length > 1 ? ` (${c.seeds.length} seeds pooled, ${c.table.n} pairs)` : ` (${c.table.n} images)`;
-  if (!c.significant) return `**${label}**: no significant difference from ReLU in ${what[c.metric]} (${p}; difference ${points(c.diff)} points, ${ci})${seeds}.`;
-  const [up, down] = better[c.metric];
-  return `**${label}** is ${c.diff > 0 ? up : down} ReLU by ${Math.abs(100 * c.diff).toFixed(1)} points (${ci}; ${p})${seeds}.`;
+  return sentence(label, c, family, SAT_WORDING[c.metric], seeds);
 }
 
 /** Everything the report shows, from the plan and the finished jobs (missing jobs are listed, not guessed). */
@@ -146,8 +120,7 @@ export function summarise(plan: SatPlan, results: Map<string, JobResult>): SatSu
         return relu && results.has(relu.id) ? [{ net: results.get(j.id)!, relu: results.get(relu.id)!, seed: j.seed }] : [];
       });
       if (pairs.length) {
-        const mk = (m: 'worstCase' | 'clean') => ({ ...compare(m, pairs), pAdjusted: NaN, significant: false });
-        vsRelu = { worstCase: mk('worstCase'), clean: mk('clean') };
+        vsRelu = { worstCase: compare('worstCase', pairs), clean: compare('clean', pairs) };
       }
     }
     networks.push({ label, group: mine[0]!.group, seeds: mine.map((j) => j.seed), spread: sp, flagged: mine.some((j) => j.flags.length > 0), vsRelu });
@@ -155,13 +128,7 @@ export function summarise(plan: SatPlan, results: Map<string, JobResult>): SatSu
   // Holm within each (group, metric) family
   for (const group of ['activation', 'ablation'] as const) {
     for (const m of ['worstCase', 'clean'] as const) {
-      const fam = networks.filter((n) => n.group === group && n.vsRelu);
-      const adj = holm(fam.map((n) => n.vsRelu![m].p));
-      fam.forEach((n, i) => {
-        const c = n.vsRelu![m];
-        c.pAdjusted = adj[i]!;
-        c.significant = c.pAdjusted < ALPHA;
-      });
+      holmFamily(networks.filter((n) => n.group === group && n.vsRelu).map((n) => n.vsRelu![m]));
     }
   }
   const sentences = findings(networks, jobs);

@@ -4,7 +4,8 @@
 // (cosine), how much the input gradient moves under tiny Gaussian input noise, how well the
 // first-order prediction g.delta matches the actual loss change, and the attack's accuracy
 // after each step (measure.ts). This file runs them batch by batch and folds the numbers
-// (statistics.ts); the written comparison between models is report.ts.
+// (statistics.ts; accuracies with Wilson intervals and per-image outcomes for paired
+// tests); the written comparison between models is report.ts.
 import { Tensor, type Device } from '../../engine/index.ts';
 import type { Module } from '../../nn/module.ts';
 import type { ImageSet } from '../../nn/data/loader.ts';
@@ -13,6 +14,8 @@ import { checkCount, checkPositive } from '../threat.ts';
 import { firstOrderFidelity, gaussianNoise, gradientStability, pgdTrajectory, signStep, type Trajectory } from './measure.ts';
 import { PreActRecorder, type LayerPreActStats } from './recorder.ts';
 import { fidelitySummary, summarize, type FidelitySummary, type Summary } from './statistics.ts';
+import { accWithCi, outcomeBits, type Acc } from '../stats_report.ts';
+import { wilson } from '../stats.ts';
 
 export * from './statistics.ts';
 export * from './recorder.ts';
@@ -33,7 +36,7 @@ export interface KinkStudyOptions {
   sigmas?: number[];
   /** Step sizes h of the first-order check delta = h sign(g) at the clean points. */
   fidelitySteps?: number[];
-  /** Iterates at which attack success is reported (clipped to steps). */
+  /** Iterates at which attack success is reported (clipped to steps: larger ones report the final iterate). */
   successSteps?: number[];
   histRange?: number;
   bins?: number;
@@ -43,6 +46,25 @@ export interface KinkStudyOptions {
 }
 
 export const KINK_DEFAULTS = { limit: 200, batchSize: 200, eps: 0.1, steps: 20, randomStart: true, seed: 0, bnMode: 'eval' as BnMode, taus: [1e-3, 1e-2, 1e-1], sigmas: [1e-4, 1e-3, 1e-2], fidelitySteps: [1e-3, 5e-3, 2.5e-2], successSteps: [1, 2, 5, 10, 20], histRange: 0.25, bins: 50, minPredicted: 1e-4 };
+
+/** PGD iterate k on the studied images: accuracy and attack success, each with its Wilson 95% interval. */
+export interface SuccessEntry extends Acc {
+  step: number;
+  /** Clean-correct examples: the denominator of the success rate. */
+  cleanCorrect: number;
+  /** Clean-correct examples misclassified at iterate k. */
+  successes: number;
+  /** successes / cleanCorrect with its Wilson 95% interval (NaN when no example is clean-correct). */
+  successRate: number;
+  successLo: number;
+  successHi: number;
+}
+
+/** One success entry from counts (pure; the study calls it per iterate). */
+export function successEntry(step: number, correct: number, n: number, cleanCorrect: number, successes: number): SuccessEntry {
+  const w = cleanCorrect > 0 ? wilson(successes, cleanCorrect) : { lo: NaN, hi: NaN };
+  return { step, ...accWithCi(correct, n), cleanCorrect, successes, successRate: cleanCorrect > 0 ? successes / cleanCorrect : NaN, successLo: w.lo, successHi: w.hi };
+}
 
 export interface KinkStudyResult {
   n: number;
@@ -54,6 +76,8 @@ export interface KinkStudyResult {
   histRange: number;
   bins: number;
   cleanAccuracy: number;
+  /** Clean accuracy with its Wilson 95% interval. */
+  clean: Acc;
   zeroGradClean: number;
   layers: LayerPreActStats[];
   /** Cosine of consecutive PGD input gradients: per transition k-1 -> k, and pooled. */
@@ -63,8 +87,10 @@ export interface KinkStudyResult {
   /** Along the PGD path: obj_{k+1} - obj_k against g_k . (delta_{k+1} - delta_k), pooled. */
   trajectoryFidelity: FidelitySummary;
   /** Iterates k = 0..steps: accuracy and success rate (among clean-correct examples). */
-  success: { step: number; accuracy: number; successRate: number }[];
-  successAt: { step: number; accuracy: number; successRate: number }[];
+  success: SuccessEntry[];
+  successAt: SuccessEntry[];
+  /** Per studied image, '1' correct / '0' wrong: clean, and at every PGD iterate k = 0..steps (for paired tests). */
+  perImage: { clean: string; byStep: string[] };
   seconds: number;
 }
 
@@ -154,7 +180,7 @@ export async function studyKink(device: Device, model: Module, data: ImageSet, o
   const layers = await rec.result();
   const cleanOk = acc.cleanCorrect;
   const nOk = cleanOk.filter((v) => v === 1).length;
-  const success = acc.correct.map((c, k) => ({ step: k, accuracy: c.reduce((a, v) => a + v, 0) / n, successRate: nOk ? c.filter((v, j) => cleanOk[j] === 1 && v === 0).length / nOk : NaN }));
+  const success = acc.correct.map((c, k) => successEntry(k, c.filter((v) => v === 1).length, n, nOk, c.filter((v, j) => cleanOk[j] === 1 && v === 0).length));
   return {
     n,
     eps: o.eps,
@@ -165,6 +191,7 @@ export async function studyKink(device: Device, model: Module, data: ImageSet, o
     histRange: o.histRange,
     bins: o.bins,
     cleanAccuracy: nOk / n,
+    clean: accWithCi(nOk, n),
     zeroGradClean: acc.zeroClean,
     layers,
     cosine: { byStep: acc.cos.map((c, k) => ({ step: k + 1, ...(({ mean, median }) => ({ mean, median }))(summarize(c)) })), pooled: summarize(acc.cos.flat()), perExampleMean: summarize(acc.cosEx) },
@@ -172,7 +199,9 @@ export async function studyKink(device: Device, model: Module, data: ImageSet, o
     fidelity: o.fidelitySteps.map((h, i) => ({ step: h, ...fidelitySummary(acc.fidA[i]!, acc.fidP[i]!, o.minPredicted) })),
     trajectoryFidelity: fidelitySummary(acc.trajA, acc.trajP, o.minPredicted),
     success,
-    successAt: o.successSteps.filter((k) => k <= o.steps).map((k) => success[k]!),
+    // steps beyond the attack's are clipped to its final iterate (the one the paired tests use)
+    successAt: [...new Set(o.successSteps.map((k) => Math.min(k, o.steps)))].sort((a, b) => a - b).map((k) => success[k]!),
+    perImage: { clean: outcomeBits(cleanOk), byStep: acc.correct.map(outcomeBits) },
     seconds: (performance.now() - t0) / 1000,
   };
 }

@@ -1,16 +1,20 @@
-// Host-side statistics of the kink study: summaries (mean, median, 10/90% quantiles),
-// Pearson correlation, and the first-order fidelity summary. Pure functions of numbers
-// read back from the GPU.
+// Host-side statistics of the kink study: summaries (mean, median with its distribution-free
+// 95% interval, 10/90% quantiles), Pearson correlation, and the first-order fidelity
+// summary. Pure functions of numbers read back from the GPU.
+import { medianCiRanks } from '../stats.ts';
 
 export interface Summary {
   n: number;
   mean: number;
   median: number;
+  /** Distribution-free 95% interval of the median (order statistics; NaN below 6 values). */
+  medianLo: number;
+  medianHi: number;
   p10: number;
   p90: number;
 }
 
-/** Mean, median and 10/90% quantiles (linear interpolation) of the finite values. */
+/** Mean, median (with its 95% interval, docs/statistics.md) and 10/90% quantiles (linear interpolation) of the finite values. */
 export function summarize(values: ArrayLike<number>): Summary {
   const v = Array.from(values).filter(Number.isFinite).sort((a, b) => a - b);
   const q = (p: number) => {
@@ -19,7 +23,8 @@ export function summarize(values: ArrayLike<number>): Summary {
     const lo = Math.floor(i);
     return v[lo]! + (v[Math.min(lo + 1, v.length - 1)]! - v[lo]!) * (i - lo);
   };
-  return { n: v.length, mean: v.length ? v.reduce((a, b) => a + b, 0) / v.length : NaN, median: q(0.5), p10: q(0.1), p90: q(0.9) };
+  const r = medianCiRanks(v.length);
+  return { n: v.length, mean: v.length ? v.reduce((a, b) => a + b, 0) / v.length : NaN, median: q(0.5), medianLo: r ? v[r.j - 1]! : NaN, medianHi: r ? v[r.k - 1]! : NaN, p10: q(0.1), p90: q(0.9) };
 }
 
 /** Pearson correlation of paired values (pairs with a non-finite member are dropped). */

@@ -155,6 +155,21 @@ describe('gradient-masking checks', () => {
     expect(r.hugeEpsAccuracy).toBe(0);
     expect(r.zeroGradExamples).toBe(0);
     expect(r.cleanAccuracy).toBe(1);
+    // Each curve point: the exact count and its Wilson interval (at n of n: [n/(n + z^2), 1];
+    // in between: the roots of |p - k/n| = z sqrt(p(1-p)/n), solved here).
+    const z2 = 1.959963984540054 ** 2;
+    expect(r.epsCurve[0]!.correct).toBe(r.n);
+    expect(r.epsCurve[0]!.lo).toBeCloseTo(r.n / (r.n + z2), 14);
+    expect(r.epsCurve[0]!.hi).toBe(1);
+    for (const p of r.epsCurve) {
+      expect(p.correct! / r.n).toBe(p.accuracy);
+      const ph = p.correct! / r.n;
+      const a = 1 + z2 / r.n;
+      const b = -(2 * ph + z2 / r.n);
+      const disc = Math.sqrt(b * b - 4 * a * ph * ph);
+      expect(p.lo).toBeCloseTo(Math.max(0, (-b - disc) / (2 * a)), 10);
+      expect(p.hi).toBeCloseTo(Math.min(1, (-b + disc) / (2 * a)), 10);
+    }
   });
 
   it('a saturated model is flagged: zero input gradients and accuracy kept at huge eps', async () => {

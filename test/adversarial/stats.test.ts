@@ -3,7 +3,7 @@
 // independently), the exact McNemar test as enumerated binomial sums, the Agresti-Min
 // paired interval with and without discordant pairs, and mean / spread over seeds.
 import { describe, it, expect } from 'vitest';
-import { Z95, wilson, binomHalfCdf, pairedTable, addTables, mcnemarExact, pairedDiffCi, spread, formatP, holm } from '../../adversarial/stats.ts';
+import { Z95, wilson, binomHalfCdf, pairedTable, addTables, mcnemarExact, pairedDiffCi, spread, formatP, holm, medianCiRanks } from '../../adversarial/stats.ts';
 
 const z2 = Z95 * Z95;
 
@@ -136,5 +136,25 @@ describe('spread over seeds', () => {
     expect(formatP(0.0486)).toBe('0.049');
     expect(formatP(0.34)).toBe('0.34');
     expect(formatP(1)).toBe('1');
+  });
+});
+
+describe('distribution-free interval of a median', () => {
+  it('ranks from binomial(m, 1/2) tails enumerated by hand', () => {
+    // m = 5: P(X <= 0) = 1/32 = 0.031 > 0.025, so not even [min, max] reaches 95%.
+    expect(medianCiRanks(5)).toBeNull();
+    expect(medianCiRanks(0)).toBeNull();
+    // m = 6: P(X <= 0) = 1/64 <= 0.025 < P(X <= 1) = 7/64: [x_(1), x_(6)], coverage 1 - 2/64.
+    expect(medianCiRanks(6)).toEqual({ j: 1, k: 6, coverage: 1 - 2 / 64 });
+    // m = 10: P(X <= 1) = 11/1024 = 0.0107 <= 0.025 < P(X <= 2) = 56/1024: [x_(2), x_(9)].
+    const r10 = medianCiRanks(10)!;
+    expect([r10.j, r10.k]).toEqual([2, 9]);
+    expect(r10.coverage).toBeCloseTo(1 - 22 / 1024, 14);
+    // m = 20: P(X <= 5) = (1 + 20 + 190 + 1140 + 4845 + 15504)/2^20 = 21700/1048576 = 0.0207,
+    // P(X <= 6) = (21700 + 38760)/2^20 = 0.0577: j = 6, k = 15.
+    const r20 = medianCiRanks(20)!;
+    expect([r20.j, r20.k]).toEqual([6, 15]);
+    expect(r20.coverage).toBeCloseTo(1 - (2 * 21700) / 1048576, 14);
+    expect(() => medianCiRanks(-1)).toThrow(/medianCiRanks: m = -1/);
   });
 });

@@ -19,11 +19,21 @@ import { linear } from '../../../engine/ops/matmul.ts';
 import { Module, parameter } from '../../../nn/module.ts';
 import { Activation, activationLayers, isObserved } from '../../../nn/activation.ts';
 import { Pgd } from '../../../adversarial/attacks/index.ts';
-import { PreActRecorder, compareKinkStudies, firstOrderFidelity, gradientStability, pearson, pgdTrajectory, studyKink, summarize, type KinkStudyResult } from '../../../adversarial/study/kink.ts';
+import { PreActRecorder, compareKinkStudies, firstOrderFidelity, gradientStability, pearson, pgdTrajectory, studyKink, successEntry, summarize, type KinkStudyResult } from '../../../adversarial/study/kink.ts';
 import { cmdStudy, STUDY_HELP } from '../../../cli/cmd_study.ts';
 import { UsageError } from '../../../cli/args.ts';
 
 const sig = (t: number) => 1 / (1 + Math.exp(-t));
+/** Wilson 95% interval from its definition: the roots p of |p - k/n| = z sqrt(p(1-p)/n). */
+function wilson64(k: number, n: number): [number, number] {
+  const z2 = 1.959963984540054 ** 2;
+  const ph = k / n;
+  const a = 1 + z2 / n;
+  const b = -(2 * ph + z2 / n);
+  const disc = Math.sqrt(Math.max(0, b * b - 4 * a * ph * ph));
+  return [Math.max(0, (-b - disc) / (2 * a)), Math.min(1, (-b + disc) / (2 * a))];
+}
+const ones = (s: string) => [...s].filter((c) => c === '1').length;
 const softplus = (z: number) => Math.max(z, 0) + Math.log1p(Math.exp(-Math.abs(z)));
 const ysign = (label: number) => (label === 1 ? 1 : -1);
 
@@ -141,7 +151,7 @@ describe('kink study on a linear binary model (closed form)', () => {
 
   it('summarize and pearson', () => {
     const s = summarize([3, NaN, 1, 2, 4, Infinity]);
-    expect(s).toEqual({ n: 4, mean: 2.5, median: 2.5, p10: 1.3, p90: 3.7 });
+    expect(s).toEqual({ n: 4, mean: 2.5, median: 2.5, medianLo: NaN, medianHi: NaN, p10: 1.3, p90: 3.7 });
     expect(pearson([1, 2, 3], [2, 4, 6])).toBeCloseTo(1, 12);
     expect(pearson([1, 2, 3], [3, 2, 1])).toBeCloseTo(-1, 12);
     expect(pearson([1, 2, 3, 4], [1, 3, 2, 4])).toBeCloseTo(0.8, 12);
@@ -308,23 +318,24 @@ describe('pre-activations placed near the kink', () => {
 // ---------------------------------------------------------------- the whole study and its summary
 
 function fakeResult(medians: { clean: number[]; adv: number[] }, cos: number, acc: number[]): KinkStudyResult {
-  const sm = (v: number) => ({ n: 10, mean: v, median: v, p10: v, p90: v });
+  const sm = (v: number) => ({ n: 10, mean: v, median: v, medianLo: v, medianHi: v, p10: v, p90: v });
   const sigmas = [1e-4, 1e-3, 1e-2];
   return {
-    n: 10, eps: 0.1, alpha: 0.025, steps: acc.length - 1, taus: [1e-3, 1e-2, 1e-1], sigmas, histRange: 0.25, bins: 10, cleanAccuracy: acc[0]!, zeroGradClean: 0,
+    n: 10, eps: 0.1, alpha: 0.025, steps: acc.length - 1, taus: [1e-3, 1e-2, 1e-1], sigmas, histRange: 0.25, bins: 10, cleanAccuracy: acc[0]!, clean: successEntry(0, Math.round(10 * acc[0]!), 10, 10, 0), zeroGradClean: 0,
     layers: [{ path: 'net.1', perForward: 100, clean: [0.01, 0.1, 0.5], fractionByStep: [], fraction: [0.02, 0.2, 0.6], exactZero: 0, histograms: {} }],
     cosine: { byStep: [], pooled: sm(cos), perExampleMean: sm(cos) },
     stability: sigmas.flatMap((s, i) => [{ sigma: s, at: 'clean' as const, ratio: sm(medians.clean[i]!), signFlip: sm(0.01), zeroGrad: 0 }, { sigma: s, at: 'adv' as const, ratio: sm(medians.adv[i]!), signFlip: sm(0.01), zeroGrad: 0 }]),
     fidelity: [{ step: 1e-3, ratio: sm(0.99), relError: sm(0.01), correlation: 0.99, excluded: 0 }],
     trajectoryFidelity: { ratio: sm(1), relError: sm(0), correlation: 1, excluded: 0 },
-    success: acc.map((a, k) => ({ step: k, accuracy: a, successRate: 0 })),
-    successAt: [{ step: 1, accuracy: acc[1]!, successRate: 0 }],
+    success: acc.map((a, k) => successEntry(k, Math.round(10 * a), 10, 10, 10 - Math.round(10 * a))),
+    successAt: [successEntry(1, Math.round(10 * acc[1]!), 10, 10, 10 - Math.round(10 * acc[1]!))],
+    perImage: { clean: '1'.repeat(10), byStep: acc.map(() => '1'.repeat(10)) },
     seconds: 1,
   };
 }
 
 describe('study summary and end to end', () => {
-  it('compareKinkStudies names the lowest geometric-mean stability ratio and reports rank changes', () => {
+  it('compareKinkStudies names the lowest geometric-mean stability ratio (a point estimate) and reports rank changes', () => {
     const a = fakeResult({ clean: [1e-3, 0.1, 0.3], adv: [1e-2, 0.05, 0.2] }, 0.97, [0.9, 0.5, 0.4]);
     const b = fakeResult({ clean: [2e-3, 1e-3, 1e-2], adv: [1e-3, 1e-3, 1e-2] }, 0.999, [0.9, 0.6, 0.5]);
     const c = compareKinkStudies([{ label: 'relu', result: a }, { label: 'silu', result: b }]);
@@ -332,13 +343,11 @@ describe('study summary and end to end', () => {
     expect(c.stabilityScore.relu).toBeCloseTo(Math.cbrt(1e-3 * 0.1 * 0.3), 10);
     expect(c.stabilityScore.silu).toBeCloseTo(Math.cbrt(2e-3 * 1e-3 * 1e-2), 10);
     const text = c.lines.join('\n');
-    expect(text).toMatch(/Most stable input gradients: silu/);
-    expect(text).toMatch(/at sigma = 0\.0001 relu is lower/); // 1e-3 < 2e-3 at the smallest sigma
-    expect(text).toMatch(/silu is also lowest at every sigma/);
-    expect(text).toMatch(/most aligned: silu/);
+    expect(text).toMatch(/Lowest median gradient change at the clean points \(point estimate\): silu/);
+    expect(text).toMatch(/at sigma = 0\.0001 relu has the lower median/); // 1e-3 < 2e-3 at the smallest sigma
     const flipped = compareKinkStudies([{ label: 'relu', result: b }, { label: 'silu', result: a }]);
     expect(flipped.mostStable).toBe('relu');
-    expect(compareKinkStudies([{ label: 'only', result: a }]).lines.join('\n')).not.toMatch(/Most stable/);
+    expect(compareKinkStudies([{ label: 'only', result: a }]).lines.join('\n')).not.toMatch(/Lowest median/);
   });
 
   it('studyKink runs every measurement on a tiny MLP (two batches) and leaves no observer or buffers behind', async () => {
@@ -356,7 +365,7 @@ describe('study summary and end to end', () => {
     expect(activationLayers(model).some(isObserved)).toBe(false);
     expect(r.n).toBe(7);
     expect(r.success.length).toBe(4);
-    expect(r.successAt.map((s) => s.step)).toEqual([1, 2]);
+    expect(r.successAt.map((s) => s.step)).toEqual([1, 2, 3]); // 5 is clipped to the final iterate
     expect(r.layers.length).toBe(1);
     expect(r.layers[0]!.fractionByStep.length).toBe(4);
     expect(r.stability.length).toBe(6);
@@ -374,6 +383,20 @@ describe('study summary and end to end', () => {
       if ((lo[1]! > lo[0]! ? 1 : 0) === m % 2) ok++;
     }
     expect(r.cleanAccuracy).toBeCloseTo(ok / 7, 10);
+    // Counts, per-image outcomes and Wilson intervals agree with that count.
+    expect(r.clean.correct).toBe(ok);
+    expect([...r.perImage.clean].filter((c) => c === '1').length).toBe(ok);
+    const [wlo, whi] = wilson64(ok, 7);
+    expect(r.clean.lo).toBeCloseTo(wlo, 12);
+    expect(r.clean.hi).toBeCloseTo(whi, 12);
+    expect(r.perImage.byStep.length).toBe(4);
+    r.success.forEach((e, k) => {
+      const b = r.perImage.byStep[k]!;
+      expect(b.length).toBe(7);
+      expect(e.correct).toBe([...b].filter((c) => c === '1').length);
+      expect(e.successes).toBe([...b].filter((c, j) => c === '0' && r.perImage.clean[j] === '1').length);
+      expect(e.cleanCorrect).toBe(ok);
+    });
   });
 
   it('cmdStudy: --help, unknown flag, wrong study name, conflicting and missing inputs', async () => {
@@ -408,13 +431,57 @@ describe('study summary and end to end', () => {
     }
     expect(code).toBe(0);
     const dir = join(out, 'k');
-    for (const f of ['config.json', 'results.json', 'metrics.csv', 'report.md', 'stability_vs_sigma.svg', 'cosine_vs_step.svg', 'success_vs_steps.svg', 'fidelity_vs_step.svg', 'preact_hist_layer1.svg', 'preact_hist_layer2.svg', 'model-relu.safetensors']) expect(existsSync(join(dir, f)), f).toBe(true);
+    for (const f of ['config.json', 'results.json', 'metrics.csv', 'per_image.json', 'report.md', 'stability_vs_sigma.svg', 'cosine_vs_step.svg', 'success_vs_steps.svg', 'fidelity_vs_step.svg', 'preact_hist_layer1.svg', 'preact_hist_layer2.svg', 'model-relu.safetensors']) expect(existsSync(join(dir, f)), f).toBe(true);
     const res = JSON.parse(readFileSync(join(dir, 'results.json'), 'utf8'));
     expect(res.models.map((m: { label: string }) => m.label)).toEqual(['relu', 'silu']);
     // The named activation is the one with the lower score in the same file.
     const sc = res.summary.stabilityScore as Record<string, number>;
     expect(res.summary.mostStable).toBe(sc.relu! < sc.silu! ? 'relu' : 'silu');
-    expect(readFileSync(join(dir, 'report.md'), 'utf8')).toContain(`Most stable input gradients: ${res.summary.mostStable}`);
+    const report = readFileSync(join(dir, 'report.md'), 'utf8');
+    expect(report).toContain(`Lowest median gradient change at the clean points (point estimate): ${res.summary.mostStable}`);
+    // per_image.json holds the outcomes; results.json does not repeat them.
+    const pi = JSON.parse(readFileSync(join(dir, 'per_image.json'), 'utf8')).models as Record<string, { n: number; clean: string; byStep: string[] }>;
+    expect(Object.keys(pi)).toEqual(['relu', 'silu']);
+    expect(res.models[0].result.perImage).toBeUndefined();
+    for (const l of ['relu', 'silu']) expect([pi[l]!.clean.length, pi[l]!.byStep.length, pi[l]!.byStep[2]!.length]).toEqual([6, 3, 6]);
+    // metrics.csv: lo/hi columns; PGD accuracy rows carry the Wilson interval of the counts in per_image.json.
+    const csv = readFileSync(join(dir, 'metrics.csv'), 'utf8').trim().split('\n');
+    expect(csv[0]).toBe('run,metric,layer,param,value,lo,hi');
+    const row = (run: string, metric: string, param: string) => csv.find((r) => r.startsWith(`"${run}","${metric}",` ) && r.split(',')[3]!.replace(/"/g, '') === param)!.split(',');
+    for (const l of ['relu', 'silu']) {
+      for (let k = 0; k <= 2; k++) {
+        const c = ones(pi[l]!.byStep[k]!);
+        const [lo, hi] = wilson64(c, 6);
+        const r = row(l, 'pgd_accuracy', String(k));
+        expect(Number(r[4])).toBeCloseTo(c / 6, 5);
+        expect(Number(r[5])).toBeCloseTo(lo, 5);
+        expect(Number(r[6])).toBeCloseTo(hi, 5);
+      }
+      const [clo, chi] = wilson64(ones(pi[l]!.clean), 6);
+      expect(Number(row(l, 'clean_accuracy', '')[5])).toBeCloseTo(clo, 5);
+      expect(Number(row(l, 'clean_accuracy', '')[6])).toBeCloseTo(chi, 5);
+    }
+    // silu against relu on the same 6 images: discordant counts from per_image.json, the exact
+    // McNemar p by enumeration, and the report's table row and sentence carry those numbers.
+    const a = pi.silu!.byStep[2]!;
+    const b = pi.relu!.byStep[2]!;
+    const onlyA = [...a].filter((c, j) => c === '1' && b[j] === '0').length;
+    const onlyB = [...a].filter((c, j) => c === '0' && b[j] === '1').length;
+    const m = onlyA + onlyB;
+    let tail = 0;
+    for (let i = 0; i <= Math.min(onlyA, onlyB); i++) tail += [...Array(i).keys()].reduce((acc, t) => (acc * (m - t)) / (t + 1), 1) / 2 ** m;
+    const p = m === 0 ? 1 : Math.min(1, 2 * tail);
+    const paired = res.summary.paired as { label: string; pgd: { table: { onlyA: number; onlyB: number }; p: number; diff: number } }[];
+    expect(paired.map((x) => x.label)).toEqual(['silu']);
+    expect([paired[0]!.pgd.table.onlyA, paired[0]!.pgd.table.onlyB]).toEqual([onlyA, onlyB]);
+    expect(paired[0]!.pgd.p).toBeCloseTo(p, 12);
+    expect(paired[0]!.pgd.diff).toBeCloseTo((onlyA - onlyB) / 6, 12);
+    const pts = (d: number) => `${d >= 0 ? '+' : '-'}${Math.abs(100 * d).toFixed(1)}`;
+    expect(report).toContain('## Against relu on the same images');
+    expect(report).toContain(`| silu | ${pts((onlyA - onlyB) / 6)} [`);
+    // one comparison, p >= 1/16 on 6 images: never significant, so the sentence says so with that p
+    expect(report).toMatch(new RegExp(`\\*\\*silu\\*\\*: no significant difference from ReLU in accuracy under PGD-2 \\(eps 0\\.1\\) \\(exact McNemar p = ${p >= 0.995 ? '1' : String(Number(p.toPrecision(2)))}; difference ${pts((onlyA - onlyB) / 6).replace('+', '\\+')} points`));
+    expect(existsSync(join(dir, 'success_vs_steps.svg')) && readFileSync(join(dir, 'success_vs_steps.svg'), 'utf8')).toContain('Wilson 95% intervals over 6 images');
     // A study of the saved checkpoint rebuilds the model from its metadata.
     console.log = () => {};
     try {
