@@ -185,6 +185,6 @@ describe('FAB-T options', () => {
     expect((a as FabTargeted).alphaMax).toBe(0.1);
     expect((a as FabTargeted).eta).toBe(1.05);
     expect((a as FabTargeted).beta).toBe(0.9);
-    expect(() => makeAttack({ kind: 'nope' } as never)).toThrow(/'apgd' or 'fab', got "nope"/);
+    expect(() => makeAttack({ kind: 'nope' } as never)).toThrow(/'apgd', 'fab' or 'square', got "nope"/);
   });
 });
