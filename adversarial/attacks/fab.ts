@@ -14,7 +14,7 @@ import { Tensor, add, argmax, clamp, clone, div, exampleAxes, fabProjection, le,
 import { rankedClass } from '../../engine/ops/dlr.ts';
 import type { Module } from '../../nn/module.ts';
 import { checkCount, checkPositive, resolveThreat, type Norm } from '../threat.ts';
-import { BaseAttack, checkBatch, objectiveAndGrad, perExampleView, withAttackMode, type AttackOptions } from './common.ts';
+import { BaseAttack, checkBatch, enterAttackMode, objectiveAndGrad, perExampleView, type AttackOptions } from './common.ts';
 import { fmt } from './fgsm.ts';
 
 export interface FabOptions extends Omit<AttackOptions, 'targeted'> {
@@ -73,10 +73,40 @@ export class FabTargeted extends BaseAttack {
   }
 
   protected run(model: Module, x: Tensor, y: Tensor): Tensor {
-    const { adv, res } = this.search(model, x, y);
-    const out = noGrad(() => scope(() => where(perExampleView(le(res, this.threat.eps), x), adv, x)));
-    adv.dispose();
-    res.dispose();
+    return this.within(x, this.search(model, x, y));
+  }
+
+  /**
+   * The same as generate, waiting for the GPU after each target.
+   * NOTE: generate() queues the whole search (steps x targets x restarts iterations, about
+   * 60 dispatches each) without a readback; on the software GPU a 100-step, 9-target search
+   * on 234 MNIST images queued that way crashed the process (measured), while waiting after
+   * each target's iterations keeps the queue short. Runners (autoAttack) call perturb.
+   */
+  override async perturb(model: Module, x: Tensor, y: Tensor): Promise<Tensor> {
+    checkBatch(this.name, x, y);
+    const restore = enterAttackMode(model, this.bnMode);
+    try {
+      return this.within(x, await this.searchWaiting(model, x, y));
+    } finally {
+      restore();
+    }
+  }
+
+  /** search(), waiting for the GPU after each target (see perturb's NOTE). */
+  private async searchWaiting(model: Module, x: Tensor, y: Tensor): Promise<{ adv: Tensor; res: Tensor }> {
+    const gen = this.searchSteps(model, x, y);
+    for (let r = gen.next(); ; r = gen.next()) {
+      if (r.done) return r.value;
+      await x.device.sync();
+    }
+  }
+
+  /** Keeps the best point where its distance is <= eps, else x; disposes the search result. */
+  private within(x: Tensor, best: { adv: Tensor; res: Tensor }): Tensor {
+    const out = noGrad(() => scope(() => where(perExampleView(le(best.res, this.threat.eps), x), best.adv, x)));
+    best.adv.dispose();
+    best.res.dispose();
     return out;
   }
 
@@ -87,7 +117,14 @@ export class FabTargeted extends BaseAttack {
    */
   async minimumNorm(model: Module, x: Tensor, y: Tensor): Promise<{ xAdv: Tensor; norm: Float32Array }> {
     checkBatch(this.name, x, y);
-    const { adv, res } = withAttackMode(model, this.bnMode, () => this.search(model, x, y));
+    const restore = enterAttackMode(model, this.bnMode);
+    let found: { adv: Tensor; res: Tensor };
+    try {
+      found = await this.searchWaiting(model, x, y);
+    } finally {
+      restore();
+    }
+    const { adv, res } = found;
     const r = await res.f32();
     res.dispose();
     return { xAdv: adv, norm: Float32Array.from(r, (v) => (v >= NONE ? Infinity : v)) };
@@ -95,6 +132,12 @@ export class FabTargeted extends BaseAttack {
 
   /** Best point and its norm ([N]; NONE where none) over all targets and restarts. */
   private search(model: Module, x: Tensor, y: Tensor): { adv: Tensor; res: Tensor } {
+    const gen = this.searchSteps(model, x, y);
+    for (let r = gen.next(); ; r = gen.next()) if (r.done) return r.value;
+  }
+
+  /** The search as a generator that yields after each target (the caller may wait for the GPU there). */
+  private *searchSteps(model: Module, x: Tensor, y: Tensor): Generator<void, { adv: Tensor; res: Tensor }, void> {
     const N = x.shape[0]!;
     const logits = noGrad(() => scope(() => model.forward(x)));
     if (logits.rank !== 2 || logits.shape[0] !== N) throw new Error(`kinkless: FAB-T: the model must map [N, ...] to logits [N, C], got ${logits.shape.join('x')}`);
@@ -115,6 +158,7 @@ export class FabTargeted extends BaseAttack {
         } finally {
           target.dispose();
         }
+        yield;
       }
     } catch (e) {
       best.adv.dispose();
