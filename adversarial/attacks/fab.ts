@@ -43,6 +43,9 @@ const NONE = 1e30;
 // projection (x1 already on the hyperplane, or a zero gradient) gives alpha = 1/2 -> alphaMax, not 0/0.
 const NORM_FLOOR = 1e-8;
 
+/** Iterations between GPU waits in perturb() and minimumNorm(). */
+const SYNC_EVERY = 10;
+
 export class FabTargeted extends BaseAttack {
   readonly name: string;
   readonly steps: number;
@@ -77,11 +80,11 @@ export class FabTargeted extends BaseAttack {
   }
 
   /**
-   * The same as generate, waiting for the GPU after each target.
+   * The same as generate, waiting for the GPU every SYNC_EVERY iterations.
    * NOTE: generate() queues the whole search (steps x targets x restarts iterations, about
    * 60 dispatches each) without a readback; on the software GPU a 100-step, 9-target search
-   * on 234 MNIST images queued that way crashed the process (measured), while waiting after
-   * each target's iterations keeps the queue short. Runners (autoAttack) call perturb.
+   * on 234 MNIST images queued that way crashed the process with SIGSEGV in the driver
+   * (measured), so the async paths wait for the GPU every SYNC_EVERY iterations. Runners (autoAttack) call perturb.
    */
   override async perturb(model: Module, x: Tensor, y: Tensor): Promise<Tensor> {
     checkBatch(this.name, x, y);
@@ -93,7 +96,7 @@ export class FabTargeted extends BaseAttack {
     }
   }
 
-  /** search(), waiting for the GPU after each target (see perturb's NOTE). */
+  /** search(), waiting for the GPU every SYNC_EVERY iterations (see perturb's NOTE). */
   private async searchWaiting(model: Module, x: Tensor, y: Tensor): Promise<{ adv: Tensor; res: Tensor }> {
     const gen = this.searchSteps(model, x, y);
     for (let r = gen.next(); ; r = gen.next()) {
@@ -136,7 +139,7 @@ export class FabTargeted extends BaseAttack {
     for (let r = gen.next(); ; r = gen.next()) if (r.done) return r.value;
   }
 
-  /** The search as a generator that yields after each target (the caller may wait for the GPU there). */
+  /** The search as a generator that yields every SYNC_EVERY iterations (the caller may wait for the GPU there). */
   private *searchSteps(model: Module, x: Tensor, y: Tensor): Generator<void, { adv: Tensor; res: Tensor }, void> {
     const N = x.shape[0]!;
     const logits = noGrad(() => scope(() => model.forward(x)));
@@ -154,11 +157,10 @@ export class FabTargeted extends BaseAttack {
       for (let rank = 2; rank <= n + 1; rank++) {
         const target = noGrad(() => rankedClass(logits, rank));
         try {
-          for (let k = 0; k < this.restarts; k++) best = this.once(model, x, y, target, k > 0, best);
+          for (let k = 0; k < this.restarts; k++) best = yield* this.once(model, x, y, target, k > 0, best);
         } finally {
           target.dispose();
         }
-        yield;
       }
     } catch (e) {
       best.adv.dispose();
@@ -183,7 +185,7 @@ export class FabTargeted extends BaseAttack {
   }
 
   /** One run towards the targets `target` [N]; returns the updated best (the old one is disposed). */
-  private once(model: Module, x0: Tensor, y: Tensor, target: Tensor, randomStart: boolean, best: { adv: Tensor; res: Tensor }): { adv: Tensor; res: Tensor } {
+  private *once(model: Module, x0: Tensor, y: Tensor, target: Tensor, randomStart: boolean, best: { adv: Tensor; res: Tensor }): Generator<void, { adv: Tensor; res: Tensor }, void> {
     const t = this.threat;
     const [lo, hi] = t.bounds;
     const ax = exampleAxes(x0);
@@ -214,6 +216,7 @@ export class FabTargeted extends BaseAttack {
       });
       for (const v of [s.x1, s.adv, s.res]) v.dispose();
       s = next;
+      if ((k + 1) % SYNC_EVERY === 0) yield;
     }
     s.x1.dispose();
     return { adv: s.adv, res: s.res };
