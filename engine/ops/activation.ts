@@ -27,6 +27,7 @@
 //   softplus(a=10) derivative for x), not a change of the function being trained.
 // Every op resolves its spec once (a ResolvedActivation passes through unchanged).
 import { Tensor, assertSameDevice, shapeStr } from '../tensor.ts';
+import type { Device } from '../device.ts';
 import { record } from '../autograd.ts';
 import {
   ACTIVATION_KINDS,
@@ -317,19 +318,7 @@ function backwardResolved(z: Tensor, dy: Tensor, r: ResolvedActivation, want: { 
     uniforms: uniformsFor(n, nv, wantDp ? groups : flat.gx, r),
     workgroups: wantDp ? [groups] : flat.workgroups,
   });
-  let dParams: Tensor | null = null;
-  if (partials) {
-    dParams = alloc(device, [r.count], 'f32', `activation_${r.kind} param grad`);
-    const pb = r.constraints.some((c) => c !== 'none') ? [partials.buffer, r.raw!.buffer, dParams.buffer] : [partials.buffer, dParams.buffer];
-    device.dispatch({
-      name: 'activation_param_grad',
-      wgsl: activationParamGradWgsl(r.kind),
-      buffers: pb,
-      uniforms: new Uniforms().u32(groups).bytes(),
-      workgroups: [1],
-    });
-    partials.dispose();
-  }
+  const dParams = partials ? reduceParamPartials(device, r, partials, groups) : null;
   return { dz: dx, dParams };
 }
 
@@ -390,4 +379,23 @@ export function activationEpilogue(
     surrogate: r.surrogate ? { kind: r.surrogate, expr: `${where.uniformField}.zw` } : undefined,
   });
   return { wgsl, buffers: r.raw ? [r.raw.buffer] : [], uniformF32: [r.uniform[0], r.uniform[1], r.uniform[2], r.uniform[3]], inputs: r.raw ? [r.raw] : [], resolved: r };
+}
+
+/**
+ * Sums the per-workgroup parameter-gradient partials [groups, 2] into the raw parameters'
+ * gradient [count] (through the constraint's chain rule when there is one) and disposes
+ * the partials. Shared by the backward and the one-pass value-and-gradient op.
+ */
+export function reduceParamPartials(device: Device, r: ResolvedActivation, partials: Tensor, groups: number): Tensor {
+  const dParams = alloc(device, [r.count], 'f32', `activation_${r.kind} param grad`);
+  const pb = r.constraints.some((c) => c !== 'none') ? [partials.buffer, r.raw!.buffer, dParams.buffer] : [partials.buffer, dParams.buffer];
+  device.dispatch({
+    name: 'activation_param_grad',
+    wgsl: activationParamGradWgsl(r.kind),
+    buffers: pb,
+    uniforms: new Uniforms().u32(groups).bytes(),
+    workgroups: [1],
+  });
+  partials.dispose();
+  return dParams;
 }

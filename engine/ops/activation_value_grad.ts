@@ -8,11 +8,11 @@
 // activation() and grad()). Per-channel params ([C, P] raw) run the per-channel forward
 // and backward kernels (two passes).
 import { Tensor, assertSameDevice, shapeStr } from '../tensor.ts';
-import { ACT_WG, actParamGroups, activationParamGradWgsl } from '../../kernels/activation_kernels.ts';
+import { ACT_WG, actParamGroups } from '../../kernels/activation_kernels.ts';
 import { activationValueGradWgsl, valueGradBindings } from '../../kernels/activation_value_grad_kernels.ts';
 import { wgslMath } from '../../kernels/wgsl_math.ts';
 import { grid1d } from '../../kernels/elementwise.ts';
-import { Uniforms, alloc } from './launch.ts';
+import { alloc } from './launch.ts';
 import { channelBackward, channelForward } from './activation_channel.ts';
 import { fill } from './elementwise.ts';
 import {
@@ -20,6 +20,7 @@ import {
   checkChannels,
   checkX,
   kernelConfig,
+  reduceParamPartials,
   resolveActivation,
   uniformsFor,
   type ActivationOptions,
@@ -96,13 +97,7 @@ export function activationValueAndGrad(
     uniforms: uniformsFor(n, nv, wantDp ? groups : flat.gx, r),
     workgroups: wantDp ? [groups] : flat.workgroups,
   });
-  let dParams: Tensor | null = null;
-  if (partials) {
-    dParams = alloc(device, [r.count], 'f32', `activation_${r.kind} param grad`);
-    const pb = r.constraints.some((c) => c !== 'none') ? [partials.buffer, r.raw!.buffer, dParams.buffer] : [partials.buffer, dParams.buffer];
-    device.dispatch({ name: 'activation_param_grad', wgsl: activationParamGradWgsl(r.kind), buffers: pb, uniforms: new Uniforms().u32(groups).bytes(), workgroups: [1] });
-    partials.dispose();
-  }
+  const dParams = partials ? reduceParamPartials(device, r, partials, groups) : null;
   return { y, dx, dParams };
 }
 

@@ -28,7 +28,7 @@
 import { expectClose, expectNoNaN, f32, type Tol } from './compare.ts';
 import * as E from '../../engine/index.ts';
 import { activation, activationBackwardFromZ, type ActivationSpec } from '../../engine/ops/activation.ts';
-import { ACTIVATIONS, constrain, type ActivationKind } from '../../kernels/activations.ts';
+import { ACTIVATIONS, ACTIVATION_KINDS, constrain, unconstrain as unconstrainParam, type ActivationKind } from '../../kernels/activations.ts';
 
 export const VERBOSE = process.env.KINKLESS_VERBOSE === '1';
 export const log = (...a: unknown[]) => VERBOSE && console.log(...a);
@@ -155,4 +155,36 @@ export async function fAndDf(d: E.Device, spec: ActivationSpec, xs: number[]): P
   const r = { f: await Y.f32(), df: await dz!.f32() };
   for (const t of [X, Y, ones, dz]) t?.dispose();
   return r;
+}
+
+/** Inputs of the extreme-input tests: 0, tiny, around exp's overflow, huge, both signs. */
+export const EXTREME_BASE = [0, 1e-30, 30, 100, 400, 1e30, 88, 89, 1e-6, 1, 1e10];
+
+/**
+ * Runs `run` (an activation forward + backward path under test) on EXTREME_BASE and its
+ * negatives for every kind, with the test raw params and the defaults, and checks y, dx
+ * and the param grads against the float64 reference (no NaN, per-kind tolerances).
+ */
+export async function checkExtremes(d: E.Device, run: (d: E.Device, kind: ActivationKind, x: Float64Array, dy: Float64Array, raw: number[]) => Promise<{ y: ArrayLike<number>; dx: ArrayLike<number>; dp: ArrayLike<number> }>): Promise<void> {
+  const x = f32([...EXTREME_BASE, ...EXTREME_BASE.map((v) => -v)]);
+  const dy = f32(Array.from(x, (_, i) => (i % 3 === 0 ? 1 : i % 3 === 1 ? -0.5 : 0.25)));
+  for (const kind of ACTIVATION_KINDS) {
+    const defaultRaw = ACTIVATIONS[kind].params.map((q) => unconstrainParam(q.constraint, q.init || 0.25));
+    for (const raw of [RAW(kind), defaultRaw]) {
+      const got = await run(d, kind, x, dy, raw);
+      expectNoNaN(got.y, `${kind} y`);
+      expectNoNaN(got.dx, `${kind} dx`);
+      const r = ref(kind, x, dy, [...eff(kind, raw)], chainOf(kind, raw));
+      for (const [g, w, tol, what] of [
+        [got.y, r.y, TOL[kind].f, 'y'],
+        [got.dx, r.dx, TOL[kind].df, 'dx'],
+      ] as const) {
+        for (let i = 0; i < x.length; i++) {
+          const bound = (tol.atol ?? 0) + (tol.rtol ?? 0) * Math.abs(w[i]!) + 1e-7 * Math.abs(x[i]!) * (kind === 'relu' ? 0 : 1);
+          if (!(Math.abs(g[i]! - w[i]!) <= bound)) throw new Error(`${kind} [${raw}] ${what} at x = ${x[i]}: got ${g[i]}, want ${w[i]}`);
+        }
+      }
+      if (raw.length) expectParamGrad(got.dp, r.dp, r.mag, TOL[kind].p, `${kind} [${raw}] extreme dparams`);
+    }
+  }
 }

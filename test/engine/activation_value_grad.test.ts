@@ -7,11 +7,11 @@
 // (the limits of docs/activations-ieee.md), a surrogate, per-channel params, bad input.
 import { describe, expect, it } from 'vitest';
 import { testDevice } from '../helpers/device.ts';
-import { expectNoNaN, f32, randArray } from '../helpers/compare.ts';
+import { f32, randArray } from '../helpers/compare.ts';
 import * as E from '../../engine/index.ts';
 import { activationValueAndGrad } from '../../engine/ops/activation_value_grad.ts';
 import { ACTIVATIONS, ACTIVATION_KINDS, unconstrain, type ActivationKind } from '../../kernels/activations.ts';
-import { RAW, TOL, chainOf, checkAll, eff, expectParamGrad, paramTensor, ref } from '../helpers/activation.ts';
+import { RAW, TOL, chainOf, checkAll, checkExtremes, eff, paramTensor, ref } from '../helpers/activation.ts';
 import { INF, LIMITS } from '../helpers/activation_limits.ts';
 
 const SIZES = [1, 7, 1023, 17 * 33 * 65];
@@ -64,30 +64,7 @@ describe('activationValueAndGrad: one pass, against the float64 references', () 
   });
 
   it('extreme inputs (0, +-1e-30, +-30, +-88, +-89, +-100, +-400, +-1e10, +-1e30): close to the references, no NaN', async () => {
-    const d = await testDevice();
-    const base = [0, 1e-30, 30, 100, 400, 1e30, 88, 89, 1e-6, 1, 1e10];
-    const x = f32([...base, ...base.map((v) => -v)]);
-    const gy = f32(x.map((_, i) => (i % 3 === 0 ? 1 : i % 3 === 1 ? -0.5 : 0.25)));
-    for (const kind of ACTIVATION_KINDS) {
-      const defaultRaw = ACTIVATIONS[kind].params.map((q) => unconstrain(q.constraint, q.init || 0.25));
-      for (const raw of [RAW(kind), defaultRaw]) {
-        const got = await runFused(d, kind, x, gy, raw);
-        expectNoNaN(got.y, `${kind} y`);
-        expectNoNaN(got.dx, `${kind} dx`);
-        const p = eff(kind, raw);
-        const r = ref(kind, x, gy, [...p], chainOf(kind, raw));
-        for (const [g, w, tol, what] of [
-          [got.y, r.y, TOL[kind].f, 'y'],
-          [got.dx, r.dx, TOL[kind].df, 'dx'],
-        ] as const) {
-          for (let i = 0; i < x.length; i++) {
-            const bound = (tol.atol ?? 0) + (tol.rtol ?? 0) * Math.abs(w[i]!) + 1e-7 * Math.abs(x[i]!) * (kind === 'relu' ? 0 : 1);
-            if (!(Math.abs(g[i]! - w[i]!) <= bound)) throw new Error(`${kind} [${raw}] ${what} at x = ${x[i]}: got ${g[i]}, want ${w[i]}`);
-          }
-        }
-        if (raw.length) expectParamGrad(got.dp, r.dp, r.mag, TOL[kind].p, `${kind} [${raw}] extreme dparams`);
-      }
-    }
+    await checkExtremes(await testDevice(), runFused);
   });
 
   it('NaN -> NaN and +-inf -> the limits (docs/activations-ieee.md), each alone and among finite values', async () => {
