@@ -1,6 +1,6 @@
 // The AutoAttack stage registry: stage name -> how to build its attacks for a threat model,
 // a seed and the budgets. The runner (adversarial/autoattack.ts) runs a stage's attacks one
-// after the other, each on the examples still robust at that point. 'apgd-t' is one attack
+// after the other, each on the examples still robust at that point. 'apgd-t' and 'fab-t' are one attack
 // per target class (ranks 2..nTargets+1 of the clean logits), so every target only sees the
 // examples the previous targets left robust. Budgets and the sequence: docs/autoattack.md.
 import type { Attack, BnMode } from './attacks/common.ts';
@@ -72,7 +72,14 @@ export const STAGES: StageRegistry = {
       return targetRanks(b.targets, classes).map((r) => ({ label: `apgd-t (target rank ${r})`, attack: all.target(r) }));
     },
   },
-  'fab-t': { gradientFree: false, make: (t, seed, b, classes) => [{ label: 'fab-t', attack: new FabTargeted({ norm: t.norm, eps: t.eps, bounds: t.bounds, steps: b.fabSteps, restarts: b.fabRestarts, nTargetClasses: Math.min(b.targets, classes - 1), seed, bnMode: b.bnMode }) }] },
+  'fab-t': {
+    gradientFree: false,
+    make: (t, seed, b, classes) =>
+      targetRanks(b.targets, classes).map((r) => ({
+        label: `fab-t (target rank ${r})`,
+        attack: new FabTargeted({ norm: t.norm, eps: t.eps, bounds: t.bounds, steps: b.fabSteps, restarts: b.fabRestarts, targetRank: r, seed: seed + r, bnMode: b.bnMode }),
+      })),
+  },
   'square': { gradientFree: true, make: (t, seed, b) => [{ label: 'square', attack: new Square({ norm: t.norm, eps: t.eps, bounds: t.bounds, queries: b.squareQueries, pInit: b.squarePInit, seed, bnMode: b.bnMode }) }] },
 };
 

@@ -29,6 +29,12 @@ export interface FabOptions extends Omit<AttackOptions, 'targeted'> {
   restarts?: number;
   /** Target classes: ranks 2..nTargetClasses+1 of the clean logits (default 9, at most C - 1). */
   nTargetClasses?: number;
+  /**
+   * Only the class of this rank in the clean logits (2 = runner-up, at most C) instead of
+   * ranks 2..nTargetClasses+1: one target per attack, as the AutoAttack runner's stages use
+   * it (each target then sees only the examples the previous targets left robust).
+   */
+  targetRank?: number;
   /** Largest weight of the step from x0 (default 0.1). */
   alphaMax?: number;
   /** Overshoot of the projections (default 1.05, >= 1). */
@@ -51,6 +57,7 @@ export class FabTargeted extends BaseAttack {
   readonly steps: number;
   readonly restarts: number;
   readonly nTargetClasses: number;
+  readonly targetRank: number | undefined;
   readonly alphaMax: number;
   readonly eta: number;
   readonly beta: number;
@@ -64,6 +71,8 @@ export class FabTargeted extends BaseAttack {
     checkCount('FAB-T', 'restarts', this.restarts, 1);
     this.nTargetClasses = opts.nTargetClasses ?? 9;
     checkCount('FAB-T', 'nTargetClasses', this.nTargetClasses, 1);
+    this.targetRank = opts.targetRank;
+    if (this.targetRank !== undefined && !(Number.isInteger(this.targetRank) && this.targetRank >= 2)) throw new Error(`kinkless: FAB-T: targetRank must be an integer >= 2 (2 = the runner-up class), got ${String(opts.targetRank)}`);
     this.alphaMax = opts.alphaMax ?? 0.1;
     this.eta = opts.eta ?? 1.05;
     this.beta = opts.beta ?? 0.9;
@@ -72,7 +81,7 @@ export class FabTargeted extends BaseAttack {
     if (this.eta < 1) throw new Error(`kinkless: FAB-T: eta must be >= 1 (an overshoot of the projection), got ${this.eta}`);
     if (typeof this.beta !== 'number' || !(this.beta > 0 && this.beta <= 1)) throw new Error(`kinkless: FAB-T: beta must be a number in (0, 1], got ${String(opts.beta)}`);
     const t = this.threat;
-    this.name = `FAB-T-${this.steps}x${this.nTargetClasses}${this.restarts > 1 ? `x${this.restarts}` : ''}(${t.norm}, eps=${fmt(t.eps)})`;
+    this.name = `FAB-T-${this.steps}x${this.targetRank !== undefined ? `rank${this.targetRank}` : this.nTargetClasses}${this.restarts > 1 ? `x${this.restarts}` : ''}(${t.norm}, eps=${fmt(t.eps)})`;
   }
 
   protected run(model: Module, x: Tensor, y: Tensor): Tensor {
@@ -153,8 +162,10 @@ export class FabTargeted extends BaseAttack {
       }),
     );
     const n = Math.min(this.nTargetClasses, C - 1);
+    if (this.targetRank !== undefined && this.targetRank > C) throw new Error(`kinkless: FAB-T: targetRank ${this.targetRank} exceeds the number of classes ${C}`);
+    const ranks = this.targetRank !== undefined ? [this.targetRank] : Array.from({ length: n }, (_, i) => i + 2);
     try {
-      for (let rank = 2; rank <= n + 1; rank++) {
+      for (const rank of ranks) {
         const target = noGrad(() => rankedClass(logits, rank));
         try {
           for (let k = 0; k < this.restarts; k++) best = yield* this.once(model, x, y, target, k > 0, best);

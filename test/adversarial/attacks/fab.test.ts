@@ -101,6 +101,33 @@ describe('FAB-T on a linear model (closed-form minimal distance)', () => {
   }
 });
 
+describe('FAB-T with one target (targetRank, the AutoAttack runner\'s stages)', () => {
+  it('linf: each rank finds a misclassified point between the overall closed form and 1.01 x its own target\'s distance; the minimum over ranks is the all-target result', async () => {
+    const dev = await testDevice();
+    const s = await linearCase(dev, 'linf');
+    const dmin = Math.min(...s.d);
+    const all = (await new FabTargeted({ norm: 'linf', eps: dmin, bounds: BOUNDS, nTargetClasses: 3 }).minimumNorm(s.model, s.X, s.Y)).norm;
+    const best = new Array<number>(N).fill(Infinity);
+    for (const rank of [2, 3, 4]) {
+      const found = (await new FabTargeted({ norm: 'linf', eps: dmin, bounds: BOUNDS, targetRank: rank }).minimumNorm(s.model, s.X, s.Y)).norm;
+      for (let r = 0; r < N; r++) {
+        const x = s.xs.slice(r * D, (r + 1) * D);
+        const z = logits(s.m, x);
+        const t = z.map((v, c) => [v, c] as const).sort((a, b) => b[0] - a[0] || a[1] - b[1])[rank - 1]![1];
+        const dw = Array.from({ length: D }, (_, k) => s.m.W[s.y[r]! * D + k]! - s.m.W[t * D + k]!);
+        const dt = (z[s.y[r]!]! - z[t]!) / dual(dw, 'linf'); // the distance to class t's boundary (float64)
+        const what = `rank ${rank} example ${r}: found ${found[r]}, overall ${s.d[r]}, target ${dt}`;
+        expect(found[r]!, what).toBeGreaterThanOrEqual(s.d[r]! * (1 - 1e-5));
+        expect(found[r]!, what).toBeLessThanOrEqual(dt * 1.01);
+        best[r] = Math.min(best[r]!, found[r]!);
+      }
+    }
+    for (let r = 0; r < N; r++) expect(best[r], `example ${r}`).toBeCloseTo(all[r]!, 5);
+    expect(() => new FabTargeted({ eps: 0.1, targetRank: 1 })).toThrow(/FAB-T: targetRank must be an integer >= 2 \(2 = the runner-up class\), got 1/);
+    await expect(new FabTargeted({ eps: 0.1, bounds: BOUNDS, targetRank: 11 }).minimumNorm(s.model, s.X, s.Y)).rejects.toThrow(/FAB-T: targetRank 11 exceeds the number of classes 10/);
+  });
+});
+
 describe('FAB-T on a small CNN (sanity)', () => {
   for (const [norm, eps] of [['linf', 0.15], ['l2', 1.5]] as const) {
     it(`${norm}: output in the box and within eps; misclassifies where it changed x; minimumNorm agrees`, async () => {
