@@ -8,33 +8,16 @@
 //   PGD-1 from zero with alpha >= eps is FGSM.
 // Every expected value is computed here in float64 from the float32 inputs.
 import { describe, it, expect } from 'vitest';
+import { BinaryLinear } from '../../helpers/binary_linear.ts';
 import { testDevice } from '../../helpers/device.ts';
 import { expectClose, f32, randArray } from '../../helpers/compare.ts';
-import { Tensor, clone, flatten, keep, type Device } from '../../../engine/index.ts';
-import { linear } from '../../../engine/ops/matmul.ts';
-import { Module, parameter } from '../../../nn/module.ts';
+import { Tensor, clone, keep, type Device } from '../../../engine/index.ts';
 import { Apgd, Fgm, Fgsm, Pgd, objectiveAndGrad, withAttackMode } from '../../../adversarial/attacks/index.ts';
 
 const SHAPE = [3, 5, 7]; // one example: D = 105 features (not a multiple of 4)
 const D = 105;
 const N = 6;
 const EPS = 0.05;
-
-/** logits = [0, w.x + b] on the flattened input. */
-class BinaryLinear extends Module {
-  readonly W: Tensor;
-  readonly bias: Tensor;
-  constructor(device: Device, readonly w: Float64Array, readonly b: number) {
-    super();
-    const W = new Float32Array(2 * D);
-    W.set(Float32Array.from(w), D);
-    this.W = this.registerParameter('W', parameter(device, W, [2, D]));
-    this.bias = this.registerParameter('b', parameter(device, Float32Array.from([0, b]), [2], 'bias'));
-  }
-  forward(x: Tensor): Tensor {
-    return linear(flatten(x), this.W, this.bias);
-  }
-}
 
 function softplus(z: number): number {
   return Math.max(z, 0) + Math.log1p(Math.exp(-Math.abs(z)));

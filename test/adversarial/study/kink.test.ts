@@ -12,6 +12,7 @@ import { describe, it, expect } from 'vitest';
 import { mkdtempSync, readFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { BinaryLinear } from '../../helpers/binary_linear.ts';
 import { testDevice } from '../../helpers/device.ts';
 import { expectClose, f32, randArray } from '../../helpers/compare.ts';
 import { Tensor, flatten, type Device } from '../../../engine/index.ts';
@@ -43,20 +44,6 @@ const SHAPE = [1, 3, 5]; // D = 15
 const D = 15;
 const N = 6;
 
-class BinaryLinear extends Module {
-  readonly W: Tensor;
-  readonly bias: Tensor;
-  constructor(device: Device, w: Float64Array, b: number) {
-    super();
-    const W = new Float32Array(2 * D);
-    W.set(Float32Array.from(w), D);
-    this.W = this.registerParameter('W', parameter(device, W, [2, D]));
-    this.bias = this.registerParameter('b', parameter(device, Float32Array.from([0, b]), [2], 'bias'));
-  }
-  forward(x: Tensor): Tensor {
-    return linear(flatten(x), this.W, this.bias);
-  }
-}
 
 async function linearSetup(seed: number) {
   const d = await testDevice();
