@@ -5,7 +5,7 @@ import { create } from 'webgpu';
 import { BufferPool } from './buffer_pool.ts';
 import { PipelineCache } from './pipeline_cache.ts';
 import { gpuWait, defaultWaitMode, type WaitMode } from './gpu_wait.ts';
-import { CommandQueue, type DispatchSpec, type LegacyDispatchSpec } from './queue.ts';
+import { CommandQueue, type DispatchSpec } from './queue.ts';
 
 export type Backend = 'vulkan' | 'metal' | 'd3d12' | 'opengles' | 'null';
 
@@ -143,7 +143,7 @@ export class Device {
   }
 
   /** Encode one compute dispatch into the current batch (see CommandQueue). */
-  dispatch(spec: DispatchSpec | LegacyDispatchSpec): void {
+  dispatch(spec: DispatchSpec): void {
     this.queue.dispatch(spec);
   }
 

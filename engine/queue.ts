@@ -2,28 +2,7 @@
 // and are submitted together; the batch is flushed on readback, upload, or when full.
 // Per-dispatch uniforms live in one arena buffer written once per batch.
 import type { Device } from './device.ts';
-import { declaredBindings, type Kernel } from '../kernels/kernel.ts';
-
-/**
- * @deprecated Transitional: a kernel given as raw WGSL, keyed by its whole source. Only the
- * activation ops (engine/ops/activation*.ts) still dispatch it, until they are converted to
- * descriptors (kernels/kernel.ts, docs/kernels.md); then this type and legacyKernel go.
- * test/repo/architecture.test.ts keeps any other file from using it.
- */
-export interface LegacyDispatchSpec extends Omit<DispatchSpec, 'kernel'> {
-  name: string;
-  wgsl: string;
-}
-
-/** A legacy {name, wgsl} pair as a Kernel keyed by its whole source (the old behaviour). */
-const legacyKernels = new Map<string, Kernel>();
-function legacyKernel(name: string, wgsl: string): Kernel {
-  const hit = legacyKernels.get(wgsl);
-  if (hit && hit.name === name) return hit;
-  const k: Kernel = { family: 'legacy', name, cacheKey: `legacy|${wgsl}`, bindings: declaredBindings(wgsl).map((d) => ({ name: d.name, access: d.access })), build: () => wgsl };
-  legacyKernels.set(wgsl, k);
-  return k;
-}
+import type { Kernel } from '../kernels/kernel.ts';
 
 /** What a dispatch computes, for profiles (`kinkless profile`): all optional. */
 export interface DispatchInfo {
@@ -104,9 +83,8 @@ export class CommandQueue {
     }
   }
 
-  dispatch(spec0: DispatchSpec | LegacyDispatchSpec): void {
+  dispatch(spec: DispatchSpec): void {
     this.device.check();
-    const spec: DispatchSpec = 'kernel' in spec0 ? spec0 : { ...spec0, kernel: legacyKernel(spec0.name, spec0.wgsl) };
     const [x, y = 1, z = 1] = spec.workgroups;
     if (x === 0 || y === 0 || z === 0) return;
     const maxWg = this.device.limits.maxComputeWorkgroupsPerDimension ?? 65535;

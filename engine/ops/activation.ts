@@ -38,18 +38,16 @@ import {
   type ActivationKind,
   type ParamConstraint,
 } from '../../kernels/activations.ts';
-import { wgslMath } from '../../kernels/wgsl_math.ts';
 import {
   ACT_WG,
   actParamGroups,
-  activationBackwardWgsl,
-  activationForwardWgsl,
-  activationParamGradWgsl,
   activationWgsl,
   backwardBindsParams,
   type ActKernelConfig,
 } from '../../kernels/activation_kernels.ts';
+import { activationBackwardKernel, activationForwardKernel, activationParamGradKernel } from '../../kernels/activation_descriptors.ts';
 import { grid1d } from '../../kernels/elementwise.ts';
+import type { DispatchInfo } from '../queue.ts';
 import { Uniforms, alloc } from './launch.ts';
 import { channelBackward, channelForward } from './activation_channel.ts';
 
@@ -228,6 +226,15 @@ export function uniformsFor(n: number, nv: number, gx: number, r: ResolvedActiva
   return new Uniforms().u32(n, nv, gx, 0).f32(...r.uniform).bytes();
 }
 
+/**
+ * Profile info of an elementwise activation launch over x: `bytes` is the caller's
+ * minimum traffic. NOTE: flops are not counted (an activation is transcendental-bound,
+ * and its cost per element differs by kind), so they are reported as 0.
+ */
+export function actInfo(op: string, x: Tensor, bytes: number): DispatchInfo {
+  return { op, geometry: `${shapeStr(x.shape)}`, flops: 0, bytes };
+}
+
 /** Per-channel params need x's dim 1 to be their channel count. */
 export function checkChannels(op: string, x: Tensor, r: ResolvedActivation): void {
   const C = r.raw!.shape[0]!;
@@ -254,7 +261,7 @@ function forwardRaw(x: Tensor, r: ResolvedActivation, opts: ActivationOptions): 
   const g = grid1d(nv, ACT_WG);
   const cfg = kernelConfig(r, vec4);
   const buffers = [x.buffer, ...(r.raw ? [r.raw.buffer] : []), y.buffer];
-  device.dispatch({ name: `activation_${r.kind}`, wgsl: activationForwardWgsl(cfg, wgslMath()), buffers, uniforms: uniformsFor(n, nv, g.gx, r), workgroups: g.workgroups });
+  device.dispatch({ kernel: activationForwardKernel(cfg), info: actInfo('activation', x, 2 * n * 4), buffers, uniforms: uniformsFor(n, nv, g.gx, r), workgroups: g.workgroups });
   return y;
 }
 
@@ -312,8 +319,8 @@ function backwardResolved(z: Tensor, dy: Tensor, r: ResolvedActivation, want: { 
   if (dx) buffers.push(dx.buffer);
   if (partials) buffers.push(partials.buffer);
   device.dispatch({
-    name: `activation_${r.kind}_backward`,
-    wgsl: activationBackwardWgsl(cfg, kw, wgslMath()),
+    kernel: activationBackwardKernel({ cfg, want: kw }),
+    info: actInfo('activation_backward', z, (2 + (wantDx ? 1 : 0)) * n * 4),
     buffers,
     uniforms: uniformsFor(n, nv, wantDp ? groups : flat.gx, r),
     workgroups: wantDp ? [groups] : flat.workgroups,
@@ -390,8 +397,8 @@ export function reduceParamPartials(device: Device, r: ResolvedActivation, parti
   const dParams = alloc(device, [r.count], 'f32', `activation_${r.kind} param grad`);
   const pb = r.constraints.some((c) => c !== 'none') ? [partials.buffer, r.raw!.buffer, dParams.buffer] : [partials.buffer, dParams.buffer];
   device.dispatch({
-    name: 'activation_param_grad',
-    wgsl: activationParamGradWgsl(r.kind),
+    kernel: activationParamGradKernel(r.kind),
+    info: { op: 'activation_param_grad', geometry: `${groups} partials -> ${r.count}`, flops: 2 * groups, bytes: 4 * (2 * groups + 2 * r.count) },
     buffers: pb,
     uniforms: new Uniforms().u32(groups).bytes(),
     workgroups: [1],

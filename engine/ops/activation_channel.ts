@@ -4,17 +4,14 @@
 // activationBackwardFromZ (engine/ops/activation.ts) route here when the resolved spec's
 // raw tensor has rank 2; the shapes were checked there.
 import type { Tensor } from '../tensor.ts';
-import type { ResolvedActivation } from './activation.ts';
-import { wgslMath } from '../../kernels/wgsl_math.ts';
+import { actInfo, type ResolvedActivation } from './activation.ts';
 import { ACT_WG } from '../../kernels/activation_kernels.ts';
 import {
   actChannelGroups,
   actChannelUniformWords,
-  activationChannelBackwardWgsl,
-  activationChannelForwardWgsl,
-  activationChannelParamGradWgsl,
   channelParamGradBindsRaw,
 } from '../../kernels/activation_channel_kernels.ts';
+import { activationChannelBackwardKernel, activationChannelForwardKernel, activationChannelParamGradKernel } from '../../kernels/activation_descriptors.ts';
 import { grid1d } from '../../kernels/elementwise.ts';
 import { Uniforms, alloc } from './launch.ts';
 
@@ -37,8 +34,8 @@ export function channelForward(x: Tensor, r: ResolvedActivation): Tensor {
   const { C, S } = geometry(x, r);
   const g = grid1d(n, ACT_WG);
   device.dispatch({
-    name: `activation_${r.kind}_channel`,
-    wgsl: activationChannelForwardWgsl({ kind: r.kind, surrogate: null }, wgslMath()),
+    kernel: activationChannelForwardKernel(r.kind),
+    info: actInfo('activation', x, 2 * n * 4),
     buffers: [x.buffer, r.raw!.buffer, y.buffer],
     uniforms: uniforms(n, g.gx, C, S, 0, r),
     workgroups: g.workgroups,
@@ -66,8 +63,8 @@ export function channelBackward(z: Tensor, dy: Tensor, r: ResolvedActivation, wa
   const flat = grid1d(n, ACT_WG);
   const partials = want.dp ? alloc(device, [C * G, 2], 'f32', `activation_${r.kind}_backward partials`) : null;
   device.dispatch({
-    name: `activation_${r.kind}_channel_backward`,
-    wgsl: activationChannelBackwardWgsl(cfg, want, wgslMath()),
+    kernel: activationChannelBackwardKernel({ cfg, want }),
+    info: actInfo('activation_backward', z, (2 + (want.dx ? 1 : 0)) * n * 4),
     buffers: [z.buffer, dy.buffer, r.raw!.buffer, ...(dx ? [dx.buffer] : []), ...(partials ? [partials.buffer] : [])],
     uniforms: uniforms(n, flat.gx, C, S, G, r),
     workgroups: want.dp ? [G, C] : flat.workgroups,
@@ -76,8 +73,8 @@ export function channelBackward(z: Tensor, dy: Tensor, r: ResolvedActivation, wa
   if (partials) {
     dParams = alloc(device, [C, P], 'f32', `activation_${r.kind} param grad`);
     device.dispatch({
-      name: 'activation_param_grad_channel',
-      wgsl: activationChannelParamGradWgsl(r.kind),
+      kernel: activationChannelParamGradKernel(r.kind),
+      info: { op: 'activation_param_grad', geometry: `${C}x${G} partials -> [${C}, ${P}]`, flops: 2 * C * G, bytes: 4 * (2 * C * G + 2 * C * P) },
       buffers: channelParamGradBindsRaw(r.kind) ? [partials.buffer, r.raw!.buffer, dParams.buffer] : [partials.buffer, dParams.buffer],
       uniforms: uniforms(n, 0, C, S, G, r),
       workgroups: [C],

@@ -9,13 +9,14 @@
 // and backward kernels (two passes).
 import { Tensor, assertSameDevice, shapeStr } from '../tensor.ts';
 import { ACT_WG, actParamGroups } from '../../kernels/activation_kernels.ts';
-import { activationValueGradWgsl, valueGradBindings } from '../../kernels/activation_value_grad_kernels.ts';
-import { wgslMath } from '../../kernels/wgsl_math.ts';
+import { valueGradBindings } from '../../kernels/activation_value_grad_kernels.ts';
+import { activationValueGradKernel } from '../../kernels/activation_descriptors.ts';
 import { grid1d } from '../../kernels/elementwise.ts';
 import { alloc } from './launch.ts';
 import { channelBackward, channelForward } from './activation_channel.ts';
 import { fill } from './elementwise.ts';
 import {
+  actInfo,
   canVec4,
   checkChannels,
   checkX,
@@ -91,8 +92,8 @@ export function activationValueAndGrad(
   ];
   const buffers = [x.buffer, ...bound.filter(([i]) => i >= 0).sort((p, q) => p[0] - q[0]).map(([, buf]) => buf!)];
   device.dispatch({
-    name: `activation_${r.kind}_value_grad`,
-    wgsl: activationValueGradWgsl(cfg, want, wgslMath()),
+    kernel: activationValueGradKernel({ cfg, want }),
+    info: actInfo('activation_value_grad', x, (2 + (gy ? 1 : 0) + (wantY ? 1 : 0)) * n * 4),
     buffers,
     uniforms: uniformsFor(n, nv, wantDp ? groups : flat.gx, r),
     workgroups: wantDp ? [groups] : flat.workgroups,

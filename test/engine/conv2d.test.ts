@@ -257,7 +257,6 @@ describe('conv2d extremes, epilogue, errors', () => {
         expect(s.info?.bytes, s.kernel.name).toBeGreaterThan(0);
         expect(Number.isFinite(s.info?.flops), s.kernel.name).toBe(true);
       }
-      expect(specs.some((s) => s.kernel.family === 'legacy' && /conv2d/.test(s.kernel.name)), impl).toBe(false);
     }
   });
 
@@ -310,8 +309,7 @@ async function dispatchSpecs(d: E.Device, fn: () => Promise<void>): Promise<Disp
   const specs: DispatchSpec[] = [];
   const orig = d.dispatch.bind(d);
   d.dispatch = (spec) => {
-    if ('kernel' in spec) specs.push(spec);
-    else specs.push({ ...spec, kernel: { family: 'legacy', name: spec.name, cacheKey: '', bindings: [], build: () => spec.wgsl } });
+    specs.push(spec);
     orig(spec);
   };
   try {

@@ -9,7 +9,10 @@ import { testDevice } from '../helpers/device.ts';
 import { expectClose, f32, randArray } from '../helpers/compare.ts';
 import { bindingMismatch, declaredBindings, defineKernel, reads, writes, type Kernel } from '../../kernels/kernel.ts';
 import { PipelineCache } from '../../engine/pipeline_cache.ts';
-import type { DispatchSpec, LegacyDispatchSpec } from '../../engine/queue.ts';
+import type { DispatchSpec } from '../../engine/queue.ts';
+import * as ACT from '../../kernels/activation_descriptors.ts';
+import { ACTIVATION_KINDS, activationDef } from '../../kernels/activations.ts';
+import type { ActKernelConfig } from '../../kernels/activation_kernels.ts';
 import * as SX from '../../kernels/softmax_xent.ts';
 import * as RND from '../../kernels/random.ts';
 import * as RED from '../../kernels/reduce.ts';
@@ -57,6 +60,35 @@ function allKernels(): Kernel[] {
   for (const mode of ['vec4', 'flat', 'broadcast'] as const) {
     ks.push(ELEMENTWISE.kernel({ op: 'add', inputs: ['f32', 'f32'], out: 'f32', mode }));
     ks.push(ELEMENTWISE.kernel({ op: 'neg', inputs: ['f32'], out: 'f32', mode }));
+  }
+  ks.push(...activationKernels());
+  return ks;
+}
+
+/** The activation families over every kind, params origin, vec4, surrogate and output set they accept. */
+function activationKernels(): Kernel[] {
+  const ks: Kernel[] = [];
+  for (const kind of ACTIVATION_KINDS) {
+    const hasParams = activationDef(kind).params.length > 0;
+    const origins: ActKernelConfig['params'][] = hasParams ? ['uniform', 'buffer'] : ['none'];
+    for (const params of origins) {
+      for (const vec4 of bools) {
+        for (const surrogate of [null, 'softplus'] as const) {
+          const cfg: ActKernelConfig = { kind, params, vec4, surrogate };
+          ks.push(ACT.activationForwardKernel(cfg));
+          for (const [dx, dp] of [[true, false], [false, true], [true, true]] as const) {
+            if (dp && params !== 'buffer') continue;
+            ks.push(ACT.activationBackwardKernel({ cfg, want: { dx, dp } }));
+          }
+          for (const gy of bools) for (const y of bools) ks.push(ACT.activationValueGradKernel({ cfg, want: { gy, y, dp: params === 'buffer' } }));
+        }
+      }
+    }
+    if (!hasParams) continue;
+    ks.push(ACT.activationParamGradKernel(kind), ACT.activationChannelForwardKernel(kind), ACT.activationChannelParamGradKernel(kind));
+    for (const surrogate of [null, 'softplus'] as const) {
+      for (const [dx, dp] of [[true, false], [false, true], [true, true]] as const) ks.push(ACT.activationChannelBackwardKernel({ cfg: { kind, surrogate }, want: { dx, dp } }));
+    }
   }
   return ks;
 }
@@ -206,26 +238,14 @@ describe('pipeline cache', () => {
     expect(b1 - b0).toBeLessThanOrEqual(1);
     x.dispose();
   });
-
-  it('legacy {name, wgsl} dispatches still work (transitional: only engine/ops/activation*.ts use them)', async () => {
-    const d = await testDevice();
-    const x = E.Tensor.from(d, [1, 2, 3, 4, 5, 6, 7, 8]);
-    const y = E.Tensor.empty(d, [8]);
-    d.dispatch({ name: 'copy_vec4', wgsl: CP.copyVec4Wgsl(), buffers: [x.buffer, y.buffer], uniforms: new Uint32Array([2, 64]), workgroups: [1] });
-    expect(Array.from(await y.data())).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
-    const z = E.Tensor.empty(d, [8]);
-    d.dispatch({ kernel: CP.copyVec4Kernel, buffers: [x.buffer, z.buffer], uniforms: new Uint32Array([2, 64]), workgroups: [1] });
-    expect(Array.from(await z.data())).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
-    for (const t of [x, y, z]) t.dispose();
-  });
 });
 
 /** Run fn with the device's dispatches recorded (the real queue still runs every one). */
-async function recording<T>(d: E.Device, fn: () => Promise<T>): Promise<{ out: T; specs: (DispatchSpec | LegacyDispatchSpec)[] }> {
-  const specs: (DispatchSpec | LegacyDispatchSpec)[] = [];
+async function recording<T>(d: E.Device, fn: () => Promise<T>): Promise<{ out: T; specs: DispatchSpec[] }> {
+  const specs: DispatchSpec[] = [];
   const q = d.queue;
   const orig = q.dispatch;
-  q.dispatch = function (s: DispatchSpec | LegacyDispatchSpec): void {
+  q.dispatch = function (s: DispatchSpec): void {
     specs.push(s);
     orig.call(q, s);
   };
@@ -248,6 +268,8 @@ describe('converted ops dispatch descriptors with DispatchInfo and match float64
     'pad_gather', 'gather', 'gather_backward_naive', 'gather_backward_bucket', 'exclusive_scan_u32', 'gather_backward_sum', 'take_along_axis',
     'take_along_axis_backward', 'one_hot', 'batchnorm_stats', 'batchnorm_stats_finish', 'batchnorm_eval_stats', 'batchnorm_forward',
     'batchnorm_backward_reduce', 'batchnorm_backward_reduce_finish', 'batchnorm_backward',
+    'activation_forward', 'activation_backward', 'activation_param_grad', 'activation_value_grad', 'activation_channel_forward',
+    'activation_channel_backward', 'activation_param_grad_channel',
   ]);
 
   it('every dispatch is a descriptor with op, geometry, flops and bytes; every converted family ran', async () => {
@@ -281,6 +303,32 @@ describe('converted ops dispatch descriptors with DispatchInfo and match float64
           if (row.indexOf(Math.max(...row)) === labels[n]) correct++;
         }
         expect((await E.accuracyCount(x, lab).data())[0]).toBe(correct);
+
+        // activations: PReLU (f = x for x > 0, a x otherwise; df/da = min(x, 0)) with one
+        // learnable slope [1], with a slope per channel [3, 1], and the one-pass op; 2x3x5
+        // elements (not a multiple of 4).
+        const av = f32(randArray(30, 21, -2, 2));
+        const prelu64 = (a: (i: number) => number) => Array.from(av, (v, i) => (v > 0 ? v : a(i) * v));
+        const ax = E.Tensor.from(d, av, [2, 3, 5]);
+        ax.requiresGrad = true;
+        const slope = E.Tensor.from(d, [0.25], [1]);
+        slope.requiresGrad = true;
+        const ay = E.activation(ax, { kind: 'prelu', raw: slope });
+        expectClose(await data(ay), prelu64(() => 0.25), {}, 'prelu');
+        E.backward(E.sum(ay));
+        expectClose(await data(ax.grad!), Array.from(av, (v) => (v > 0 ? 1 : 0.25)), {}, 'prelu dx');
+        expectClose(await data(slope.grad!), [av.reduce((a, v) => a + Math.min(v, 0), 0)], { atol: 1e-4 }, 'prelu da');
+        const slopes = [0.1, -0.5, 2];
+        const chanOf = (i: number) => Math.floor(i / 5) % 3;
+        const cs = E.Tensor.from(d, slopes, [3, 1]);
+        cs.requiresGrad = true;
+        const cy = E.activation(ax, { kind: 'prelu', raw: cs });
+        expectClose(await data(cy), prelu64((i) => slopes[chanOf(i)]!), {}, 'prelu per channel');
+        E.backward(E.sum(cy));
+        expectClose(await data(cs.grad!), [0, 1, 2].map((c) => av.reduce((a, v, i) => a + (chanOf(i) === c ? Math.min(v, 0) : 0), 0)), { atol: 1e-4 }, 'prelu per-channel da');
+        const vg = E.activationValueAndGrad(ax, { kind: 'prelu', raw: slope });
+        expectClose(await data(vg.y!), prelu64(() => 0.25), {}, 'prelu value_grad y');
+        expectClose(await data(vg.dParams!), [av.reduce((a, v) => a + Math.min(v, 0), 0)], { atol: 1e-4 }, 'prelu value_grad da');
 
         // random: uniform on [0, 1) is bit-exact against the JS Philox.
         const r = E.randomUniform(d, [3, 7], { seed: 77, offset: 5 });
@@ -364,10 +412,8 @@ describe('converted ops dispatch descriptors with DispatchInfo and match float64
         E.batchNorm2d(bx, gam, bet, run, { training: false });
       });
     });
-    const legacy = specs.filter((s) => !('kernel' in s)).map((s) => (s as LegacyDispatchSpec).name);
-    expect(legacy, 'legacy dispatches').toEqual([]);
     const ran = new Set<string>();
-    for (const s of specs as DispatchSpec[]) {
+    for (const s of specs) {
       ran.add(s.kernel.family);
       if (!converted.has(s.kernel.family)) continue;
       const i = s.info;

@@ -46,12 +46,12 @@ describe('repository architecture', () => {
     expect(v.map((x) => `${x.rule}: ${x.file}`)).toEqual(['wgsl: engine/ops/epilogue_inline.ts']);
   });
 
-  it('the transitional {name, wgsl} dispatch form appears only in the activation ops (not yet descriptors)', () => {
+  it('no file dispatches raw WGSL (the removed {name, wgsl} form): every dispatch names a descriptor', () => {
     const legacy = /\.dispatch\(\{\s*(name|wgsl)\s*:/;
     expect(legacy.test("device.dispatch({\n    name: `activation_${k}`,\n    wgsl: src,")).toBe(true);
     expect(legacy.test('device.dispatch({ kernel: copyVec4Kernel, buffers: [x, y], workgroups: [1] });')).toBe(false);
     const users = repoFiles().filter((f) => legacy.test(f.text)).map((f) => f.path);
-    expect(users.filter((p) => !/^engine\/ops\/activation\w*\.ts$/.test(p))).toEqual([]);
+    expect(users).toEqual([]);
   });
 
   it('every allow-list entry is still needed', () => {
