@@ -14,7 +14,7 @@ import { stridedCopy } from './layout.ts';
 import { sum } from './reduce.ts';
 import { add } from './elementwise.ts';
 import { allocOut, type FwdOut } from './conv2d_direct.ts';
-import { convBytes, convInfo, gemmChunk, gemmKp, type ConvRun } from './conv2d_plan.ts';
+import { chooseDcolLayout, convBytes, convInfo, gemmChunk, gemmKp, type ConvRun } from './conv2d_plan.ts';
 
 /** A forward im2col kept for the filter gradient: col [G, N*OH*OW, Kp] (column `ones` all ones, or -1). */
 export interface KeptIm2col {
@@ -123,19 +123,23 @@ export function gemmForward(x: Tensor, w: Tensor, b: Tensor | null, p: ConvGeom,
 }
 
 /**
- * GEMM input gradient: dcol[n, g] = dy[n, g]^T · W_g ([OH*OW, CK]; dy[n, g]^T materialised),
- * then a gather col2im into dx (by stride phase for strided convs unless run.col2im is
- * 'taps'). NOTE: when CK < 32 the product's 32-column blocks would be mostly idle, so it
- * runs transposed, W_g^T · dy[n, g] -> [CK, OH*OW] (measured ~3x faster for 1->32 3x3).
+ * GEMM input gradient: per chunk of images a product into dcol, then a gather col2im into
+ * dx (by stride phase for strided convs unless run.col2im is 'taps'). The layout of dcol
+ * (chooseDcolLayout): pixel-major, dcol[n, g] = dy[n, g]^T · W_g ([OH*OW, CK]; dy[n, g]^T
+ * materialised), or k-major, dcol[n, g] = W_g^T · dy[n, g] ([CK, OH*OW]; dy read in place).
  */
 export function gemmBackwardInput(dy: Tensor, w: Tensor, p: ConvGeom, run: ConvRun): Tensor {
   const device = dy.device;
   const CK = p.Cg * p.KH * p.KW;
-  const kMajor = CK < 32;
+  const kMajor = chooseDcolLayout(p, run, device) === 'k';
   const OHW = p.OH * p.OW;
   const HW = p.H * p.W;
   const dx = alloc(device, [p.N, p.C, p.H, p.W]);
   const wv = w.view([p.G, p.Og, CK]);
+  // NOTE: for CK >= 32 the k-major product takes the filter packed transposed ([G, CK, Og],
+  // the forward's packing kernel with no bias) so that A loads as vec4 along K = Og; for
+  // CK < 32 it reads W^T by index (transA), as measured before this layout existed.
+  const wt = kMajor && CK >= 32 ? packFilterT(w, p, CK) : null;
   const Nc = gemmChunk(p, device, Math.max(p.G * CK * OHW, p.O * OHW), run.gemmChunkBytes)!;
   const phase = run.col2im === 'phase' && (p.sh > 1 || p.sw > 1);
   for (let n0 = 0; n0 < p.N; n0 += Nc) {
@@ -143,7 +147,7 @@ export function gemmBackwardInput(dy: Tensor, w: Tensor, p: ConvGeom, run: ConvR
     let dcol: Tensor;
     if (kMajor) {
       const dyc = batchSlice(dy, n0, nc, [p.G, p.Og, OHW]);
-      dcol = matmulRaw(wv, dyc, { transA: true });
+      dcol = wt ? matmulRaw(wt, dyc) : matmulRaw(wv, dyc, { transA: true });
       dyc.dispose();
     } else {
       // NOTE: dy is permuted to [nc, G, OHW, Og] first so the product is a plain A·B: the
@@ -171,7 +175,25 @@ export function gemmBackwardInput(dy: Tensor, w: Tensor, p: ConvGeom, run: ConvR
     dcol.dispose();
   }
   wv.dispose();
+  wt?.dispose();
   return dx;
+}
+
+/** The filter packed transposed per group, [G, CK, Og] (no bias row): the k-major dx product's A. */
+function packFilterT(w: Tensor, p: ConvGeom, CK: number): Tensor {
+  const device = w.device;
+  const wt = alloc(device, [p.G, CK, p.Og]);
+  const threads = p.O * CK;
+  const g = grid1d(threads, GEMM_WG);
+  const u = new Uniforms().i32(...gemmUniformWords(p, { Nc: 0, n0: 0, gx: g.gx, Kp: CK, ones: -1, nblk: 0, threads })).bytes();
+  device.dispatch({
+    kernel: conv2dGemmPackFilterKernel({ bias: false }),
+    buffers: [w.buffer, wt.buffer],
+    uniforms: u,
+    workgroups: g.workgroups,
+    info: convInfo(p, 'dx pack filter', 0, convBytes(p).w + 4 * wt.size),
+  });
+  return wt;
 }
 
 /** Target number of matmul workgroups for the filter gradient (the K split fills the rest). */

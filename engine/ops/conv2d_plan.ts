@@ -59,7 +59,15 @@ export interface Conv2dOptions {
    * kept for comparison). Stride 1 always runs 'taps' (every tap is valid there).
    */
   col2im?: 'phase' | 'taps';
+  /**
+   * Layout of the GEMM input gradient's dcol: 'auto' (default: chooseDcolLayout), 'pixel'
+   * (dcol [N, G, OH*OW, CK] = dy^T · W, dy permuted first) or 'k' (dcol [N, G, CK, OH*OW] =
+   * W^T · dy per image, the filter packed transposed, dy read in place).
+   */
+  dcol?: DcolLayout;
 }
+
+export type DcolLayout = 'auto' | 'pixel' | 'k';
 
 /** Run options with their defaults filled in. */
 export interface ConvRun {
@@ -67,6 +75,7 @@ export interface ConvRun {
   gemmChunkBytes: number;
   keepIm2colBytes: number;
   col2im: 'phase' | 'taps';
+  dcol: DcolLayout;
 }
 
 const MAX_GROUPS = 65535;
@@ -92,7 +101,9 @@ export function convRun(op: string, o: ConvImpl | Conv2dOptions | ConvRun = {}):
   };
   const col2im = opts.col2im ?? 'phase';
   if (col2im !== 'phase' && col2im !== 'taps') throw new Error(`kinkless: ${op}: col2im must be 'phase' or 'taps', got ${String(col2im)}`);
-  return { impl, gemmChunkBytes: bytes('gemmChunkBytes', DEFAULT_GEMM_CHUNK_BYTES, 4), keepIm2colBytes: bytes('keepIm2colBytes', DEFAULT_KEEP_IM2COL_BYTES, 0), col2im };
+  const dcol = opts.dcol ?? 'auto';
+  if (dcol !== 'auto' && dcol !== 'pixel' && dcol !== 'k') throw new Error(`kinkless: ${op}: dcol must be 'auto', 'pixel' or 'k', got ${String(dcol)}`);
+  return { impl, gemmChunkBytes: bytes('gemmChunkBytes', DEFAULT_GEMM_CHUNK_BYTES, 4), keepIm2colBytes: bytes('keepIm2colBytes', DEFAULT_KEEP_IM2COL_BYTES, 0), col2im, dcol };
 }
 
 /** Validate shapes and options; returns the resolved geometry. */
@@ -215,6 +226,19 @@ export function chooseConvImpl(p: ConvGeom, dir: ConvDir, device: Device, chunkB
   if (dir === 'fwd') return p.Og >= 16 && CK >= 16 && (strided || !packedOk(p)) ? 'gemm' : fallback;
   if (dir === 'dx') return p.Og >= 8 && packedDxGeom(p) === null ? 'gemm' : 'fast';
   return p.Og >= 8 && CK >= 32 ? 'gemm' : fallback;
+}
+
+/**
+ * Whether the GEMM input gradient runs k-major (dcol [N, G, CK, OH*OW] = W_g^T · dy[n, g])
+ * rather than pixel-major (dcol [N, G, OH*OW, CK] = dy[n, g]^T · W_g).
+ * NOTE: CK < 32 always runs k-major (the pixel-major product's 32-column blocks would be
+ * mostly idle: measured ~3x slower on 1->32 3x3). 'auto' otherwise: pixel-major (see
+ * docs/conv2d.md for the measurements behind the choice).
+ */
+export function chooseDcolLayout(p: ConvGeom, run: ConvRun, _device: Device): 'pixel' | 'k' {
+  const CK = p.Cg * p.KH * p.KW;
+  if (CK < 32) return 'k';
+  return run.dcol === 'auto' ? 'pixel' : run.dcol;
 }
 
 /** The implementation a run uses for one direction (resolving 'auto' and inapplicable choices). */

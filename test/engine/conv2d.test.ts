@@ -134,6 +134,26 @@ describe('conv2d GEMM path: batch chunking and the auto choice', () => {
     }
   });
 
+  it("dcol 'pixel' and 'k' (k-major dx product, filter packed transposed) match the reference, chunked too", async () => {
+    const d = await testDevice();
+    // CK >= 32 (where the layouts differ): 45, 125, 36 taps; strides 1, 2 and [2, 1]; groups 2.
+    const wide = CASES.filter((k) => k.w[1] * k.w[2] * k.w[3] >= 32);
+    expect(wide.length).toBeGreaterThanOrEqual(4);
+    for (const c of wide) {
+      for (const dcol of ['pixel', 'k'] as const) {
+        for (const col2im of ['phase', 'taps'] as const) await checkAll(c, 'gemm', 151, { dcol, col2im });
+        const names = await dispatchNames(d, async () => checkAll(c, 'gemm', 161, { dcol }));
+        expect(names.includes('conv2d_gemm_pack_filter') && names.filter((n) => n === 'conv2d_gemm_pack_filter').length === 2, `${c.name} ${dcol}`).toBe(dcol === 'k');
+      }
+      const p = geom64([1, ...c.x.slice(1)], c.w, c.o);
+      const CK = c.w[1] * c.w[2] * c.w[3];
+      const per = Math.max(p.G * (CK + 4) * p.OH * p.OW, p.O * p.OH * p.OW, p.O * CK);
+      await checkAll({ ...c, name: `${c.name}, N=5 chunked`, x: [5, c.x[1], c.x[2], c.x[3]] }, 'gemm', 171, { dcol: 'k', gemmChunkBytes: 4 * per * 2 + 4 });
+    }
+    const conv2: Case = { name: 'MNIST conv2 32->64 3x3 stride 2, N=3', x: [3, 32, 26, 26], w: [64, 32, 3, 3], o: { stride: [2, 2] } };
+    for (const dcol of ['pixel', 'k'] as const) await checkAll(conv2, 'gemm', 181, { dcol });
+  });
+
   it('the forward im2col is kept for dw within keepIm2colBytes (one im2col per step), else rebuilt', async () => {
     const d = await testDevice();
     // CK = 27 (bias in the ones column of the padding), 12 and 36 (bias added in the permute when kept).
@@ -301,6 +321,7 @@ describe('conv2d extremes, epilogue, errors', () => {
     expect(() => conv2d(X, w([4, 6, 3, 3]), null, { gemmChunkBytes: 0 })).toThrow(/conv2d: gemmChunkBytes must be an integer >= 4 \(bytes\), got 0/);
     expect(() => conv2d(X, w([4, 6, 3, 3]), null, { keepIm2colBytes: -1 })).toThrow(/conv2d: keepIm2colBytes must be an integer >= 0 \(bytes\), got -1/);
     expect(() => conv2d(X, w([4, 6, 3, 3]), null, { col2im: 'scatter' as 'phase' })).toThrow(/conv2d: col2im must be 'phase' or 'taps', got scatter/);
+    expect(() => conv2d(X, w([4, 6, 3, 3]), null, { dcol: 'row' as 'k' })).toThrow(/conv2d: dcol must be 'auto', 'pixel' or 'k', got row/);
   });
 });
 
