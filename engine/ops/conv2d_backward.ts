@@ -31,7 +31,7 @@ export function conv2dBackwardInput(dy: Tensor, w: Tensor, p: ConvGeom, o: ConvI
 export function conv2dBackwardFilter(dy: Tensor, x: Tensor, p: ConvGeom, o: ConvImpl | Conv2dOptions | ConvRun = 'auto', kept: KeptIm2col | null = null): Tensor {
   const run = convRun('conv2d', o);
   const impl = resolveImpl(p, 'dw', run, dy.device);
-  return impl === 'gemm' ? gemmBackwardFilter(dy, x, p, run, kept) : directBackwardFilter(dy, x, p, impl);
+  return impl === 'gemm' ? gemmBackwardFilter(dy, x, p, run, kept).dw : directBackwardFilter(dy, x, p, impl);
 }
 
 /**
@@ -44,9 +44,22 @@ export function conv2dBackward(dy: Tensor | null, s: ConvSaved): (Tensor | null)
   const { x, w, b, p, run } = s;
   const kept = s.kept && !s.kept.col.isDisposed ? s.kept : null;
   const dx = dy && x.requiresGrad ? conv2dBackwardInput(dy, w, p, run) : null;
-  const dw = dy && w.requiresGrad ? conv2dBackwardFilter(dy, x, p, run, kept) : null;
+  const wantDb = !!(dy && b && b.requiresGrad);
+  let dw: Tensor | null = null;
+  let db: Tensor | null = null;
+  if (dy && w.requiresGrad) {
+    const impl = resolveImpl(p, 'dw', run, dy.device);
+    if (impl === 'gemm') {
+      // NOTE: the GEMM filter gradient also yields db when its im2col has a ones column.
+      const r = gemmBackwardFilter(dy, x, p, run, kept, wantDb);
+      dw = r.dw;
+      db = r.db;
+    } else {
+      dw = directBackwardFilter(dy, x, p, impl);
+    }
+  }
   if (kept) kept.col.dispose();
   const grads = [dx, dw];
-  if (b) grads.push(dy && b.requiresGrad ? sum(dy, [0, 2, 3]) : null);
+  if (b) grads.push(wantDb ? (db ?? sum(dy!, [0, 2, 3])) : null);
   return grads;
 }

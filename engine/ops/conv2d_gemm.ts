@@ -205,40 +205,47 @@ const GEMM_DW_TARGET_GROUPS = 32;
  * (batched, partials summed) when the output alone gives too few workgroups. With `kept`
  * (the forward's im2col of the whole batch, Kp >= CK columns) the product runs on it and
  * the first CK of its Kp columns are dw (the bias and padding columns are dropped).
+ * With `db` (and no kept im2col without a ones column) the im2col gets a ones column CK,
+ * so that column of the product is the bias gradient (db[o] = sum of dy over images and
+ * pixels), returned with dw; else db is null (the caller reduces dy itself).
+ * NOTE: with one group and a narrow product (8 * Kc <= OH*OW, e.g. MNIST conv1: 12 columns
+ * vs 676 pixels) the split is one image per slice (S = images): dyP is then dy itself (no
+ * permute) and the per-image partials [S, Og, Kc] are small next to dy.
  */
-export function gemmBackwardFilter(dy: Tensor, x: Tensor, p: ConvGeom, run: ConvRun, kept: KeptIm2col | null): Tensor {
+export function gemmBackwardFilter(dy: Tensor, x: Tensor, p: ConvGeom, run: ConvRun, kept: KeptIm2col | null, db = false): { dw: Tensor; db: Tensor | null } {
   const device = dy.device;
   const CK = p.Cg * p.KH * p.KW;
   const OHW = p.OH * p.OW;
-  const Nc = kept ? p.N : gemmChunk(p, device, Math.max(p.G * CK * OHW, p.O * OHW), run.gemmChunkBytes)!;
-  const Kc = kept ? kept.Kp : CK;
+  const ones = kept ? kept.ones : db ? CK : -1;
+  const Kc = kept ? kept.Kp : ones >= 0 ? gemmKp(p, true) : CK;
+  const Nc = kept ? p.N : gemmChunk(p, device, Math.max(p.G * Kc * OHW, p.O * OHW), run.gemmChunkBytes)!;
   const groups = Math.ceil(Kc / 32) * Math.ceil(p.Og / 8) * p.G;
+  const perImage = p.G === 1 && 8 * Kc <= OHW;
   let acc: Tensor | null = null;
   for (let n0 = 0; n0 < p.N; n0 += Nc) {
     const nc = Math.min(Nc, p.N - n0);
-    // S: the largest divisor of nc with S * groups <= target (at least 1).
+    // S: the largest divisor of nc with S * groups <= target (at least 1), or nc (perImage).
     let S = 1;
-    for (let d = 1; d <= nc; d++) if (nc % d === 0 && d * groups <= Math.max(GEMM_DW_TARGET_GROUPS, groups)) S = d;
+    if (perImage) S = nc;
+    else for (let d = 1; d <= nc; d++) if (nc % d === 0 && d * groups <= Math.max(GEMM_DW_TARGET_GROUPS, groups)) S = d;
     const Ns = nc / S;
-    const col = kept ? kept.col : conv2dIm2col(x, p, n0, nc, CK, -1, 'dw im2col');
+    const col = kept ? kept.col : conv2dIm2col(x, p, n0, nc, Kc, ones, 'dw im2col');
     const colv = col.view([p.G, S, Ns * OHW, Kc]);
     if (!kept) col.dispose();
-    const dyP = alloc(device, [p.G, S, p.Og, Ns * OHW]);
-    // dyP[g, s, o, m, pix] = dy[n0 + s*Ns + m, g*Og + o, pix]
-    stridedCopy(dy, dyP, [p.G, S, p.Og, Ns, OHW], n0 * p.O * OHW, [p.Og * OHW, Ns * p.O * OHW, OHW, p.O * OHW, 1], 0, [S * p.Og * Ns * OHW, p.Og * Ns * OHW, Ns * OHW, OHW, 1]);
+    let dyP: Tensor;
+    if (perImage) {
+      dyP = batchSlice(dy, n0, nc, [p.Og, OHW]).view([1, S, p.Og, OHW]);
+    } else {
+      dyP = alloc(device, [p.G, S, p.Og, Ns * OHW]);
+      // dyP[g, s, o, m, pix] = dy[n0 + s*Ns + m, g*Og + o, pix]
+      stridedCopy(dy, dyP, [p.G, S, p.Og, Ns, OHW], n0 * p.O * OHW, [p.Og * OHW, Ns * p.O * OHW, OHW, p.O * OHW, 1], 0, [S * p.Og * Ns * OHW, p.Og * Ns * OHW, Ns * OHW, OHW, 1]);
+    }
     const prod = matmulRaw(dyP, colv);
     colv.dispose();
     dyP.dispose();
     const red = S > 1 ? sum(prod, 1) : prod;
     if (red !== prod) prod.dispose();
-    let part: Tensor;
-    if (Kc !== CK) {
-      // [G, Og, Kp] -> [O, CK]: the first CK columns of each row.
-      part = alloc(device, [p.O * CK]);
-      stridedCopy(red, part, [p.O, CK], 0, [Kc, 1], 0, [CK, 1]);
-    } else {
-      part = red.view([p.O * CK]);
-    }
+    const part = red.view([p.O * Kc]);
     red.dispose();
     if (acc) {
       const t = add(acc, part);
@@ -249,7 +256,19 @@ export function gemmBackwardFilter(dy: Tensor, x: Tensor, p: ConvGeom, run: Conv
       acc = part;
     }
   }
-  const dw = acc!.view([p.O, p.Cg, p.KH, p.KW]);
+  let dw: Tensor;
+  if (Kc !== CK) {
+    // [G, Og, Kc] -> [O, CK]: the first CK columns of each row.
+    dw = alloc(device, [p.O, p.Cg, p.KH, p.KW]);
+    stridedCopy(acc!, dw, [p.O, CK], 0, [Kc, 1], 0, [CK, 1]);
+  } else {
+    dw = acc!.view([p.O, p.Cg, p.KH, p.KW]);
+  }
+  let dbOut: Tensor | null = null;
+  if (db && ones >= 0) {
+    dbOut = alloc(device, [p.O]);
+    stridedCopy(acc!, dbOut, [p.O], ones, [Kc], 0, [1]);
+  }
   acc!.dispose();
-  return dw;
+  return { dw, db: dbOut };
 }

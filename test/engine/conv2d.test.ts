@@ -170,6 +170,31 @@ describe('conv2d GEMM path: batch chunking and the auto choice', () => {
     }
   });
 
+  it('gemm dw with the bias gradient from a ones column, per-image slices on narrow products (no dy permute, no db reduce)', async () => {
+    const d = await testDevice();
+    // conv1-like (1 group, Kc = 12 columns <= OH*OW / 8: one image per slice), odd N; the
+    // 1x1 case (Kc 8, 143 pixels), 1 channel 12x12 (Kc 12, 100 pixels); and a multi-group
+    // case that keeps the permuted dy.
+    const cases: Case[] = [
+      { name: 'MNIST conv1 1->32 3x3, N=3', x: [3, 1, 28, 28], w: [32, 1, 3, 3], o: {} },
+      CASES[2]!,
+      CASES[12]!,
+      CASES[7]!,
+    ];
+    for (const c of cases) {
+      const p = geom64(c.x, c.w, c.o);
+      const CK = c.w[1] * c.w[2] * c.w[3];
+      const perImage = p.G === 1 && 8 * Math.ceil((CK + 1) / 4) * 4 <= p.OH * p.OW;
+      for (const keepIm2colBytes of [0, 1 << 30]) {
+        const names = await dispatchNames(d, async () => checkAll(c, 'gemm', 191, { keepIm2colBytes }));
+        // db from the product's ones column and, per image, dy used in place: no reduce of dy
+        // over [0, 2, 3] (reduce_sum) and no permute of dy; the slices' partials are summed.
+        if (perImage) expect(names.filter((n) => n === 'reduce_sum').length, `${c.name} keep ${keepIm2colBytes}`).toBe(0);
+      }
+      expect(perImage, c.name).toBe(c !== CASES[7]);
+    }
+  });
+
   it("pixel kernels on 1-3 input channels, 'auto' on the software adapter picks the pixel dw for conv1", async () => {
     const d = await testDevice();
     const g1 = conv2dGeometry([3, 1, 28, 28], [32, 1, 3, 3], {});
