@@ -46,10 +46,11 @@ export function conv2dForward(x: Tensor, w: Tensor, b: Tensor | null, p: ConvGeo
  * fused.saveZ, the pre-activation z = conv(x, w) + b written by the same pass, on every impl
  * (packed, direct, pixel and naive kernels: from the accumulator registers; GEMM: in the
  * permute). Records nothing: `saved` is what conv2dBackward needs (it may hold the
- * forward's im2col when w needs a gradient).
+ * forward's im2col when w needs a gradient). `grad` (default fused.saveZ): whether a
+ * backward will follow (it may, without z, when the backward reads y instead).
  */
-export function conv2dForwardAct(x: Tensor, w: Tensor, b: Tensor | null, p: ConvGeom, o: ConvImpl | Conv2dOptions | ConvRun, fused: FusedAct): { y: Tensor; z: Tensor | null; saved: ConvSaved } {
-  return forwardLaunch(x, w, b, p, convRun('conv2d', o), fused, fused.saveZ && needsGrad([w]));
+export function conv2dForwardAct(x: Tensor, w: Tensor, b: Tensor | null, p: ConvGeom, o: ConvImpl | Conv2dOptions | ConvRun, fused: FusedAct, grad = fused.saveZ): { y: Tensor; z: Tensor | null; saved: ConvSaved } {
+  return forwardLaunch(x, w, b, p, convRun('conv2d', o), fused, grad && needsGrad([w]));
 }
 
 /** Checks of conv2d and conv2dAct: f32 tensors on one device, shapes, options. */

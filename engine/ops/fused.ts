@@ -21,6 +21,17 @@ function resolveFused(op: string, act: ActivationSpec | ActivationKind | Resolve
   return r;
 }
 
+/**
+ * Whether the backward can read the activation's output y in place of its pre-activation
+ * z, so that the forward writes no z: plain ReLU (no surrogate derivative, no params).
+ * NOTE: relu'(relu(z)) = relu'(z) for every z: z > 0 gives y = z; z <= 0 gives y = 0,
+ * where relu' is 0 as at z (relu'(0) = 0 by convention); z = NaN gives y = NaN (the
+ * activation kernels propagate NaN through f and f'), so relu'(y) = NaN = relu'(z).
+ */
+export function backwardFromOutput(r: ResolvedActivation): boolean {
+  return r.kind === 'relu' && r.backward === null && r.raw === null;
+}
+
 function checkF32(op: string, named: [string, Tensor | null | undefined][]): void {
   for (const [nm, t] of named) {
     if (t && !(t instanceof Tensor)) throw new Error(`kinkless: ${op}: ${nm} must be a Tensor, got ${String(t)}`);
@@ -42,14 +53,16 @@ export function conv2dAct(x: Tensor, w: Tensor, b: Tensor | null | undefined, ac
   // backward both use, so a caller mutating its spec object in between changes nothing.
   const r = resolveFused(op, act, x);
   const inputs = r.raw ? [...base, r.raw] : base;
-  const saveZ = needsGrad(inputs);
-  const { y, z, saved } = conv2dForwardAct(x, w, b ?? null, p, run, { spec: r, saveZ });
-  if (!saveZ) return y;
-  // NOTE: z is captured by the backward closure and freed with the enclosing scope (as the
-  // unfused conv2d output would be, which activation() saves).
+  const grad = needsGrad(inputs);
+  const fromY = grad && backwardFromOutput(r);
+  const { y, z, saved } = conv2dForwardAct(x, w, b ?? null, p, run, { spec: r, saveZ: grad && !fromY }, grad);
+  if (!grad) return y;
+  // NOTE: z (or, for ReLU, a view of y) is captured by the backward closure and freed with
+  // the enclosing scope (as the unfused conv2d output would be, which activation() saves).
+  const zs = fromY ? y.view(y.shape) : z!;
   record(y, 'conv2d_act', inputs, (dy) => {
     const wantDz = x.requiresGrad || w.requiresGrad || !!b?.requiresGrad;
-    const g = activationBackwardFromZ(z!, dy, r, { dz: wantDz, dParams: !!r.raw?.requiresGrad });
+    const g = activationBackwardFromZ(zs, dy, r, { dz: wantDz, dParams: !!r.raw?.requiresGrad });
     const dz = g.dz;
     const grads = conv2dBackward(dz, saved);
     dz?.dispose();
@@ -72,18 +85,24 @@ export function linearAct(x: Tensor, w: Tensor, b: Tensor | null | undefined, ac
   const [out, inF] = checkLinearShapes(op, x, w, b);
   const r = resolveFused(op, act, x);
   const inputs = r.raw ? [...base, r.raw] : base;
-  const saveZ = needsGrad(inputs);
+  const grad = needsGrad(inputs);
+  const fromY = grad && backwardFromOutput(r);
   const rows = x.size / inF || 0;
   const x2 = x.view([rows, inF]);
-  const { y: y2, z } = matmulAct(x2, w, { transB: true, bias: b ?? undefined }, { spec: r, saveZ });
+  const { y: y2, z } = matmulAct(x2, w, { transB: true, bias: b ?? undefined }, { spec: r, saveZ: grad && !fromY });
   x2.dispose();
   const xShape = x.shape;
   const y = y2.view([...xShape.slice(0, -1), out]);
-  y2.dispose();
-  if (!saveZ) return y;
+  if (!grad) {
+    y2.dispose();
+    return y;
+  }
+  // NOTE: for ReLU the backward reads y ([rows, out], a view kept with the scope) as z.
+  const zs = fromY ? y2 : z!;
+  if (!fromY) y2.dispose();
   record(y, 'linear_act', inputs, (dy) => {
     const wantDz = x.requiresGrad || w.requiresGrad || !!b?.requiresGrad;
-    const g = activationBackwardFromZ(z!, dy, r, { dz: wantDz, dParams: !!r.raw?.requiresGrad });
+    const g = activationBackwardFromZ(zs, dy, r, { dz: wantDz, dParams: !!r.raw?.requiresGrad });
     const dz = g.dz; // [rows, out]
     let dx: Tensor | null = null;
     if (dz && x.requiresGrad) {

@@ -287,6 +287,68 @@ describe('conv2dAct against the float64 reference', () => {
   });
 });
 
+describe('fused ReLU: the backward reads y, the forward writes no z', () => {
+  it("conv2dAct and linearAct with relu keep no z buffer (silu keeps one); gradients at z = 0, z < 0 and z = NaN are those of relu'(z)", async () => {
+    const d = await testDevice();
+    // x = 0, so z = b per output channel: 0 (relu'(0) = 0), 1, -1, and -2 or NaN (relu' and
+    // relu propagate NaN: every gradient the NaN channel reaches is NaN).
+    const c = { x: [2, 3, 5, 6] as [number, number, number, number], w: [4, 3, 3, 3] as [number, number, number, number] };
+    const p = geom64(c.x, c.w, { padding: [1, 1] });
+    const w = f32(randArray(size(c.w), 41, -1, 1));
+    const dy = f32(randArray(p.N * p.O * p.OH * p.OW, 42));
+    const hw = p.OH * p.OW;
+    const dz = dy.map((v, i) => (Math.floor(i / hw) % p.O === 1 ? v : 0));
+    const tol = { atol: 1e-5, rtol: 1e-5 };
+    for (const impl of ['fast', 'gemm'] as const) {
+      for (const [kind, last] of [['relu', -2], ['relu', NaN], ['silu', -2]] as const) {
+        await E.scopeAsync(async () => {
+          const X = E.Tensor.from(d, new Float32Array(size(c.x)), c.x);
+          const W = E.Tensor.from(d, Float32Array.from(w), c.w);
+          const B = E.Tensor.from(d, [0, 1, -1, last], [4]);
+          for (const t of [X, W, B]) t.requiresGrad = true;
+          const before = d.stats().liveBuffers;
+          const Y = E.conv2dAct(X, W, B, kind, { padding: 1, impl });
+          // y, plus z for silu (and the kept im2col of the GEMM forward, same for both).
+          const kept = impl === 'gemm' ? 1 : 0;
+          expect(d.stats().liveBuffers - before, `${impl} ${kind}`).toBe(1 + kept + (kind === 'relu' ? 0 : 1));
+          if (kind !== 'relu') return;
+          const [dx, dw, db] = E.grad(Y, [X, W, B], E.Tensor.from(d, Float32Array.from(dy), Y.shape));
+          const what = `${impl} b3 = ${last}`;
+          const gotDb = await db!.f32();
+          expectClose(Array.from(gotDb).slice(0, 3), conv64BackwardBias(dz, p).slice(0, 3), tol, `${what}: db`);
+          const gotDw = await dw!.f32();
+          const row = size(c.w) / 4;
+          expectClose(Array.from(gotDw).slice(0, 3 * row), new Float64Array(3 * row), tol, `${what}: dw (x = 0)`);
+          if (Number.isNaN(last)) {
+            expect(Number.isNaN(gotDb[3]!), `${what}: db[3]`).toBe(true);
+            expect(Array.from(gotDw).slice(3 * row).every(Number.isNaN), `${what}: dw row 3`).toBe(true);
+            expect(Array.from(await dx!.f32()).every(Number.isNaN), `${what}: dx`).toBe(true);
+          } else {
+            expect(gotDb[3], `${what}: db[3]`).toBe(0);
+            expectClose(Array.from(gotDw).slice(3 * row), new Float64Array(row), tol, `${what}: dw row 3`);
+            expectClose(await dx!.f32(), conv64BackwardInput(dz, w, p), tol, `${what}: dx`);
+          }
+        });
+      }
+    }
+    for (const kind of ['relu', 'silu'] as const) {
+      await E.scopeAsync(async () => {
+        const X = E.Tensor.from(d, new Float32Array(3 * 5), [3, 5]);
+        const W = E.Tensor.from(d, f32(randArray(4 * 5, 43)), [4, 5]);
+        const B = E.Tensor.from(d, [0, 1, -1, -2], [4]);
+        for (const t of [X, W, B]) t.requiresGrad = true;
+        const before = d.stats().liveBuffers;
+        const Y = E.linearAct(X, W, B, kind);
+        expect(d.stats().liveBuffers - before, `linear ${kind}`).toBe(kind === 'relu' ? 1 : 2);
+        if (kind !== 'relu') return;
+        const g = f32(randArray(12, 44));
+        const [, , db] = E.grad(Y, [X, W, B], E.Tensor.from(d, Float32Array.from(g), [3, 4]));
+        expectClose(await db!.f32(), [0, g[1]! + g[5]! + g[9]!, 0, 0], { atol: 1e-6, rtol: 1e-6 }, 'linear db');
+      });
+    }
+  });
+});
+
 // ------------------------------------------------------------------ linearAct
 
 describe('linearAct against the float64 reference', () => {
