@@ -14,7 +14,7 @@ import { stridedCopy } from './layout.ts';
 import { sum } from './reduce.ts';
 import { add } from './elementwise.ts';
 import { allocOut, type FwdOut } from './conv2d_direct.ts';
-import { chooseDcolLayout, convBytes, convInfo, gemmChunk, gemmKp, type ConvRun } from './conv2d_plan.ts';
+import { chooseDcolLayout, gemmDwPerImage, convBytes, convInfo, gemmChunk, gemmKp, type ConvRun } from './conv2d_plan.ts';
 
 /** A forward im2col kept for the filter gradient: col [G, N*OH*OW, Kp] (column `ones` all ones, or -1). */
 export interface KeptIm2col {
@@ -208,7 +208,7 @@ const GEMM_DW_TARGET_GROUPS = 32;
  * With `db` (and no kept im2col without a ones column) the im2col gets a ones column CK,
  * so that column of the product is the bias gradient (db[o] = sum of dy over images and
  * pixels), returned with dw; else db is null (the caller reduces dy itself).
- * NOTE: with one group and a narrow product (8 * Kc <= OH*OW, e.g. MNIST conv1: 12 columns
+ * NOTE: with one group and a narrow product (gemmDwPerImage, e.g. MNIST conv1: 12 columns
  * vs 676 pixels) the split is one image per slice (S = images): dyP is then dy itself (no
  * permute) and the per-image partials [S, Og, Kc] are small next to dy.
  */
@@ -220,7 +220,7 @@ export function gemmBackwardFilter(dy: Tensor, x: Tensor, p: ConvGeom, run: Conv
   const Kc = kept ? kept.Kp : ones >= 0 ? gemmKp(p, true) : CK;
   const Nc = kept ? p.N : gemmChunk(p, device, Math.max(p.G * Kc * OHW, p.O * OHW), run.gemmChunkBytes)!;
   const groups = Math.ceil(Kc / 32) * Math.ceil(p.Og / 8) * p.G;
-  const perImage = p.G === 1 && 8 * Kc <= OHW;
+  const perImage = gemmDwPerImage(p, Kc);
   let acc: Tensor | null = null;
   for (let n0 = 0; n0 < p.N; n0 += Nc) {
     const nc = Math.min(Nc, p.N - n0);

@@ -210,8 +210,9 @@ export function gemmOk(p: ConvGeom, device: Device, chunkBytes = DEFAULT_GEMM_CH
  * - dx: 'gemm' when Og >= 8 and the packed dx-as-forward path does not apply (stride > 1,
  *   or < 4 input channels per group): MNIST conv2 2.4x, conv1 4x; else 'fast'.
  * - dw: 'gemm' when Og >= 8 and CK >= 32 (1.4-2x on every 32+ channel layer measured);
- *   else, on lavapipe, 'pixel' (CK < 32: MNIST conv1, 1.65x), else 'fast' (for CK < 32 the
- *   product's 32-column blocks run mostly idle).
+ *   else, on lavapipe, 'gemm' where it runs one image per slice (gemmDwPerImage: MNIST
+ *   conv1, with db from the product's ones column), else 'pixel' (CK < 32: 1.65x over
+ *   'fast'); elsewhere 'fast' (for CK < 32 the product's 32-column blocks run mostly idle).
  * Any case the GEMM temporaries cannot hold one image of goes to 'fast' (or 'pixel').
  * NOTE: the 'pixel' choices are per adapter: they were measured on lavapipe only, so any
  * other adapter keeps the packed / direct kernels.
@@ -225,20 +226,32 @@ export function chooseConvImpl(p: ConvGeom, dir: ConvDir, device: Device, chunkB
   const strided = p.sh > 1 || p.sw > 1;
   if (dir === 'fwd') return p.Og >= 16 && CK >= 16 && (strided || !packedOk(p)) ? 'gemm' : fallback;
   if (dir === 'dx') return p.Og >= 8 && packedDxGeom(p) === null ? 'gemm' : 'fast';
-  return p.Og >= 8 && CK >= 32 ? 'gemm' : fallback;
+  if (p.Og >= 8 && CK >= 32) return 'gemm';
+  return small && p.Og >= 8 && gemmDwPerImage(p, gemmKp(p, true)) ? 'gemm' : fallback;
 }
 
 /**
  * Whether the GEMM input gradient runs k-major (dcol [N, G, CK, OH*OW] = W_g^T · dy[n, g])
  * rather than pixel-major (dcol [N, G, OH*OW, CK] = dy[n, g]^T · W_g).
  * NOTE: CK < 32 always runs k-major (the pixel-major product's 32-column blocks would be
- * mostly idle: measured ~3x slower on 1->32 3x3). 'auto' otherwise: pixel-major (see
- * docs/conv2d.md for the measurements behind the choice).
+ * mostly idle: measured ~3x slower on 1->32 3x3). 'auto' otherwise: k-major on lavapipe
+ * (MNIST conv2's dx measured faster there: no permute of dy, and the col2im reads runs of
+ * consecutive pixels; docs/conv2d.md), pixel-major on any other adapter (not measured).
  */
-export function chooseDcolLayout(p: ConvGeom, run: ConvRun, _device: Device): 'pixel' | 'k' {
+export function chooseDcolLayout(p: ConvGeom, run: ConvRun, device: Device): 'pixel' | 'k' {
   const CK = p.Cg * p.KH * p.KW;
   if (CK < 32) return 'k';
-  return run.dcol === 'auto' ? 'pixel' : run.dcol;
+  if (run.dcol !== 'auto') return run.dcol;
+  return isLlvmpipe(device.adapter) ? 'k' : 'pixel';
+}
+
+/**
+ * Whether the GEMM filter gradient runs one image per K slice with dy in place (no permute
+ * of dy): one group and a product no wider than 1/8 of an image's pixels, so that the
+ * per-image partials [N, Og, Kc] stay small next to dy (MNIST conv1: 12 columns, 676 pixels).
+ */
+export function gemmDwPerImage(p: ConvGeom, Kc: number): boolean {
+  return p.G === 1 && 8 * Kc <= p.OH * p.OW;
 }
 
 /** The implementation a run uses for one direction (resolving 'auto' and inapplicable choices). */

@@ -11,7 +11,7 @@ import { numericGrad, dot, maxRelErr } from '../reference/gradcheck.ts';
 import { conv64, conv64BackwardBias, conv64BackwardFilter, conv64BackwardInput, geom64, type Conv64Opts } from '../reference/conv64.ts';
 import * as E from '../../engine/index.ts';
 import type { DispatchSpec } from '../../engine/queue.ts';
-import { chooseConvImpl, conv2d, conv2dGeometry, type Conv2dOptions, type ConvImpl } from '../../engine/ops/conv2d.ts';
+import { chooseConvImpl, chooseDcolLayout, conv2d, conv2dGeometry, convRun, type Conv2dOptions, type ConvImpl } from '../../engine/ops/conv2d.ts';
 
 interface Case {
   name: string;
@@ -195,13 +195,16 @@ describe('conv2d GEMM path: batch chunking and the auto choice', () => {
     }
   });
 
-  it("pixel kernels on 1-3 input channels, 'auto' on the software adapter picks the pixel dw for conv1", async () => {
+  it("pixel kernels on 1-3 input channels; 'auto' on the software adapter picks the per-image GEMM dw for conv1", async () => {
     const d = await testDevice();
     const g1 = conv2dGeometry([3, 1, 28, 28], [32, 1, 3, 3], {});
     const names = await dispatchNames(d, async () => checkAll({ name: 'MNIST conv1, N=3', x: [3, 1, 28, 28], w: [32, 1, 3, 3], o: {} }, 'pixel', 131));
     expect(names).toContain('conv2d_pixel');
     expect(names).toContain('conv2d_backward_filter_pixel');
-    if (E.isLlvmpipe(d.adapter)) expect([chooseConvImpl(g1, 'fwd', d), chooseConvImpl(g1, 'dw', d)]).toEqual(['fast', 'pixel']);
+    if (E.isLlvmpipe(d.adapter)) expect([chooseConvImpl(g1, 'fwd', d), chooseConvImpl(g1, 'dw', d)]).toEqual(['fast', 'gemm']);
+    // Two groups of 4 outputs (no per-image GEMM): the pixel dw stays.
+    const g3 = conv2dGeometry([3, 4, 12, 9], [8, 2, 2, 3], { groups: 2 });
+    if (E.isLlvmpipe(d.adapter)) expect(chooseConvImpl(g3, 'dw', d)).toBe('pixel');
   });
 
   it('auto on the MNIST CNN layers (N=3) matches the reference and picks gemm where measured faster', async () => {
@@ -213,6 +216,8 @@ describe('conv2d GEMM path: batch chunking and the auto choice', () => {
     expect(chooseConvImpl(g1, 'dx', d)).toBe('gemm');
     if (!E.isLlvmpipe(d.adapter)) expect([chooseConvImpl(g1, 'fwd', d), chooseConvImpl(g1, 'dw', d)]).toEqual(['fast', 'fast']);
     expect([chooseConvImpl(g2, 'fwd', d), chooseConvImpl(g2, 'dx', d), chooseConvImpl(g2, 'dw', d)]).toEqual(['gemm', 'gemm', 'gemm']);
+    expect([chooseDcolLayout(g1, convRun('conv2d'), d), chooseDcolLayout(g2, convRun('conv2d'), d)]).toEqual(['k', E.isLlvmpipe(d.adapter) ? 'k' : 'pixel']);
+    expect(chooseDcolLayout(g2, convRun('conv2d', { dcol: 'pixel' }), d)).toBe('pixel');
     await checkAll(conv1, 'auto', 81);
     await checkAll(conv2, 'auto', 91);
     await checkAll(conv2, 'gemm', 101);
