@@ -5,12 +5,14 @@
 // The full set includes the two conv layers of the small MNIST CNN at batch 128, the
 // per-pixel kernels ('pixel') on conv1, and the 'conv2d levers' group: each lever of
 // the conv path A/B in the same run (col2im by stride phase vs testing every tap; conv2's
-// forward + dw with the forward's im2col kept vs rebuilt; conv1's dw per-pixel vs direct).
+// dx with a k-major vs pixel-major dcol; conv2's forward + dw with the forward's im2col
+// kept vs rebuilt; conv1's dw + db per-image GEMM vs per-pixel; conv1's dw per-pixel vs
+// direct). bench/conv_levers_ab.ts runs the newest levers interleaved in one process.
 // TF.js webgpu on the same adapter (docs/peers.md), N64 32x32 64->64 3x3:
 // 6.1 fwd / 6.9 dx / 1.3 dw GFLOP/s; N64 28x28 1->32 3x3: 0.29 / 1.1 / 1.1.
 import type { Device } from '../engine/device.ts';
 import { Tensor } from '../engine/index.ts';
-import { conv2d, conv2dBackwardFilter, conv2dBackwardInput, conv2dForward, conv2dGeometry, type Conv2dOptions, type ConvImpl } from '../engine/ops/conv2d.ts';
+import { conv2d, conv2dBackward, conv2dBackwardFilter, conv2dBackwardInput, conv2dForward, conv2dGeometry, convRun, type Conv2dOptions, type ConvImpl } from '../engine/ops/conv2d.ts';
 import { grad, scope } from '../engine/index.ts';
 import type { BenchCase } from './harness.ts';
 import { hostRand as rand } from './host_rand.ts';
@@ -94,6 +96,10 @@ function leverCases(device: Device): BenchCase[] {
   return [
     convCase(device, conv2, 'dx', 'gemm', { col2im: 'phase' }, G, 'dx gemm, col2im by stride phase (MNIST conv2 N128)'),
     convCase(device, conv2, 'dx', 'gemm', { col2im: 'taps' }, G, 'dx gemm, col2im testing every tap (MNIST conv2 N128)'),
+    convCase(device, conv2, 'dx', 'gemm', { dcol: 'k' }, G, 'dx gemm, k-major dcol (MNIST conv2 N128)'),
+    convCase(device, conv2, 'dx', 'gemm', { dcol: 'pixel' }, G, 'dx gemm, pixel-major dcol (MNIST conv2 N128)'),
+    dwDbCase(device, conv1, 'gemm', G, 'dw + db gemm, one image per slice, db from the ones column (MNIST conv1 N128)'),
+    dwDbCase(device, conv1, 'pixel', G, 'dw + db pixel, db by a reduce (MNIST conv1 N128)'),
     keepCase(device, conv2, 64 << 20, G, 'fwd + dw + db gemm, forward im2col kept (MNIST conv2 N128)'),
     keepCase(device, conv2, 0, G, 'fwd + dw + db gemm, im2col rebuilt for dw (MNIST conv2 N128)'),
     convCase(device, conv1, 'dw', 'pixel', {}, G, 'dw pixel (MNIST conv1 N128)'),
@@ -101,6 +107,34 @@ function leverCases(device: Device): BenchCase[] {
     convCase(device, conv1, 'fwd', 'pixel', {}, G, 'fwd pixel (MNIST conv1 N128)'),
     convCase(device, conv1, 'fwd', 'fast', {}, G, 'fwd fast (packed) (MNIST conv1 N128)'),
   ];
+}
+
+/** The filter and bias gradients of a conv as its backward computes them (x needs none). */
+function dwDbCase(device: Device, s: Shape, impl: ConvImpl, group: string, name: string): BenchCase {
+  const p = conv2dGeometry(s.x, s.w, s.o);
+  let x: Tensor | null = null;
+  let w: Tensor | null = null;
+  let b: Tensor | null = null;
+  let dy: Tensor | null = null;
+  return {
+    group,
+    name,
+    flops: 2 * p.N * p.O * p.OH * p.OW * p.Cg * p.KH * p.KW,
+    setup() {
+      x = Tensor.from(device, rand(p.N * p.C * p.H * p.W, 1), s.x);
+      w = Tensor.from(device, rand(p.O * p.Cg * p.KH * p.KW, 2), s.w);
+      b = Tensor.from(device, rand(p.O, 4), [p.O]);
+      dy = Tensor.from(device, rand(p.N * p.O * p.OH * p.OW, 3), [p.N, p.O, p.OH, p.OW]);
+      w.requiresGrad = true;
+      b.requiresGrad = true;
+    },
+    run() {
+      scope(() => void conv2dBackward(dy!, { x: x!, w: w!, b: b!, p, run: convRun('conv2d', { ...s.o, impl }), kept: null }));
+    },
+    teardown() {
+      for (const t of [x, w, b, dy]) t?.dispose();
+    },
+  };
 }
 
 /** conv2d forward + gradients of w and b through autograd, GEMM path, with a keepIm2colBytes. */
