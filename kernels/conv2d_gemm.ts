@@ -244,11 +244,12 @@ export function col2imPhaseEpt(W: number, sw: number): number {
 
 /**
  * Filter packing for the forward GEMM: waug[o, k] (k < Kp) = w[o, k] for k < CK, b[o] for
- * k == ones (when `bias`), 0 otherwise. One thread per element (threads = O*Kp).
- * Bindings: w, [b], waug.
+ * k == ones (when `bias`), 0 otherwise; stored transposed per group, [G, Kp, Og] (the
+ * pixel-major product col · waug), or with `rows` as [G, Og, Kp] (the per-image product
+ * waug · col_n^T). One thread per element (threads = O*Kp). Bindings: w, [b], waug.
  */
-export function gemmPackFilterWgsl(bias: boolean): string {
-  return `// conv2d_gemm_pack_filter${bias ? ' (bias row)' : ''}: W [G*Og, CK] -> W^T [G, Kp, Og]
+export function gemmPackFilterWgsl(bias: boolean, rows = false): string {
+  return `// conv2d_gemm_pack_filter${bias ? ' (bias column)' : ''}: W [G*Og, CK] -> ${rows ? '[G, Og, Kp]' : 'W^T [G, Kp, Og]'}
 ${GEMM_UNIFORM_WGSL}
 @group(0) @binding(1) var<storage, read> w: array<f32>;
 ${bias ? '@group(0) @binding(2) var<storage, read> b: array<f32>;' : ''}
@@ -257,11 +258,16 @@ ${bias ? '@group(0) @binding(2) var<storage, read> b: array<f32>;' : ''}
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let i = i32(gid.x + gid.y * u32(u.gx));
   if (i >= u.threads) { return; }
-  let per = u.Kp * u.Og;
+${
+  rows
+    ? `  let o = i / u.Kp;
+  let k = i % u.Kp;`
+    : `  let per = u.Kp * u.Og;
   let g = i / per;
   let r = i % per;
   let k = r / u.Og;
-  let o = g * u.Og + r % u.Og;
+  let o = g * u.Og + r % u.Og;`
+}
   let CK = u.Cg * u.KH * u.KW;
   var v = select(0.0, w[u32(o * CK + min(k, CK - 1))], k < CK);
 ${bias ? '  v = select(v, b[u32(o)], k == u.ones);' : ''}
@@ -294,10 +300,10 @@ export const conv2dCol2imPhaseKernel = defineKernel<{ sh: number; sw: number; kM
   build: (p) => col2imPhaseWgsl(p.sh, p.sw, p.kMajor, p.E),
 });
 
-/** Descriptor of the forward GEMM's filter packing. Bindings: w, [b], waug. */
-export const conv2dGemmPackFilterKernel = defineKernel<{ bias: boolean }>({
+/** Descriptor of the forward GEMM's filter packing (`rows`: [G, Og, Kp], else transposed). Bindings: w, [b], waug. */
+export const conv2dGemmPackFilterKernel = defineKernel<{ bias: boolean; rows?: boolean }>({
   name: 'conv2d_gemm_pack_filter',
-  key: (p) => (p.bias ? 'b' : ''),
+  key: (p) => `${p.bias ? 'b' : ''}${p.rows ? 'r' : ''}`,
   bindings: (p) => [...reads('w', ...(p.bias ? ['b'] : [])), ...writes('waug')],
-  build: (p) => gemmPackFilterWgsl(p.bias),
+  build: (p) => gemmPackFilterWgsl(p.bias, !!p.rows),
 });

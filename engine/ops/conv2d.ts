@@ -14,8 +14,8 @@ import { conv2dBackward, type ConvSaved } from './conv2d_backward.ts';
 import { conv2dGeometry, convRun, resolveImpl, type Conv2dOptions, type ConvGeom, type ConvImpl, type ConvRun } from './conv2d_plan.ts';
 
 export {
-  CONV_IMPLS, DEFAULT_GEMM_CHUNK_BYTES, DEFAULT_KEEP_IM2COL_BYTES, chooseConvImpl, chooseDcolLayout, conv2dGeometry, convRun, gemmOk,
-  type Conv2dOptions, type ConvDir, type ConvGeom, type ConvImpl, type ConvRun, type DcolLayout, type Pair,
+  CONV_IMPLS, DEFAULT_GEMM_CHUNK_BYTES, DEFAULT_KEEP_IM2COL_BYTES, chooseConvImpl, chooseDcolLayout, chooseGemmForward, conv2dGeometry, convRun, gemmOk,
+  type Conv2dOptions, type ConvDir, type ConvGeom, type ConvImpl, type ConvRun, type DcolLayout, type GemmForward, type Pair,
 } from './conv2d_plan.ts';
 export { conv2dBackward, conv2dBackwardFilter, conv2dBackwardInput, type ConvSaved } from './conv2d_backward.ts';
 export { conv2dIm2col } from './conv2d_gemm.ts';

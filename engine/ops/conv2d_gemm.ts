@@ -8,13 +8,13 @@ import { GEMM_EPI_EPT, GEMM_EPI_WG, conv2dGemmEpilogueKernel, gemmEpilogueBindin
 import type { ConvGeom } from '../../kernels/conv2d_common.ts';
 import { grid1d } from '../../kernels/elementwise.ts';
 import { Uniforms, alloc } from './launch.ts';
-import { matmulRaw } from './matmul.ts';
+import { matmulAct, matmulRaw } from './matmul.ts';
 import { epilogueLaunch, type FusedAct } from './epilogue.ts';
 import { stridedCopy } from './layout.ts';
 import { sum } from './reduce.ts';
 import { add } from './elementwise.ts';
 import { allocOut, type FwdOut } from './conv2d_direct.ts';
-import { chooseDcolLayout, gemmDwPerImage, convBytes, convInfo, gemmChunk, gemmKp, type ConvRun } from './conv2d_plan.ts';
+import { chooseDcolLayout, chooseGemmForward, gemmDwPerImage, convBytes, convInfo, gemmChunk, gemmKp, type ConvRun } from './conv2d_plan.ts';
 
 /** A forward im2col kept for the filter gradient: col [G, N*OH*OW, Kp] (column `ones` all ones, or -1). */
 export interface KeptIm2col {
@@ -66,6 +66,10 @@ export function gemmForward(x: Tensor, w: Tensor, b: Tensor | null, p: ConvGeom,
   const device = x.device;
   const CK = p.Cg * p.KH * p.KW;
   const OHW = p.OH * p.OW;
+  if (p.G === 1 && chooseGemmForward(p, run, device) === 'direct') {
+    const Kp = gemmKp(p, !!b);
+    if (gemmChunk(p, device, Math.max(Kp * OHW, p.O * OHW), run.gemmChunkBytes) === p.N) return gemmForwardDirect(x, w, b, p, act, run, keep);
+  }
   // NOTE: the bias is folded into the product as a ones column of col, except when col is
   // to be kept for dw and CK % 4 == 0: there the column would widen K (dw's N) past CK
   // (MNIST conv2: 292 vs 288 columns, one more 32-column block of the dw product), so the
@@ -120,6 +124,50 @@ export function gemmForward(x: Tensor, w: Tensor, b: Tensor | null, p: ConvGeom,
   }
   wa.dispose();
   return { ...out, kept };
+}
+
+/**
+ * GEMM forward, direct orientation (one group, the whole batch in one chunk): col =
+ * im2col(x) with a ones column when there is a bias, then y_n = [W | b | 0] · col_n^T per
+ * image ([O, OH*OW], i.e. y in NCHW) with the activation in the matmul's epilogue: no
+ * permute pass. With `keep` (within run.keepIm2colBytes) col is returned for dw, whose
+ * product then also yields db from the ones column.
+ */
+function gemmForwardDirect(x: Tensor, w: Tensor, b: Tensor | null, p: ConvGeom, act: FusedAct | undefined, run: ConvRun, keep: boolean): FwdOut & { kept: KeptIm2col | null } {
+  const device = x.device;
+  const OHW = p.OH * p.OW;
+  const CK = p.Cg * p.KH * p.KW;
+  const Kp = gemmKp(p, !!b);
+  const ones = b ? CK : -1;
+  const wa = alloc(device, [p.O, Kp]);
+  const threads = p.O * Kp;
+  const g = grid1d(threads, GEMM_WG);
+  const u = new Uniforms().i32(...gemmUniformWords(p, { Nc: 0, n0: 0, gx: g.gx, Kp, ones, nblk: 0, threads })).bytes();
+  device.dispatch({
+    kernel: conv2dGemmPackFilterKernel({ bias: !!b, rows: true }),
+    buffers: b ? [w.buffer, b.buffer, wa.buffer] : [w.buffer, wa.buffer],
+    uniforms: u,
+    workgroups: g.workgroups,
+    info: convInfo(p, 'fwd gemm pack filter', 0, convBytes(p).w + 4 * wa.size),
+  });
+  const col = conv2dIm2col(x, p, 0, p.N, Kp, ones, 'fwd im2col');
+  const colv = col.view([p.N, OHW, Kp]);
+  const r = act ? matmulAct(wa, colv, { transB: true }, act) : { y: matmulRaw(wa, colv, { transB: true }), z: null };
+  colv.dispose();
+  wa.dispose();
+  const keepCol = keep && 4 * p.N * OHW * Kp <= run.keepIm2colBytes;
+  let kept: KeptIm2col | null = null;
+  if (keepCol) kept = { col, Kp, ones };
+  else col.dispose();
+  const shape = [p.N, p.O, p.OH, p.OW];
+  const y = r.y.view(shape);
+  r.y.dispose();
+  let z: Tensor | null = null;
+  if (r.z) {
+    z = r.z.view(shape);
+    r.z.dispose();
+  }
+  return { y, z, kept };
 }
 
 /**

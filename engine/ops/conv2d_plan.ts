@@ -65,9 +65,18 @@ export interface Conv2dOptions {
    * W^T · dy per image, the filter packed transposed, dy read in place).
    */
   dcol?: DcolLayout;
+  /**
+   * Orientation of the GEMM forward: 'auto' (default: chooseGemmForward), 'permute'
+   * (yT = col · W^T [N*OH*OW, O], then a permute to NCHW that applies the bias and the
+   * activation) or 'direct' (y_n = W · col_n^T per image, written in NCHW by the matmul with
+   * the bias as a ones column and the activation in its epilogue; one group and one chunk
+   * of images only, else 'permute').
+   */
+  gemmForward?: GemmForward;
 }
 
 export type DcolLayout = 'auto' | 'pixel' | 'k';
+export type GemmForward = 'auto' | 'permute' | 'direct';
 
 /** Run options with their defaults filled in. */
 export interface ConvRun {
@@ -76,6 +85,7 @@ export interface ConvRun {
   keepIm2colBytes: number;
   col2im: 'phase' | 'taps';
   dcol: DcolLayout;
+  gemmForward: GemmForward;
 }
 
 const MAX_GROUPS = 65535;
@@ -103,7 +113,11 @@ export function convRun(op: string, o: ConvImpl | Conv2dOptions | ConvRun = {}):
   if (col2im !== 'phase' && col2im !== 'taps') throw new Error(`kinkless: ${op}: col2im must be 'phase' or 'taps', got ${String(col2im)}`);
   const dcol = opts.dcol ?? 'auto';
   if (dcol !== 'auto' && dcol !== 'pixel' && dcol !== 'k') throw new Error(`kinkless: ${op}: dcol must be 'auto', 'pixel' or 'k', got ${String(dcol)}`);
-  return { impl, gemmChunkBytes: bytes('gemmChunkBytes', DEFAULT_GEMM_CHUNK_BYTES, 4), keepIm2colBytes: bytes('keepIm2colBytes', DEFAULT_KEEP_IM2COL_BYTES, 0), col2im, dcol };
+  const gemmForward = opts.gemmForward ?? 'auto';
+  if (gemmForward !== 'auto' && gemmForward !== 'permute' && gemmForward !== 'direct') {
+    throw new Error(`kinkless: ${op}: gemmForward must be 'auto', 'permute' or 'direct', got ${String(gemmForward)}`);
+  }
+  return { impl, gemmChunkBytes: bytes('gemmChunkBytes', DEFAULT_GEMM_CHUNK_BYTES, 4), keepIm2colBytes: bytes('keepIm2colBytes', DEFAULT_KEEP_IM2COL_BYTES, 0), col2im, dcol, gemmForward };
 }
 
 /** Validate shapes and options; returns the resolved geometry. */
@@ -243,6 +257,14 @@ export function chooseDcolLayout(p: ConvGeom, run: ConvRun, device: Device): 'pi
   if (CK < 32) return 'k';
   if (run.dcol !== 'auto') return run.dcol;
   return isLlvmpipe(device.adapter) ? 'k' : 'pixel';
+}
+
+/**
+ * The GEMM forward's orientation for a run (before the one-group / one-chunk check).
+ * NOTE: 'auto' is 'permute' (see docs/conv2d.md for the measurements).
+ */
+export function chooseGemmForward(_p: ConvGeom, run: ConvRun, _device: Device): 'permute' | 'direct' {
+  return run.gemmForward === 'auto' ? 'permute' : run.gemmForward;
 }
 
 /**

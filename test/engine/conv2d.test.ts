@@ -170,6 +170,50 @@ describe('conv2d GEMM path: batch chunking and the auto choice', () => {
     }
   });
 
+  it("gemmForward 'direct' (W · col_n^T per image, NCHW out) and 'permute' match the reference, with and without the kept im2col, bias and a fused activation", async () => {
+    const d = await testDevice();
+    const conv2: Case = { name: 'MNIST conv2 32->64 3x3 stride 2, N=3', x: [3, 32, 26, 26], w: [64, 32, 3, 3], o: { stride: [2, 2] } };
+    for (const c of [...CASES, conv2]) {
+      for (const keepIm2colBytes of [0, 1 << 30]) {
+        const specs = await dispatchSpecs(d, async () => checkAll(c, 'gemm', 201, { gemmForward: 'direct', keepIm2colBytes }));
+        // One group: the forward product is W · col_n^T (transB, batched over the images) and
+        // there is no permute pass; several groups fall back to the permute orientation.
+        const one = (c.o.groups ?? 1) === 1;
+        const fwd = specs.find((s) => s.info?.op === 'matmul')!;
+        expect(/tB/.test(fwd.info!.geometry ?? ''), `${c.name}: ${fwd.info!.geometry}`).toBe(one);
+        if (one) expect(specs.some((s) => s.kernel.family === 'conv2d_gemm_epilogue'), c.name).toBe(false);
+        await checkAll(c, 'gemm', 202, { gemmForward: 'permute', keepIm2colBytes });
+      }
+      if ((c.o.groups ?? 1) !== 1) continue;
+      // Fused activation (conv2dAct) with y and z, and without a bias.
+      const p = geom64(c.x, c.w, c.o);
+      const x64 = f32(randArray(size(c.x), 211, -1, 1));
+      const w64 = f32(randArray(size(c.w), 212, -1, 1));
+      const b64 = f32(randArray(c.w[0], 213, -1, 1));
+      const dy64 = f32(randArray(p.N * p.O * p.OH * p.OW, 214, -1, 1));
+      for (const kind of ['relu', 'silu'] as const) {
+        for (const bias of [true, false]) {
+          await E.scopeAsync(async () => {
+            const X = E.Tensor.from(d, Float32Array.from(x64), c.x);
+            const Wt = E.Tensor.from(d, Float32Array.from(w64), c.w);
+            const B = bias ? E.Tensor.from(d, Float32Array.from(b64), [c.w[0]]) : null;
+            for (const t of [X, Wt, ...(B ? [B] : [])]) t.requiresGrad = true;
+            const Y = E.conv2dAct(X, Wt, B, kind, { ...opts(c, 'gemm'), gemmForward: 'direct' });
+            const z = conv64(x64, w64, bias ? b64 : null, p);
+            const f = (v: number): number => (kind === 'relu' ? Math.max(v, 0) : v / (1 + Math.exp(-v)));
+            const df = (v: number): number => (kind === 'relu' ? (v > 0 ? 1 : 0) : (1 + Math.exp(-v) + v * Math.exp(-v)) / (1 + Math.exp(-v)) ** 2);
+            expectClose(await Y.f32(), z.map(f), { atol: 1e-4, rtol: 1e-4 }, `${c.name} ${kind} bias ${bias} y`);
+            const dz = dy64.map((g, i) => g * df(z[i]!));
+            const gs = E.grad(Y, [X, Wt, ...(B ? [B] : [])], E.Tensor.from(d, Float32Array.from(dy64), Y.shape));
+            expectClose(await gs[0]!.f32(), conv64BackwardInput(dz, w64, p), { atol: 1e-4, rtol: 1e-4 }, `${c.name} ${kind} dx`);
+            expectClose(await gs[1]!.f32(), conv64BackwardFilter(dz, x64, p), { atol: 3e-4, rtol: 1e-4 }, `${c.name} ${kind} dw`);
+            if (B) expectClose(await gs[2]!.f32(), conv64BackwardBias(dz, p), { atol: 1e-4, rtol: 1e-4 }, `${c.name} ${kind} db`);
+          });
+        }
+      }
+    }
+  });
+
   it('gemm dw with the bias gradient from a ones column, per-image slices on narrow products (no dy permute, no db reduce)', async () => {
     const d = await testDevice();
     // conv1-like (1 group, Kc = 12 columns <= OH*OW / 8: one image per slice), odd N; the
@@ -317,17 +361,24 @@ describe('conv2d extremes, epilogue, errors', () => {
     const Wt = E.Tensor.from(d, Float32Array.from(randArray(size(c.w), 62)), c.w);
     const B = E.Tensor.from(d, Float32Array.from(randArray(c.w[0], 63)), [c.w[0]]);
     for (const t of [X, Wt, B]) t.requiresGrad = true;
-    for (const [impl, cap] of [['auto', undefined], ['gemm', undefined], ['gemm', 4 * 48 * 11 * 13 * 2], ['pixel', undefined]] as const) {
+    for (const [impl, cap, extra] of [
+      ['auto', undefined, {}],
+      ['gemm', undefined, {}],
+      ['gemm', 4 * 48 * 11 * 13 * 2, {}],
+      ['pixel', undefined, {}],
+      ['gemm', undefined, { gemmForward: 'direct', dcol: 'k' }],
+      ['gemm', undefined, { gemmForward: 'direct', keepIm2colBytes: 0 }],
+    ] as const) {
       const step = async (): Promise<void> => {
         await E.scopeAsync(async () => {
-          const gs = E.grad(E.sum(conv2d(X, Wt, B, { padding: 1, impl, gemmChunkBytes: cap })), [X, Wt, B]);
+          const gs = E.grad(E.sum(conv2d(X, Wt, B, { padding: 1, impl, gemmChunkBytes: cap, ...extra })), [X, Wt, B]);
           for (const g of gs) await g!.f32();
         });
       };
       await step();
       const before = d.stats().liveBuffers;
       for (let i = 0; i < 5; i++) await step();
-      expect(d.stats().liveBuffers, `${impl} cap ${cap}`).toBe(before);
+      expect(d.stats().liveBuffers, `${impl} cap ${cap} ${JSON.stringify(extra)}`).toBe(before);
     }
   });
 
@@ -352,6 +403,7 @@ describe('conv2d extremes, epilogue, errors', () => {
     expect(() => conv2d(X, w([4, 6, 3, 3]), null, { keepIm2colBytes: -1 })).toThrow(/conv2d: keepIm2colBytes must be an integer >= 0 \(bytes\), got -1/);
     expect(() => conv2d(X, w([4, 6, 3, 3]), null, { col2im: 'scatter' as 'phase' })).toThrow(/conv2d: col2im must be 'phase' or 'taps', got scatter/);
     expect(() => conv2d(X, w([4, 6, 3, 3]), null, { dcol: 'row' as 'k' })).toThrow(/conv2d: dcol must be 'auto', 'pixel' or 'k', got row/);
+    expect(() => conv2d(X, w([4, 6, 3, 3]), null, { gemmForward: 'nchw' as 'direct' })).toThrow(/conv2d: gemmForward must be 'auto', 'permute' or 'direct', got nchw/);
   });
 });
 
