@@ -315,7 +315,8 @@ function matmulLaunch(a: Tensor, b: Tensor, o: MatmulRawOptions, act: FusedAct |
   }
   const { tile } = choice;
   const [tileM, tileN] = sgTile({ lanes: SG_LANES, ...tile });
-  const sg = { lanes: SG_LANES, ...tile, transA: tA, transB: tB, vecA: !tA && K % 4 === 0, vecB, vecY };
+  // NOTE: the batch shape is baked into the subgroup kernel (see SgMatmulParams.bshape).
+  const sg = { lanes: SG_LANES, ...tile, transA: tA, transB: tB, vecA: !tA && K % 4 === 0, vecB, vecY, bshape };
   const gx = Math.ceil(N / tileN);
   const gy = Math.ceil(M / tileM);
   if (split === 1) {
