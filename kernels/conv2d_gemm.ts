@@ -55,6 +55,43 @@ export function gemmUniformWords(p: GemmGeom, e: { Nc: number; n0: number; gx: n
 
 const range = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
 
+/**
+ * The uniform words a kernel may bake in as constants: everything but gx, n0, threads and
+ * N (the chunk's image count: no kernel divides by it, so a last, shorter chunk or another
+ * batch size reuses the pipeline).
+ */
+export const GEMM_BAKED_FIELDS = ['C', 'H', 'W', 'O', 'OH', 'OW', 'G', 'KH', 'KW', 'Cg', 'Og', 'sh', 'sw', 'ph', 'pw', 'dlh', 'dlw', 'Kp', 'ones', 'nblk'] as const;
+export type GemmBaked = Record<(typeof GEMM_BAKED_FIELDS)[number], number>;
+
+/** The baked fields of a uniform word list (gemmUniformWords' order). */
+export function gemmBakedFromWords(words: number[]): GemmBaked {
+  const names = ['N', 'C', 'H', 'W', 'O', 'OH', 'OW', 'G', 'KH', 'KW', 'Cg', 'Og', 'sh', 'sw', 'ph', 'pw', 'dlh', 'dlw', 'gx', 'Kp', 'n0', 'ones', 'nblk', 'threads'];
+  const out = {} as GemmBaked;
+  for (const f of GEMM_BAKED_FIELDS) out[f] = words[names.indexOf(f)]!;
+  return out;
+}
+
+/** Key text of a baked geometry ('u' when none). */
+export function gemmBakedKey(b: GemmBaked | null | undefined): string {
+  return b ? GEMM_BAKED_FIELDS.map((f) => b[f]).join(',') : 'u';
+}
+
+/**
+ * Bake a geometry into a kernel's body: each uniform field u.F of GEMM_BAKED_FIELDS
+ * becomes a function-scope constant (or, unbaked, a let of the uniform), declared at the
+ * top of main. NOTE (lavapipe): x86 has no vector integer division, so `%` and `/` by a
+ * uniform run as one scalar division per lane; by a constant they become multiplies and
+ * shifts (im2col and col2im decompose their thread index with several of them).
+ */
+function bake(wgsl: string, b: GemmBaked | null | undefined): string {
+  const used = GEMM_BAKED_FIELDS.filter((f) => new RegExp(`\\bu\\.${f}\\b`).test(wgsl));
+  const decl = used.map((f) => (b ? `  const g_${f} = ${b[f]}i;` : `  let g_${f} = u.${f};`)).join('\n');
+  const body = wgsl.replace(new RegExp(`\\bu\\.(${GEMM_BAKED_FIELDS.join('|')})\\b`, 'g'), 'g_$1');
+  const out = body.replace(/(fn main\(.*\) \{\n)/, `$1${decl}\n`);
+  if (out === body) throw new Error('conv2d_gemm: bake: no main() to declare the geometry in');
+  return out;
+}
+
 /** Stores of E values v0..v{E-1} at flat offset `base` (row position p0, row length `len`). */
 function stores(buf: string, base: string, p0: string, len: string, E: number, vec: boolean): string {
   if (vec) {
@@ -71,9 +108,9 @@ function stores(buf: string, base: string, p0: string, len: string, E: number, v
  * k == ones, 0 for other k >= CK; p = oh*OW + ow. One thread per E consecutive k of one
  * pixel row (threads = G*N*OH*OW*nblk, nblk = ceil(Kp / E)); the (ci, kh, kw) walk is
  * incremental. `vec`: Kp % 4 == 0 (vec4 stores; E must then be a multiple of 4).
- * Bindings: x, col.
+ * `oneGroup`: G == 1 (row / (OH*OW) is the image, no division by N). Bindings: x, col.
  */
-export function im2colWgsl(vec: boolean, E = GEMM_EPT): string {
+export function im2colWgsl(vec: boolean, E = GEMM_EPT, oneGroup = false): string {
   const es = range(E);
   return `// conv2d_im2col (pixel-major, ${E} taps per thread${vec ? ', vec4 stores' : ''})
 ${GEMM_UNIFORM_WGSL}
@@ -88,8 +125,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let OHW = u.OH * u.OW;
   let pix = row % OHW;
   let gn = row / OHW;
-  let n = gn % u.N;
-  let g = gn / u.N;
+${oneGroup ? '  let n = gn;\n  let g = 0;' : '  let n = gn % u.N;\n  let g = gn / u.N;'}
   let ihb = (pix / u.OW) * u.sh - u.ph;
   let iwb = (pix % u.OW) * u.sw - u.pw;
   let HW = u.H * u.W;
@@ -179,9 +215,9 @@ ${stores('dx', '((u.n0 + n) * u.C + c) * HW + p0', 'p0', 'HW', E, vec)}
  * all of them and are found by a test per tap, not per pixel: only the kernel offsets
  * congruent with the phase (about 1/(sh*sw) of them) are visited, and for a visited tap
  * the E pixels read consecutive output columns ow = j + (phw + pw - kw*dlw)/sw.
- * NOTE: the phase is the slowest-varying part of the thread index, so the lanes of a
- * workgroup share it (the tap tests agree across lanes except at phase boundaries).
- * Threads = sh*sw * N * C * ceil(H/sh) * nblk (nblk = ceil(ceil(W/sw) / E)); threads of
+ * NOTE: the phase varies slower than the channel, row and block of the thread index (only
+ * the image varies slower), so the lanes of a workgroup share it (the tap tests agree
+ * across lanes except at phase boundaries). Threads = N * sh*sw * C * ceil(H/sh) * nblk (nblk = ceil(ceil(W/sw) / E)); threads of
  * rows past their phase's last row return. Bindings: dcol, dx.
  */
 export function col2imPhaseWgsl(sh: number, sw: number, kMajor: boolean, E: number): string {
@@ -200,8 +236,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   var r = t / u.nblk;
   let i = r % RH; r = r / RH;
   let c = r % u.C; r = r / u.C;
-  let n = r % u.N;
-  let phz = r / u.N;
+  let phz = r % ${sh * sw};
+  let n = r / ${sh * sw};
   let phh = phz / ${sw};
   let phw = phz % ${sw};
   let ih = phh + i * ${sh};
@@ -277,27 +313,27 @@ ${bias ? '  v = select(v, b[u32(o)], k == u.ones);' : ''}
 }
 
 /** Descriptor of im2col. Bindings: x, col. */
-export const conv2dIm2colKernel = defineKernel<{ vec: boolean; E: number }>({
+export const conv2dIm2colKernel = defineKernel<{ vec: boolean; E: number; baked?: GemmBaked | null }>({
   name: 'conv2d_im2col',
-  key: (p) => `${p.vec ? 'v' : 's'}${p.E}`,
+  key: (p) => `${p.vec ? 'v' : 's'}${p.E}:${gemmBakedKey(p.baked)}`,
   bindings: () => [...reads('x'), ...writes('col')],
-  build: (p) => im2colWgsl(p.vec, p.E),
+  build: (p) => bake(im2colWgsl(p.vec, p.E, p.baked?.G === 1), p.baked),
 });
 
 /** Descriptor of the all-taps gather col2im. Bindings: dcol, dx. */
-export const conv2dCol2imKernel = defineKernel<{ sh: number; sw: number; vec: boolean; kMajor: boolean }>({
+export const conv2dCol2imKernel = defineKernel<{ sh: number; sw: number; vec: boolean; kMajor: boolean; baked?: GemmBaked | null }>({
   name: 'conv2d_col2im',
-  key: (p) => `${p.sh}x${p.sw}:${p.vec ? 'v' : 's'}:${p.kMajor ? 'k' : 'p'}`,
+  key: (p) => `${p.sh}x${p.sw}:${p.vec ? 'v' : 's'}:${p.kMajor ? 'k' : 'p'}:${gemmBakedKey(p.baked)}`,
   bindings: () => [...reads('dcol'), ...writes('dx')],
-  build: (p) => col2imWgsl(p.sh, p.sw, p.vec, p.kMajor),
+  build: (p) => bake(col2imWgsl(p.sh, p.sw, p.vec, p.kMajor), p.baked),
 });
 
 /** Descriptor of the stride-phase col2im. Bindings: dcol, dx. */
-export const conv2dCol2imPhaseKernel = defineKernel<{ sh: number; sw: number; kMajor: boolean; E: number }>({
+export const conv2dCol2imPhaseKernel = defineKernel<{ sh: number; sw: number; kMajor: boolean; E: number; baked?: GemmBaked | null }>({
   name: 'conv2d_col2im_phase',
-  key: (p) => `${p.sh}x${p.sw}:${p.kMajor ? 'k' : 'p'}:${p.E}`,
+  key: (p) => `${p.sh}x${p.sw}:${p.kMajor ? 'k' : 'p'}:${p.E}:${gemmBakedKey(p.baked)}`,
   bindings: () => [...reads('dcol'), ...writes('dx')],
-  build: (p) => col2imPhaseWgsl(p.sh, p.sw, p.kMajor, p.E),
+  build: (p) => bake(col2imPhaseWgsl(p.sh, p.sw, p.kMajor, p.E), p.baked),
 });
 
 /** Descriptor of the forward GEMM's filter packing (`rows`: [G, Og, Kp], else transposed). Bindings: w, [b], waug. */

@@ -3,7 +3,7 @@
 // the batch to bound the temporaries (ConvRun.gemmChunkBytes). The forward can hand its
 // im2col to the filter gradient (ConvRun.keepIm2colBytes), which then skips rebuilding it.
 import type { Tensor } from '../tensor.ts';
-import { GEMM_EPT, GEMM_WG, col2imPhaseEpt, conv2dCol2imKernel, conv2dCol2imPhaseKernel, conv2dGemmPackFilterKernel, conv2dIm2colKernel, gemmUniformWords } from '../../kernels/conv2d_gemm.ts';
+import { GEMM_EPT, GEMM_WG, col2imPhaseEpt, conv2dCol2imKernel, conv2dCol2imPhaseKernel, conv2dGemmPackFilterKernel, conv2dIm2colKernel, gemmBakedFromWords, gemmUniformWords } from '../../kernels/conv2d_gemm.ts';
 import { GEMM_EPI_EPT, GEMM_EPI_WG, conv2dGemmEpilogueKernel, gemmEpilogueBinding } from '../../kernels/conv2d_epilogue.ts';
 import type { ConvGeom } from '../../kernels/conv2d_common.ts';
 import { grid1d } from '../../kernels/elementwise.ts';
@@ -23,8 +23,11 @@ export interface KeptIm2col {
   ones: number;
 }
 
-/** im2col of images [n0, n0 + Nc) into col [G, Nc*OH*OW, Kp] (column `ones` all ones, or -1). */
-export function conv2dIm2col(x: Tensor, p: ConvGeom, n0: number, Nc: number, Kp: number, ones: number, what = 'im2col'): Tensor {
+/**
+ * im2col of images [n0, n0 + Nc) into col [G, Nc*OH*OW, Kp] (column `ones` all ones, or -1).
+ * `bake`: the geometry as constants in the kernel (ConvRun.bakeGeometry).
+ */
+export function conv2dIm2col(x: Tensor, p: ConvGeom, n0: number, Nc: number, Kp: number, ones: number, what = 'im2col', bake = true): Tensor {
   const device = x.device;
   const rows = p.G * Nc * p.OH * p.OW;
   const col = alloc(device, [p.G, Nc * p.OH * p.OW, Kp]);
@@ -32,10 +35,11 @@ export function conv2dIm2col(x: Tensor, p: ConvGeom, n0: number, Nc: number, Kp:
   const nblk = Math.ceil(Kp / E);
   const threads = rows * nblk;
   const g = grid1d(threads, GEMM_WG);
-  const u = new Uniforms().i32(...gemmUniformWords(p, { Nc, n0, gx: g.gx, Kp, ones, nblk, threads })).bytes();
+  const words = gemmUniformWords(p, { Nc, n0, gx: g.gx, Kp, ones, nblk, threads });
+  const u = new Uniforms().i32(...words).bytes();
   const xBytes = (convBytes(p).x / p.N) * Nc;
   device.dispatch({
-    kernel: conv2dIm2colKernel({ vec: Kp % 4 === 0, E }),
+    kernel: conv2dIm2colKernel({ vec: Kp % 4 === 0, E, baked: bake ? gemmBakedFromWords(words) : null }),
     buffers: [x.buffer, col.buffer],
     uniforms: u,
     workgroups: g.workgroups,
@@ -100,7 +104,7 @@ export function gemmForward(x: Tensor, w: Tensor, b: Tensor | null, p: ConvGeom,
   let kept: KeptIm2col | null = null;
   for (let n0 = 0; n0 < p.N; n0 += Nc) {
     const nc = Math.min(Nc, p.N - n0);
-    const col = conv2dIm2col(x, p, n0, nc, Kp, ones, 'fwd im2col');
+    const col = conv2dIm2col(x, p, n0, nc, Kp, ones, 'fwd im2col', run.bakeGeometry);
     const yt = matmulRaw(col, wa);
     if (keepCol) kept = { col, Kp, ones };
     else col.dispose();
@@ -150,7 +154,7 @@ function gemmForwardDirect(x: Tensor, w: Tensor, b: Tensor | null, p: ConvGeom, 
     workgroups: g.workgroups,
     info: convInfo(p, 'fwd gemm pack filter', 0, convBytes(p).w + 4 * wa.size),
   });
-  const col = conv2dIm2col(x, p, 0, p.N, Kp, ones, 'fwd im2col');
+  const col = conv2dIm2col(x, p, 0, p.N, Kp, ones, 'fwd im2col', run.bakeGeometry);
   const colv = col.view([p.N, OHW, Kp]);
   const r = act ? matmulAct(wa, colv, { transB: true }, act) : { y: matmulRaw(wa, colv, { transB: true }), z: null };
   colv.dispose();
@@ -211,14 +215,16 @@ export function gemmBackwardInput(dy: Tensor, w: Tensor, p: ConvGeom, run: ConvR
       const nblk = Math.ceil(Math.ceil(p.W / p.sw) / E);
       const threads = p.sh * p.sw * nc * p.C * Math.ceil(p.H / p.sh) * nblk;
       const g = grid1d(threads, GEMM_WG);
-      const u = new Uniforms().i32(...gemmUniformWords(p, { Nc: nc, n0, gx: g.gx, Kp: CK, ones: -1, nblk, threads })).bytes();
-      device.dispatch({ kernel: conv2dCol2imPhaseKernel({ sh: p.sh, sw: p.sw, kMajor, E }), buffers: [dcol.buffer, dx.buffer], uniforms: u, workgroups: g.workgroups, info });
+      const words = gemmUniformWords(p, { Nc: nc, n0, gx: g.gx, Kp: CK, ones: -1, nblk, threads });
+      const baked = run.bakeGeometry ? gemmBakedFromWords(words) : null;
+      device.dispatch({ kernel: conv2dCol2imPhaseKernel({ sh: p.sh, sw: p.sw, kMajor, E, baked }), buffers: [dcol.buffer, dx.buffer], uniforms: new Uniforms().i32(...words).bytes(), workgroups: g.workgroups, info });
     } else {
       const nblk = Math.ceil(HW / GEMM_EPT);
       const threads = nc * p.C * nblk;
       const g = grid1d(threads, GEMM_WG);
-      const u = new Uniforms().i32(...gemmUniformWords(p, { Nc: nc, n0, gx: g.gx, Kp: CK, ones: -1, nblk, threads })).bytes();
-      device.dispatch({ kernel: conv2dCol2imKernel({ sh: p.sh, sw: p.sw, vec: HW % 4 === 0, kMajor }), buffers: [dcol.buffer, dx.buffer], uniforms: u, workgroups: g.workgroups, info });
+      const words = gemmUniformWords(p, { Nc: nc, n0, gx: g.gx, Kp: CK, ones: -1, nblk, threads });
+      const baked = run.bakeGeometry ? gemmBakedFromWords(words) : null;
+      device.dispatch({ kernel: conv2dCol2imKernel({ sh: p.sh, sw: p.sw, vec: HW % 4 === 0, kMajor, baked }), buffers: [dcol.buffer, dx.buffer], uniforms: new Uniforms().i32(...words).bytes(), workgroups: g.workgroups, info });
     }
     dcol.dispose();
   }
@@ -277,7 +283,7 @@ export function gemmBackwardFilter(dy: Tensor, x: Tensor, p: ConvGeom, run: Conv
     if (perImage) S = nc;
     else for (let d = 1; d <= nc; d++) if (nc % d === 0 && d * groups <= Math.max(GEMM_DW_TARGET_GROUPS, groups)) S = d;
     const Ns = nc / S;
-    const col = kept ? kept.col : conv2dIm2col(x, p, n0, nc, Kc, ones, 'dw im2col');
+    const col = kept ? kept.col : conv2dIm2col(x, p, n0, nc, Kc, ones, 'dw im2col', run.bakeGeometry);
     const colv = col.view([p.G, S, Ns * OHW, Kc]);
     if (!kept) col.dispose();
     let dyP: Tensor;

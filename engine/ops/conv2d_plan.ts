@@ -73,6 +73,13 @@ export interface Conv2dOptions {
    * of images only, else 'permute').
    */
   gemmForward?: GemmForward;
+  /**
+   * Bake each shape's geometry into the GEMM path's im2col / col2im kernels as constants
+   * (default true: one pipeline per shape and chunk size; integer division by a constant
+   * compiles to multiplies on lavapipe, by a uniform to scalar divisions); false: read it
+   * from the uniforms (one pipeline for every shape).
+   */
+  bakeGeometry?: boolean;
 }
 
 export type DcolLayout = 'auto' | 'pixel' | 'k';
@@ -86,6 +93,7 @@ export interface ConvRun {
   col2im: 'phase' | 'taps';
   dcol: DcolLayout;
   gemmForward: GemmForward;
+  bakeGeometry: boolean;
 }
 
 const MAX_GROUPS = 65535;
@@ -117,7 +125,9 @@ export function convRun(op: string, o: ConvImpl | Conv2dOptions | ConvRun = {}):
   if (gemmForward !== 'auto' && gemmForward !== 'permute' && gemmForward !== 'direct') {
     throw new Error(`kinkless: ${op}: gemmForward must be 'auto', 'permute' or 'direct', got ${String(gemmForward)}`);
   }
-  return { impl, gemmChunkBytes: bytes('gemmChunkBytes', DEFAULT_GEMM_CHUNK_BYTES, 4), keepIm2colBytes: bytes('keepIm2colBytes', DEFAULT_KEEP_IM2COL_BYTES, 0), col2im, dcol, gemmForward };
+  const bakeGeometry = opts.bakeGeometry ?? true;
+  if (typeof bakeGeometry !== 'boolean') throw new Error(`kinkless: ${op}: bakeGeometry must be a boolean, got ${String(bakeGeometry)}`);
+  return { impl, gemmChunkBytes: bytes('gemmChunkBytes', DEFAULT_GEMM_CHUNK_BYTES, 4), keepIm2colBytes: bytes('keepIm2colBytes', DEFAULT_KEEP_IM2COL_BYTES, 0), col2im, dcol, gemmForward, bakeGeometry };
 }
 
 /** Validate shapes and options; returns the resolved geometry. */

@@ -126,12 +126,32 @@ describe('conv2d GEMM path: batch chunking and the auto choice', () => {
     }
   });
 
-  it("col2im 'phase' and 'taps' and im2col kept or rebuilt all match the reference (strides 1-3)", async () => {
+  it("col2im 'phase' and 'taps' and im2col kept or rebuilt all match the reference (strides 1-3), geometry baked or not", async () => {
     for (const c of CASES.filter((k) => k.w[1] * k.w[2] * k.w[3] >= 4)) {
       for (const col2im of ['phase', 'taps'] as const) {
         for (const keepIm2colBytes of [0, 1 << 30]) await checkAll(c, 'gemm', 111, { col2im, keepIm2colBytes });
+        await checkAll(c, 'gemm', 112, { col2im, bakeGeometry: false });
       }
     }
+  });
+
+  it('baked geometry: one im2col / col2im pipeline per layer shape, whatever the batch or chunk size', async () => {
+    const d = await testDevice();
+    const c = CASES[1]!;
+    const p = geom64([1, ...c.x.slice(1)], c.w, c.o);
+    const CK = c.w[1] * c.w[2] * c.w[3];
+    const per = Math.max(p.G * Math.ceil((CK + 1) / 4) * 4 * p.OH * p.OW, p.O * p.OH * p.OW, p.O * CK);
+    const keys = async (N: number, extra: Conv2dOptions): Promise<string[]> => {
+      const specs = await dispatchSpecs(d, async () => checkAll({ ...c, x: [N, c.x[1], c.x[2], c.x[3]] }, 'gemm', 221 + N, extra));
+      return [...new Set(specs.filter((s) => /im2col|col2im/.test(s.kernel.family)).map((s) => s.kernel.cacheKey))].sort();
+    };
+    // N = 5 in chunks of 2, 2, 1 (balanced) vs N = 3 in one chunk: the same baked kernels.
+    const chunked = await keys(5, { gemmChunkBytes: 4 * per * 2 + 4 });
+    expect(chunked.length).toBeGreaterThanOrEqual(2);
+    expect(chunked.every((k) => !k.endsWith(':u'))).toBe(true);
+    expect(await keys(3, {})).toEqual(chunked);
+    // Unbaked: the geometry comes from the uniforms (keys end in 'u'), same results.
+    expect((await keys(3, { bakeGeometry: false })).every((k) => k.endsWith(':u'))).toBe(true);
   });
 
   it("dcol 'pixel' and 'k' (k-major dx product, filter packed transposed) match the reference, chunked too", async () => {
@@ -404,6 +424,7 @@ describe('conv2d extremes, epilogue, errors', () => {
     expect(() => conv2d(X, w([4, 6, 3, 3]), null, { col2im: 'scatter' as 'phase' })).toThrow(/conv2d: col2im must be 'phase' or 'taps', got scatter/);
     expect(() => conv2d(X, w([4, 6, 3, 3]), null, { dcol: 'row' as 'k' })).toThrow(/conv2d: dcol must be 'auto', 'pixel' or 'k', got row/);
     expect(() => conv2d(X, w([4, 6, 3, 3]), null, { gemmForward: 'nchw' as 'direct' })).toThrow(/conv2d: gemmForward must be 'auto', 'permute' or 'direct', got nchw/);
+    expect(() => conv2d(X, w([4, 6, 3, 3]), null, { bakeGeometry: 1 as unknown as boolean })).toThrow(/conv2d: bakeGeometry must be a boolean, got 1/);
   });
 });
 
