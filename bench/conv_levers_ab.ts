@@ -2,7 +2,7 @@
 // every case once, wall clock with a device sync per run; medians over the rounds.
 // Run: npx tsx bench/conv_levers_ab.ts [rounds (9)] [name filter]
 import { createDevice, Tensor, grad, scope } from '../engine/index.ts';
-import { conv2dBackward, conv2dBackwardInput, conv2dGeometry, convRun, conv2d, type Conv2dOptions } from '../engine/ops/conv2d.ts';
+import { conv2dBackward, conv2dBackwardInput, conv2dGeometry, convRun, type Conv2dOptions } from '../engine/ops/conv2d.ts';
 import { conv2dAct } from '../engine/ops/fused.ts';
 import { hostRand as rand } from './host_rand.ts';
 
@@ -23,14 +23,17 @@ const t1 = tensors(conv1);
 const t2 = tensors(conv2);
 t1.w.requiresGrad = true; t1.b.requiresGrad = true;
 t2.w.requiresGrad = true; t2.b.requiresGrad = true;
+const fwdDw = (o: Conv2dOptions) => () => scope(() => void grad(conv2dAct(t2.x, t2.w, t2.b, 'relu', { stride: 2, impl: 'gemm', ...o }), [t2.w, t2.b], t2.dy));
 const cases: Record<string, () => void> = {
-  'conv2 dx dcol pixel': () => conv2dBackwardInput(t2.dy, t2.w, t2.p, { impl: 'gemm', dcol: 'pixel' }).dispose(),
-  'conv2 dx dcol k': () => conv2dBackwardInput(t2.dy, t2.w, t2.p, { impl: 'gemm', dcol: 'k' }).dispose(),
+  'conv2 dx dcol pixel unbaked': () => conv2dBackwardInput(t2.dy, t2.w, t2.p, { impl: 'gemm', dcol: 'pixel', bakeGeometry: false }).dispose(),
+  'conv2 dx dcol pixel baked': () => conv2dBackwardInput(t2.dy, t2.w, t2.p, { impl: 'gemm', dcol: 'pixel' }).dispose(),
+  'conv2 dx dcol k unbaked': () => conv2dBackwardInput(t2.dy, t2.w, t2.p, { impl: 'gemm', dcol: 'k', bakeGeometry: false }).dispose(),
+  'conv2 dx dcol k baked': () => conv2dBackwardInput(t2.dy, t2.w, t2.p, { impl: 'gemm', dcol: 'k' }).dispose(),
   'conv1 dw+db pixel': () => scope(() => void conv2dBackward(t1.dy, { x: t1.x, w: t1.w, b: t1.b, p: t1.p, run: convRun('conv2d', 'pixel'), kept: null })),
   'conv1 dw+db gemm': () => scope(() => void conv2dBackward(t1.dy, { x: t1.x, w: t1.w, b: t1.b, p: t1.p, run: convRun('conv2d', 'gemm'), kept: null })),
-  'conv1 fwd+bwd relu fused': () => scope(() => void grad(conv2dAct(t1.x, t1.w, t1.b, 'relu'), [t1.w, t1.b], t1.dy.view([128, 32, 26, 26]))),
-  'conv1 fwd+bwd silu fused': () => scope(() => void grad(conv2dAct(t1.x, t1.w, t1.b, 'silu'), [t1.w, t1.b], t1.dy.view([128, 32, 26, 26]))),
-  'conv2 fwd+dw+db gemm': () => scope(() => void grad(conv2d(t2.x, t2.w, t2.b, { stride: 2, impl: 'gemm' }), [t2.w, t2.b], t2.dy)),
+  'conv2 fwd+dw+db relu permute unbaked': fwdDw({ gemmForward: 'permute', bakeGeometry: false }),
+  'conv2 fwd+dw+db relu permute baked': fwdDw({ gemmForward: 'permute' }),
+  'conv2 fwd+dw+db relu direct baked': fwdDw({ gemmForward: 'direct' }),
 };
 const names = Object.keys(cases).filter((n) => n.includes(only));
 const times: Record<string, number[]> = Object.fromEntries(names.map((n) => [n, []]));
