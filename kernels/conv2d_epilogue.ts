@@ -25,9 +25,25 @@ export function gemmEpilogueBinding(saveZ: boolean, bias = false): number {
  * `fn epi_act(z: f32) -> f32` (and may declare bindings from gemmEpilogueBinding on); null:
  * none (a plain permute + bias).
  */
-export function gemmPermuteActWgsl(act: string | null, saveZ: boolean, bias = false): string {
+export function gemmPermuteActWgsl(act: string | null, saveZ: boolean, bias = false, baked: GemmEpiBaked | null = null): string {
   const E = GEMM_EPI_EPT;
   if (saveZ && act === null) throw new Error('conv2d_gemm_epilogue: saveZ needs an act');
+  const wgsl = permuteActWgsl(act, saveZ, bias, E);
+  if (!baked) return wgsl;
+  // NOTE (lavapipe): the thread index is split with % and / by O, OHW and Og; as constants
+  // they compile to multiplies (by uniforms, to scalar divisions: no vector integer division on x86).
+  const out = wgsl.replace(/\bu\.(O|OHW|Og)\b/g, (_m, f: keyof GemmEpiBaked) => `${baked[f]}i`);
+  return out;
+}
+
+/** The geometry an epilogue kernel may bake in (the image count Nc stays a uniform). */
+export interface GemmEpiBaked {
+  O: number;
+  OHW: number;
+  Og: number;
+}
+
+function permuteActWgsl(act: string | null, saveZ: boolean, bias: boolean, E: number): string {
   return `// conv2d_gemm_epilogue (permute zT -> NCHW, y = ${act === null ? 'z' : 'act(z)'}${bias ? ' + bias' : ''}${saveZ ? ', saveZ' : ''}, ${E} pixels per thread)
 struct U { Nc: i32, O: i32, OHW: i32, Og: i32, n0: i32, gx: i32, threads: i32, pad: i32, act: vec4<f32> };
 @group(0) @binding(0) var<uniform> u: U;
@@ -60,13 +76,13 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
 }
 
 /** Descriptor of the GEMM path's permute + activation / bias. Bindings: zt, y, [z], [b], [act params]. */
-export const conv2dGemmEpilogueKernel = defineKernel<{ act: string | null; actBuffers: number; saveZ: boolean; bias: boolean }>({
+export const conv2dGemmEpilogueKernel = defineKernel<{ act: string | null; actBuffers: number; saveZ: boolean; bias: boolean; baked?: GemmEpiBaked | null }>({
   name: 'conv2d_gemm_epilogue',
-  key: (p) => `z${p.saveZ ? 1 : 0}b${p.bias ? 1 : 0}n${p.actBuffers}:${p.act ?? '-'}`,
+  key: (p) => `z${p.saveZ ? 1 : 0}b${p.bias ? 1 : 0}n${p.actBuffers}:${p.baked ? `${p.baked.O},${p.baked.OHW},${p.baked.Og}` : 'u'}:${p.act ?? '-'}`,
   bindings: (p) => [
     ...reads('zt'),
     ...writes('y', ...(p.saveZ ? ['z'] : [])),
     ...reads(...(p.bias ? ['b'] : []), ...Array.from({ length: p.actBuffers }, () => 'act_raw')),
   ],
-  build: (p) => gemmPermuteActWgsl(p.act, p.saveZ, p.bias),
+  build: (p) => gemmPermuteActWgsl(p.act, p.saveZ, p.bias, p.baked ?? null),
 });

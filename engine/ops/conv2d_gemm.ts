@@ -114,7 +114,7 @@ export function gemmForward(x: Tensor, w: Tensor, b: Tensor | null, p: ConvGeom,
       const u = new Uniforms().i32(nc, p.O, OHW, p.Og, n0, g.gx, threads, 0).f32(...(launch?.uniformF32 ?? [0, 0, 0, 0])).bytes();
       const saveZ = !!launch?.saveZ;
       device.dispatch({
-        kernel: conv2dGemmEpilogueKernel({ act: launch?.act ?? null, actBuffers: launch?.buffers.length ?? 0, saveZ, bias: !!bias }),
+        kernel: conv2dGemmEpilogueKernel({ act: launch?.act ?? null, actBuffers: launch?.buffers.length ?? 0, saveZ, bias: !!bias, baked: run.bakeGeometry ? { O: p.O, OHW, Og: p.Og } : null }),
         buffers: [yt.buffer, out.y.buffer, ...(out.z ? [out.z.buffer] : []), ...(bias ? [bias.buffer] : []), ...(launch?.buffers ?? [])],
         uniforms: u,
         workgroups: g.workgroups,
