@@ -17,7 +17,11 @@ import {
  * the image, 0 elsewhere, xp of shape [N, C, u.Hp (Hp), 4 * u.Wq (Wp)]. One thread per
  * element (index gid.x + gid.y * u.gx). Bindings: x, xp.
  */
-export function conv2dPadWgsl(): string {
+export function conv2dPadWgsl(baked: { Hp: number; Wq: number } | null = null): string {
+  return bakeFields(padWgsl(), baked);
+}
+
+function padWgsl(): string {
   return `// conv2d_pad
 ${CONV_UNIFORM_WGSL}
 @group(0) @binding(1) var<storage, read> x: array<f32>;
@@ -82,6 +86,19 @@ export interface ConvPackedSpec {
   sw: number;
   dlw: number;
   epi?: ConvEpilogue;
+  /**
+   * The output size and padded channel count baked in as constants (else read from the
+   * uniforms). NOTE (lavapipe): the thread index is split with % and / by OW and OgQ; x86
+   * has no vector integer division, so by uniforms they run as scalar divisions per lane.
+   */
+  baked?: { OH: number; OW: number; OgQ: number } | null;
+}
+
+/** Replace the uniform fields `u.F` of `vals` by their values (i32 literals). */
+function bakeFields(wgsl: string, vals: Record<string, number> | null | undefined): string {
+  if (!vals) return wgsl;
+  const names = Object.keys(vals);
+  return wgsl.replace(new RegExp(`\\bu\\.(${names.join('|')})\\b`, 'g'), (_m, f: string) => `${vals[f]}i`);
 }
 
 /** Number of vec4 loads of one padded x row a thread needs (4 outputs, all KW taps). */
@@ -98,6 +115,10 @@ export function convPackedSpan(s: { KW: number; sw: number; dlw: number }): numb
  * compile-time); per tap the OB weights are OB/4 uniform vec4 loads. Bindings: xp, wt, [b], y, [z].
  */
 export function conv2dPackedWgsl(s: ConvPackedSpec): string {
+  return bakeFields(packedWgsl(s), s.baked);
+}
+
+function packedWgsl(s: ConvPackedSpec): string {
   const epi = s.epi ?? { bias: false };
   const NV = convPackedSpan(s);
   const Q = s.OB / 4;
@@ -163,11 +184,11 @@ ${
 }
 
 /** Descriptor of the zero-padding copy. Bindings: x, xp. */
-export const conv2dPadKernel = defineKernel<Record<string, never>>({
+export const conv2dPadKernel = defineKernel<{ baked?: { Hp: number; Wq: number } | null }>({
   name: 'conv2d_pad',
-  key: () => '',
+  key: (p) => (p.baked ? `${p.baked.Hp}x${p.baked.Wq}` : 'u'),
   bindings: () => [...reads('x'), ...writes('xp')],
-  build: () => conv2dPadWgsl(),
+  build: (p) => conv2dPadWgsl(p.baked ?? null),
 });
 
 /** Descriptor of the packed filter layout (optionally flipped and transposed). Bindings: w, wt. */
@@ -182,7 +203,7 @@ export const conv2dPackFilterKernel = defineKernel<{ flip: boolean }>({
 export const conv2dPackedKernel = defineKernel<ConvPackedSpec>({
   name: 'conv2d_packed',
   label: (p) => (p.epi?.act ? 'conv2d_packed_act' : 'conv2d_packed'),
-  key: (p) => `${p.OB}:${p.KW}:${p.sw}:${p.dlw}:${convEpilogueKey(p.epi ?? { bias: false })}`,
+  key: (p) => `${p.OB}:${p.KW}:${p.sw}:${p.dlw}:${p.baked ? `${p.baked.OH},${p.baked.OW},${p.baked.OgQ}` : 'u'}:${convEpilogueKey(p.epi ?? { bias: false })}`,
   bindings: (p) => convForwardBindings(['xp', 'wt'], p.epi ?? { bias: false }),
   build: conv2dPackedWgsl,
 });

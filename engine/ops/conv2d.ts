@@ -32,7 +32,7 @@ function forwardLaunch(x: Tensor, w: Tensor, b: Tensor | null, p: ConvGeom, run:
     const r = gemmForward(x, w, b, p, act, run, keep);
     return { y: r.y, z: r.z, saved: { x, w, b, p, run, kept: r.kept } };
   }
-  const r = directForward(x, w, b, p, impl, act);
+  const r = directForward(x, w, b, p, impl, act, run.bakeGeometry);
   return { ...r, saved: { x, w, b, p, run, kept: null } };
 }
 

@@ -24,7 +24,7 @@ export interface ConvSaved {
 export function conv2dBackwardInput(dy: Tensor, w: Tensor, p: ConvGeom, o: ConvImpl | Conv2dOptions | ConvRun = 'auto'): Tensor {
   const run = convRun('conv2d', o);
   const impl = resolveImpl(p, 'dx', run, dy.device);
-  return impl === 'gemm' ? gemmBackwardInput(dy, w, p, run) : directBackwardInput(dy, w, p, impl);
+  return impl === 'gemm' ? gemmBackwardInput(dy, w, p, run) : directBackwardInput(dy, w, p, impl, run.bakeGeometry);
 }
 
 /** Filter gradient dw [O, Cg, KH, KW] from dy and x (no autograd); `kept`: the forward's im2col, if it kept one. */

@@ -56,7 +56,7 @@ function fwdBytes(p: ConvGeom, bias: boolean, saveZ: boolean): number {
  * `flip`: w is the ORIGINAL filter of a stride-1 conv whose input gradient this computes
  * (`p` is then the dx-as-forward geometry; `what` names the pass in profiles).
  */
-export function packedForward(x: Tensor, w: Tensor, b: Tensor | null, p: ConvGeom, act: FusedAct | undefined, flip: boolean, what = 'fwd'): FwdOut {
+export function packedForward(x: Tensor, w: Tensor, b: Tensor | null, p: ConvGeom, act: FusedAct | undefined, flip: boolean, what = 'fwd', bake = true): FwdOut {
   const device = x.device;
   const OB = p.Og >= 8 ? 8 : 4;
   const OgP = Math.ceil(p.Og / OB) * OB;
@@ -68,7 +68,7 @@ export function packedForward(x: Tensor, w: Tensor, b: Tensor | null, p: ConvGeo
   const xp = alloc(device, [p.N, p.C, Hp, Wp]);
   const gp = grid1d(xp.size, CONV_WG);
   device.dispatch({
-    kernel: conv2dPadKernel({}),
+    kernel: conv2dPadKernel({ baked: bake ? { Hp, Wq: Wp / 4 } : null }),
     buffers: [x.buffer, xp.buffer],
     uniforms: convUniforms(p, { gx: gp.gx, ...packed }),
     workgroups: gp.workgroups,
@@ -88,7 +88,7 @@ export function packedForward(x: Tensor, w: Tensor, b: Tensor | null, p: ConvGeo
   const gx = Math.ceil((p.OH * OWB) / CONV_WG);
   const gy = p.G * (OgP / OB);
   device.dispatch({
-    kernel: conv2dPackedKernel({ OB, KW: p.KW, sw: p.sw, dlw: p.dlw, epi }),
+    kernel: conv2dPackedKernel({ OB, KW: p.KW, sw: p.sw, dlw: p.dlw, epi, baked: bake ? { OH: p.OH, OW: p.OW, OgQ: OgP / 4 } : null }),
     buffers: [xp.buffer, wt.buffer, ...(b ? [b.buffer] : []), ...outBuffers(out, launch)],
     uniforms: convUniforms(p, packed, launch),
     workgroups: [gx, gy, p.N],
@@ -103,12 +103,12 @@ export function packedForward(x: Tensor, w: Tensor, b: Tensor | null, p: ConvGeo
  * Forward by a direct kernel family: 'fast' (packed where it applies, else the
  * register-blocked kernel), 'direct', 'pixel' or 'naive' (also where a grid would not fit).
  */
-export function directForward(x: Tensor, w: Tensor, b: Tensor | null, p: ConvGeom, impl: 'fast' | 'direct' | 'pixel' | 'naive', act: FusedAct | undefined): FwdOut {
+export function directForward(x: Tensor, w: Tensor, b: Tensor | null, p: ConvGeom, impl: 'fast' | 'direct' | 'pixel' | 'naive', act: FusedAct | undefined, bake = true): FwdOut {
   const device = x.device;
   const OB = convBlock(p.Og);
   const gx = Math.ceil((p.OH * Math.ceil(p.OW / 4)) / CONV_WG);
   const gy = p.G * Math.ceil(p.Og / OB);
-  if (impl === 'fast' && packedOk(p) && fits(gx, gy, p.N)) return packedForward(x, w, b, p, act, false);
+  if (impl === 'fast' && packedOk(p) && fits(gx, gy, p.N)) return packedForward(x, w, b, p, act, false, 'fwd', bake);
   const { epi, launch } = directEpilogue(b, act);
   const out = allocOut(device, p, epi.saveZ);
   const bufs = [x.buffer, w.buffer, ...(b ? [b.buffer] : []), ...outBuffers(out, launch)];
@@ -136,10 +136,10 @@ export function directForward(x: Tensor, w: Tensor, b: Tensor | null, p: ConvGeo
 export const PIXEL_OB = 8;
 
 /** Input gradient dx [N, C, H, W] by a direct kernel family ('pixel' has none: it runs 'fast'). */
-export function directBackwardInput(dy: Tensor, w: Tensor, p: ConvGeom, impl: 'fast' | 'direct' | 'pixel' | 'naive'): Tensor {
+export function directBackwardInput(dy: Tensor, w: Tensor, p: ConvGeom, impl: 'fast' | 'direct' | 'pixel' | 'naive', bake = true): Tensor {
   const device = dy.device;
   const q = impl === 'fast' || impl === 'pixel' ? packedDxGeom(p) : null;
-  if (q) return packedForward(dy, w, null, q, undefined, true, 'dx').y;
+  if (q) return packedForward(dy, w, null, q, undefined, true, 'dx', bake).y;
   const dx = alloc(device, [p.N, p.C, p.H, p.W]);
   const IB = convBlock(p.Cg);
   const gx = Math.ceil((Math.ceil(p.H / p.sh) * Math.ceil(Math.ceil(p.W / p.sw) / 4)) / CONV_WG);

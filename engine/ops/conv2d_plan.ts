@@ -74,10 +74,11 @@ export interface Conv2dOptions {
    */
   gemmForward?: GemmForward;
   /**
-   * Bake each shape's geometry into the GEMM path's im2col / col2im kernels as constants
-   * (default true: one pipeline per shape and chunk size; integer division by a constant
-   * compiles to multiplies on lavapipe, by a uniform to scalar divisions); false: read it
-   * from the uniforms (one pipeline for every shape).
+   * Bake each layer's geometry into the kernels that split their thread index with integer
+   * division (the GEMM path's im2col, col2im and epilogue; the packed kernels and their
+   * padding) as constants (default true: one pipeline per layer shape, the batch size stays
+   * a uniform; division by a constant compiles to multiplies on lavapipe, by a uniform to
+   * scalar divisions); false: read it from the uniforms (one pipeline for every shape).
    */
   bakeGeometry?: boolean;
 }

@@ -135,6 +135,10 @@ describe('conv2d GEMM path: batch chunking and the auto choice', () => {
     }
   });
 
+  it('packed kernels (fast fwd, stride-1 dx) with the geometry baked or read from the uniforms match the reference', async () => {
+    for (const c of CASES) for (const bakeGeometry of [true, false]) await checkAll(c, 'fast', 231, { bakeGeometry });
+  });
+
   it('baked geometry: one im2col / col2im pipeline per layer shape, whatever the batch or chunk size', async () => {
     const d = await testDevice();
     const c = CASES[1]!;
