@@ -29,6 +29,8 @@ const cases: Record<string, () => void> = {
   'conv2 dx dcol pixel baked': () => conv2dBackwardInput(t2.dy, t2.w, t2.p, { impl: 'gemm', dcol: 'pixel' }).dispose(),
   'conv2 dx dcol k unbaked': () => conv2dBackwardInput(t2.dy, t2.w, t2.p, { impl: 'gemm', dcol: 'k', bakeGeometry: false }).dispose(),
   'conv2 dx dcol k baked': () => conv2dBackwardInput(t2.dy, t2.w, t2.p, { impl: 'gemm', dcol: 'k' }).dispose(),
+  'conv1 fwd relu packed unbaked': () => scope(() => void conv2dAct(t1.x, t1.w, t1.b, 'relu', { bakeGeometry: false })),
+  'conv1 fwd relu packed baked': () => scope(() => void conv2dAct(t1.x, t1.w, t1.b, 'relu', {})),
   'conv1 dw+db pixel': () => scope(() => void conv2dBackward(t1.dy, { x: t1.x, w: t1.w, b: t1.b, p: t1.p, run: convRun('conv2d', 'pixel'), kept: null })),
   'conv1 dw+db gemm': () => scope(() => void conv2dBackward(t1.dy, { x: t1.x, w: t1.w, b: t1.b, p: t1.p, run: convRun('conv2d', 'gemm'), kept: null })),
   'conv2 fwd+dw+db relu permute unbaked': fwdDw({ gemmForward: 'permute', bakeGeometry: false }),
