@@ -52,13 +52,14 @@ export interface SgMatmulParams {
   /** Write K-slice partials (no bias / act / saveZ). */
   splitK: boolean;
   /**
-   * The batch shape (4 dims, right-aligned, as the uniform's bshape) baked into the kernel,
-   * or unset: read from the uniforms. NOTE (llvmpipe): x86 has no vector integer division,
-   * so the per-workgroup `%` / `/` by a uniform batch dim runs as 8 scalar divisions per
-   * vector op (8 of them per workgroup); by a constant it becomes a multiply and shifts, and
-   * a batch of one needs none at all.
+   * Which of the 4 batch dims (right-aligned, as the uniform's bshape) exceed 1, or unset:
+   * split the workgroup's z index over all four. Dims of size 1 take no index, and the
+   * outermost dim left takes the rest of it without a division, so a batch with one
+   * dim > 1 (or none) needs no division at all, whatever its size.
+   * NOTE (llvmpipe): x86 has no vector integer division, so each `%` / `/` by a uniform
+   * runs as scalar divisions (8 per workgroup with all four dims).
    */
-  bshape?: readonly number[];
+  batchDims?: readonly boolean[];
 }
 
 /** Output tile [rows, cols] of one workgroup. */
@@ -70,20 +71,21 @@ function check(p: SgMatmulParams): void {
   if (![4, 8, 16, 32].includes(p.lanes)) throw new Error(`matmul_sg: lanes must be 4, 8, 16 or 32, got ${p.lanes}`);
   if (!(Number.isInteger(p.rows) && p.rows >= 1 && p.rows <= 16)) throw new Error(`matmul_sg: rows must be an integer in 1..16, got ${p.rows}`);
   if (p.saveZ && !p.act) throw new Error('matmul_sg: saveZ needs an act epilogue');
-  if (p.bshape && !(p.bshape.length === 4 && p.bshape.every((d) => Number.isInteger(d) && d >= 1))) throw new Error(`matmul_sg: bshape must be 4 positive integers, got [${p.bshape.join(', ')}]`);
+  if (p.batchDims && p.batchDims.length !== 4) throw new Error(`matmul_sg: batchDims must have 4 flags, got ${p.batchDims.length}`);
   if (p.splitK && (p.bias || p.act)) throw new Error('matmul_sg: splitK partials take no bias or act (the reduce applies them)');
 }
 
 const XYZW = 'xyzw';
 
-function batchOffsets(z: string, bshape?: readonly number[]): string {
-  if (bshape && bshape.every((d) => d === 1)) return '  let ao = 0u;\n  let bo = 0u;';
+function batchOffsets(z: string, batchDims?: readonly boolean[]): string {
+  // Innermost (w) to outermost (x); only the dims that exceed 1 when batchDims is given.
+  const dims = ['w', 'z', 'y', 'x'].filter((_c, i) => !batchDims || batchDims[3 - i]);
+  if (dims.length === 0) return '  let ao = 0u;\n  let bo = 0u;';
   const lines = [`  var rem = ${z};`, '  var ao = 0u;', '  var bo = 0u;'];
-  ['w', 'z', 'y', 'x'].forEach((c, i) => {
-    const d = bshape ? bshape[3 - i]! : 0;
-    if (bshape && d === 1) return;
-    const dim = bshape ? `${d}u` : `u.bshape.${c}`;
-    lines.push(`  { let c = rem % ${dim}; rem = rem / ${dim}; ao += c * u.astr.${c}; bo += c * u.bstr.${c}; }`);
+  dims.forEach((c, i) => {
+    // The outermost dim takes the rest of the index (it is below its size): no division.
+    if (batchDims && i === dims.length - 1) lines.push(`  ao += rem * u.astr.${c}; bo += rem * u.bstr.${c};`);
+    else lines.push(`  { let c = rem % u.bshape.${c}; rem = rem / u.bshape.${c}; ao += c * u.astr.${c}; bo += c * u.bstr.${c}; }`);
   });
   return lines.join('\n');
 }
@@ -204,10 +206,10 @@ ${body}
   let s = wid.z % S;
   let kBeg = s * u.pad;
   let kEnd = min(u.K, kBeg + u.pad);
-${batchOffsets('wid.z / S', p.bshape)}`
+${batchOffsets('wid.z / S', p.batchDims)}`
     : `  let kBeg = 0u;
   let kEnd = u.K;
-${batchOffsets('wid.z', p.bshape)}`;
+${batchOffsets('wid.z', p.batchDims)}`;
   // NOTE: `m0 > u.M` workgroups never exist (grid from M), so nr above is >= 1.
   return `// matmul_sg (${p.layout}, lanes=${L}, tile ${tileM}x${tileN}, transA=${tA}, transB=${tB}, vecA=${p.vecA}, vecB=${p.vecB}, vecY=${p.vecY}${p.bias ? ', bias' : ''}${p.act ? ', act' : ''}${p.saveZ ? ', saveZ' : ''}${p.splitK ? ', splitK' : ''})
 enable subgroups;
@@ -251,7 +253,7 @@ export const matmulSgKernel = defineKernel<SgMatmulParams>({
   name: 'matmul_sg',
   label: (p) => `matmul_sg${p.layout === 'bcastB' ? '_mirror' : ''}${p.splitK ? '_splitk' : ''}${p.act ? '_act' : ''}`,
   key: (p) =>
-    [p.lanes, p.layout, p.rows, p.vecs, +p.transA, +p.transB, +p.vecA, +p.vecB, +p.vecY, +p.bias, +p.saveZ, p.epiBindings, +p.splitK, p.bshape?.join('x') ?? 'u', p.act ?? ''].join(':'),
+    [p.lanes, p.layout, p.rows, p.vecs, +p.transA, +p.transB, +p.vecA, +p.vecB, +p.vecY, +p.bias, +p.saveZ, p.epiBindings, +p.splitK, p.batchDims ? p.batchDims.map((d) => +d).join('') : 'u', p.act ?? ''].join(':'),
   bindings: sgBindings,
   build: matmulSgWgsl,
 });

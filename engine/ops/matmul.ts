@@ -315,8 +315,8 @@ function matmulLaunch(a: Tensor, b: Tensor, o: MatmulRawOptions, act: FusedAct |
   }
   const { tile } = choice;
   const [tileM, tileN] = sgTile({ lanes: SG_LANES, ...tile });
-  // NOTE: the batch shape is baked into the subgroup kernel (see SgMatmulParams.bshape).
-  const sg = { lanes: SG_LANES, ...tile, transA: tA, transB: tB, vecA: !tA && K % 4 === 0, vecB, vecY, bshape };
+  // NOTE: which batch dims exceed 1 is baked into the subgroup kernel (SgMatmulParams.batchDims).
+  const sg = { lanes: SG_LANES, ...tile, transA: tA, transB: tB, vecA: !tA && K % 4 === 0, vecB, vecY, batchDims: bshape.map((d) => d > 1) };
   const gx = Math.ceil(N / tileN);
   const gy = Math.ceil(M / tileM);
   if (split === 1) {
