@@ -1,6 +1,7 @@
 // Bench-only A/B baseline for the GELU (erf) forward: the activation forward kernel with
 // the value taken from k_gelu_parts(x).x (6 octave pieces for R plus the Taylor branch near
-// 0, the forward before k_gelu_f; kernels/wgsl_gelu_forward.ts), dispatched exactly as
+// 0, the forward before k_gelu_f; kernels/wgsl_gelu_forward.ts) and k_exp_neg_half_sq's k
+// from the saturating u32(kf) as before (the same k), dispatched exactly as
 // engine/ops/activation.ts dispatches the real one (vec4, same workgroup size, same
 // uniforms). Rows that use it say "before" in their name; the engine never uses it.
 import type { Tensor } from '../engine/tensor.ts';
@@ -14,6 +15,8 @@ import { wgslMath } from '../kernels/wgsl_math.ts';
 const CFG: ActKernelConfig = { kind: 'gelu', params: 'none', surrogate: null, vec4: true };
 const NEW_BODY = 'return k_gelu_f(x);';
 const OLD_BODY = 'return k_gelu_parts(x).x;';
+const NEW_K = 'let k = bitcast<u32>(kf + 8388608.0) & 0x3ffu;';
+const OLD_K = 'let k = u32(kf);';
 
 const geluBeforeKernel = defineKernel<null>({
   name: 'bench_gelu_forward_before',
@@ -22,8 +25,10 @@ const geluBeforeKernel = defineKernel<null>({
   bindings: () => [...reads('x'), ...writes('y')],
   build: () => {
     const src = activationForwardWgsl(CFG, wgslMath());
-    if (!src.includes(NEW_BODY)) throw new Error(`bench gelu baseline: the forward kernel no longer contains "${NEW_BODY}"`);
-    return src.replace(NEW_BODY, OLD_BODY);
+    for (const want of [NEW_BODY, NEW_K]) {
+      if (!src.includes(want)) throw new Error(`bench gelu baseline: the forward kernel no longer contains "${want}"`);
+    }
+    return src.replace(NEW_BODY, OLD_BODY).replace(NEW_K, OLD_K);
   },
 });
 
