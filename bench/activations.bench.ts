@@ -21,6 +21,7 @@ import { Uniforms } from '../engine/ops/launch.ts';
 import { grid1d } from '../kernels/elementwise.ts';
 import { COPY_WORKGROUP, copyVec4Kernel } from '../kernels/copy.ts';
 import type { BenchCase } from './harness.ts';
+import { geluForwardBefore } from './gelu_baseline.ts';
 
 type Kind = 'silu' | 'gelu' | 'pssilu';
 const KINDS: Kind[] = ['silu', 'gelu', 'pssilu'];
@@ -101,6 +102,21 @@ export function cases(device: Device, opts: { quick: boolean }): BenchCase[] {
             E.noGrad(() => activation(x!, spec())).dispose();
           },
         },
+        ...(kind === 'gelu'
+          ? [
+              {
+                // A/B: the forward before k_gelu_f (value from k_gelu_parts; bench/gelu_baseline.ts).
+                group,
+                name: `gelu fwd ${label} fused (before: k_gelu_parts)`,
+                bytes: 2 * n * F,
+                baseline: copyName,
+                setup: setupParams,
+                run() {
+                  geluForwardBefore(x!).dispose();
+                },
+              },
+            ]
+          : []),
         {
           group,
           name: `${kind} fwd ${label} composed`,

@@ -7,9 +7,10 @@
 // timed by wall clock through its own sync (blockUntilReady, then its queue), no readback.
 // When @jax-js/jax is absent the module prints a note and contributes no rows.
 //
-// `npx tsx bench/jaxjs.bench.ts [--quick]` instead checks jax-js's results against ours
-// on the same inputs (the CNN with our weights: loss and gradients) and times each case
-// with the two sides interleaved round by round (medians; under load here, noisy).
+// `npx tsx bench/jaxjs.bench.ts [--quick] [--filter S] [--rounds N]` instead checks jax-js's
+// results against ours on the same inputs (the CNN with our weights: loss and gradients;
+// with --filter only the kernel cases whose group contains S) and times each case with the
+// two sides interleaved round by round (N rounds, default 9; medians; under load, noisy).
 import type { Device } from '../engine/device.ts';
 import * as E from '../engine/index.ts';
 import { activation } from '../engine/ops/activation.ts';
@@ -17,6 +18,7 @@ import { activationValueAndGrad } from '../engine/ops/activation_value_grad.ts';
 import { matmulRaw } from '../engine/ops/matmul.ts';
 import { SmallCnn } from '../nn/models/small_cnn.ts';
 import type { BenchCase } from './harness.ts';
+import { geluForwardBefore } from './gelu_baseline.ts';
 import { hostRand } from './peers/tfjs.ts';
 import { peerSizes } from './peers.bench.ts';
 import { JAXJS, compareArrays, jaxCnnLoss, jaxCnnStep, loadJaxjs, skipNote, type JaxArray, type JaxModule, type JaxPeer } from './peers/jaxjs.ts';
@@ -178,7 +180,7 @@ async function jaxData(a: JaxArray): Promise<Float32Array> {
 }
 
 /** Numerical agreement of jax-js and kinkless on the same inputs; returns printable lines. */
-export async function checkAgainstOurs(device: Device, peer: JaxPeer, quick: boolean): Promise<{ lines: string[]; ok: boolean }> {
+export async function checkAgainstOurs(device: Device, peer: JaxPeer, quick: boolean, filter = ''): Promise<{ lines: string[]; ok: boolean }> {
   const jax = peer.jax;
   const lines: string[] = [];
   let ok = true;
@@ -188,7 +190,7 @@ export async function checkAgainstOurs(device: Device, peer: JaxPeer, quick: boo
     ok &&= pass;
     lines.push(`${what.padEnd(34)} max |diff| ${c.maxAbs.toExponential(2)}, relative ${c.rel.toExponential(2)} (tol ${tol.toExponential(0)}) ${pass ? 'OK' : 'MISMATCH'}`);
   };
-  for (const k of jaxKernels(quick)) {
+  for (const k of jaxKernels(quick).filter((k) => k.group.toLowerCase().includes(filter))) {
     const host = k.inputs();
     const xs = host.map(([d, s]) => E.Tensor.from(device, d, s));
     const f = k.build(jax);
@@ -203,6 +205,7 @@ export async function checkAgainstOurs(device: Device, peer: JaxPeer, quick: boo
     for (const x of xs) x.dispose();
   }
   // The small CNN with OUR weights: mean cross-entropy and its gradients on one batch.
+  if (filter !== '') return { lines, ok }; // --filter: the kernel cases only
   const b = cnnBatch();
   const model = new SmallCnn(device, { seed: 1 });
   const ps = model.parameters();
@@ -234,7 +237,12 @@ function median(a: number[]): number {
 function ourVariants(group: string, xs: E.Tensor[]): [string, () => void][] {
   if (group.startsWith('peer matmul')) return [['kinkless', () => void matmulRaw(xs[0]!, xs[1]!)]];
   if (group.startsWith('peer silu fwd')) return [['kinkless', () => void E.noGrad(() => activation(xs[0]!, 'silu'))]];
-  if (group.startsWith('peer gelu fwd')) return [['kinkless', () => void E.noGrad(() => activation(xs[0]!, 'gelu'))]];
+  if (group.startsWith('peer gelu fwd')) {
+    return [
+      ['kinkless', () => void E.noGrad(() => activation(xs[0]!, 'gelu'))],
+      ['kinkless before (k_gelu_parts)', () => void geluForwardBefore(xs[0]!)],
+    ];
+  }
   return [
     ['kinkless fused (dx)', () => void activationValueAndGrad(xs[0]!, 'silu', undefined, { value: false })],
     ['kinkless fused (y, dx)', () => void activationValueAndGrad(xs[0]!, 'silu')],
@@ -250,10 +258,10 @@ function ourVariants(group: string, xs: E.Tensor[]): [string, () => void][] {
 }
 
 /** Time each kernel case, our variants and jax-js's alternating round by round; ms medians. */
-export async function interleavedTimings(device: Device, peer: JaxPeer, quick: boolean, rounds: number): Promise<string[]> {
+export async function interleavedTimings(device: Device, peer: JaxPeer, quick: boolean, rounds: number, filter = ''): Promise<string[]> {
   const jax = peer.jax;
   const lines: string[] = [];
-  for (const k of jaxKernels(quick)) {
+  for (const k of jaxKernels(quick).filter((k) => k.group.toLowerCase().includes(filter))) {
     const host = k.inputs();
     const xs = host.map(([d, s]) => E.Tensor.from(device, d, s));
     const js = jaxArrays(jax, () => host);
@@ -288,6 +296,10 @@ export async function interleavedTimings(device: Device, peer: JaxPeer, quick: b
 
 if (process.argv[1] && import.meta.url.endsWith(process.argv[1].split('/').pop()!)) {
   const quick = process.argv.includes('--quick');
+  const fi = process.argv.indexOf('--filter');
+  const filter = fi > 0 ? (process.argv[fi + 1] ?? '').toLowerCase() : '';
+  const ri = process.argv.indexOf('--rounds');
+  const rounds = ri > 0 ? Number(process.argv[ri + 1]) : quick ? 5 : 9;
   const r = await loadJaxjs();
   if (!r.peer) {
     console.log(skipNote(r.error));
@@ -296,9 +308,9 @@ if (process.argv[1] && import.meta.url.endsWith(process.argv[1].split('/').pop()
     const device = await E.createDevice();
     try {
       console.log(`jax-js ${peer.version} (from ${peer.from}) on ${peer.adapter}; kinkless on ${E.adapterName(device)}`);
-      const c = await checkAgainstOurs(device, peer, quick);
+      const c = await checkAgainstOurs(device, peer, quick, filter);
       console.log(`\nresults, jax-js against kinkless on the same inputs:\n  ${c.lines.join('\n  ')}`);
-      const t = await interleavedTimings(device, peer, quick, quick ? 5 : 9);
+      const t = await interleavedTimings(device, peer, quick, rounds, filter);
       console.log(`\nwall clock per call incl. sync, medians, sides interleaved (under load):\n  ${t.join('\n  ')}`);
       if (!c.ok) process.exitCode = 1;
     } finally {

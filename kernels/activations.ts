@@ -232,6 +232,10 @@ const silu = define({
 // NOTE: x Phi, Phi and phi come from k_gelu_parts (wgsl_normal.ts): accurate in relative
 // terms in the lower tail (1 + erf(x/sqrt2) would cancel there), x Phi rounded once even
 // where Phi is subnormal, and one exp(-x^2/2) for all three.
+// NOTE: f alone is k_gelu_f (wgsl_gelu_forward.ts): the same exact exp and rounding
+// structure with fewer pieces for R and no Taylor branch (cheaper on lavapipe, same ULP
+// bound). So f and the value of _fdf may differ by an ULP or two (both within 2 ULP of
+// float64; test/kernels/activation_gelu_ulp.test.ts measures both).
 const gelu = define({
   kind: 'gelu',
   params: [],
@@ -240,7 +244,7 @@ const gelu = define({
     wgslFns(
       prefix,
       'gelu',
-      `  return k_gelu_parts(x).x;`,
+      `  return k_gelu_f(x);`,
       `  let g = k_gelu_parts(x);
   let d = g.z;
   return g.y + ${mul0('x', 'd')};`,

@@ -4,8 +4,9 @@
 // rule), so every helper here only ever calls `exp` on a non-positive, bounded argument.
 // The normal pdf/CDF (k_normal_pdf, k_normal_cdf) live in kernels/wgsl_normal.ts.
 import { WGSL_EXP_NEG_HALF_SQ, WGSL_NORMAL_CDF, WGSL_NORMAL_PDF } from './wgsl_normal.ts';
+import { WGSL_GELU_FORWARD } from './wgsl_gelu_forward.ts';
 
-export { WGSL_EXP_NEG_HALF_SQ, WGSL_NORMAL_CDF, WGSL_NORMAL_PDF };
+export { WGSL_EXP_NEG_HALF_SQ, WGSL_GELU_FORWARD, WGSL_NORMAL_CDF, WGSL_NORMAL_PDF };
 
 // NOTE: exp(x) for x <= 0, flushed to exactly 0 below -88. f32 underflows to subnormals
 // below -87.3 and to 0 below -103.3; some drivers clamp the argument of exp2 and hand
@@ -194,6 +195,7 @@ export const WGSL_MATH_FUNCTIONS: readonly string[] = [
   'k_normal_cdf_near0',
   'k_normal_cdf_series',
   'k_normal_qm_w',
+  'k_gelu_f',
   'k_x_minus_log1p',
 ];
 
@@ -213,6 +215,7 @@ export function wgslMath(): string {
     WGSL_EXP_NEG_HALF_SQ,
     WGSL_NORMAL_PDF,
     WGSL_NORMAL_CDF,
+    WGSL_GELU_FORWARD,
     WGSL_X_MINUS_LOG1P,
   ].join('');
 }

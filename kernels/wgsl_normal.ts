@@ -17,7 +17,9 @@
 // on, where phi, Phi(-u) and u Phi(-u) all round to 0 in f32: so the callers' clamp of |x|
 // to 14.5 makes phi(1e30) and 1e30 phi(1e30) exactly 0). fma need not be fused (lavapipe's is
 // not): the error-free steps are exact products and exact differences, no two-sum tricks
-// that a compiler could reassociate away.
+// that a compiler could reassociate away. k comes from the bits of kf + 2^23 (exact: 0 <= kf
+// <= 607, so its mantissa holds k): WGSL's u32(f32) saturates, which costs compares and
+// selects on top of an unsigned conversion that x86 lacks below AVX-512 (same k).
 export const WGSL_EXP_NEG_HALF_SQ = /* wgsl */ `
 fn k_exp_neg_half_sq(u: f32) -> vec4<f32> {
   let uh = bitcast<f32>(bitcast<u32>(u) & 0xfffff000u);
@@ -31,7 +33,7 @@ fn k_exp_neg_half_sq(u: f32) -> vec4<f32> {
   q = fma(q, v, 1.0 / 6.0);
   q = fma(q, v, 0.5);
   let p = fma(v * v, q, v);
-  let k = u32(kf);
+  let k = bitcast<u32>(kf + 8388608.0) & 0x3ffu;
   let j = k & 3u;
   let th = select(select(1.0, 0x1.ae8p-1, j == 1u), select(0x1.6ap-1, 0x1.306p-1, j == 3u), j >= 2u);
   let tl = select(select(0.0, 7.6102754e-5, j == 1u), select(7.5531187e-5, 1.2113563e-4, j == 3u), j >= 2u);
