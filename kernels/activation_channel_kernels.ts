@@ -16,6 +16,7 @@
 import { activationDef, type ActivationKind } from './activations.ts';
 import { ACT_WG, activationWgsl } from './activation_kernels.ts';
 import { wgReduceVec2, wgReduceVec2Decl } from './wgsl_workgroup_reduce.ts';
+import { gridMain } from './wgsl_grid.ts';
 
 /** Minimum grid-stride items per thread of the per-channel backward with param grads. */
 const MIN_ITEMS = 8;
@@ -55,10 +56,7 @@ ${uniformStruct()}
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;
 ${math}
 ${activationWgsl({ kind: cfg.kind, params: { from: 'channel', binding: 2 } })}
-@compute @workgroup_size(${ACT_WG})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * u.gx;
-  if (i >= u.n) { return; }
+${gridMain(ACT_WG, 'i', 'u.n')}
   y[i] = act_f(x[i], act_params_c((i / u.S) % u.C));
 }
 `;
@@ -86,10 +84,7 @@ ${math}
 ${activationWgsl({ kind: cfg.kind, params: { from: 'channel', binding: 3 }, surrogate: sur })}`;
   if (!want.dp) {
     return `${head}
-@compute @workgroup_size(${ACT_WG})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * u.gx;
-  if (i >= u.n) { return; }
+${gridMain(ACT_WG, 'i', 'u.n')}
   dx[i] = dy[i] * act_df(x[i], act_params_c((i / u.S) % u.C));
 }
 `;

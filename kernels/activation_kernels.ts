@@ -39,6 +39,7 @@
 
 import { activationDef, type ActivationKind, type ParamConstraint } from './activations.ts';
 import { wgReduceVec2, wgReduceVec2Decl } from './wgsl_workgroup_reduce.ts';
+import { gridMain } from './wgsl_grid.ts';
 
 export type { ParamConstraint };
 
@@ -172,10 +173,7 @@ ${uniformStruct()}
 @group(0) @binding(${2 + pb}) var<storage, read_write> y: array<${T}>;
 ${math}
 ${activationWgsl({ kind: cfg.kind, params: source(cfg, 2) })}
-@compute @workgroup_size(${ACT_WG})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * u.gx;
-  if (i >= u.nv) { return; }
+${gridMain(ACT_WG, 'i', 'u.nv')}
   let p = act_params();
   y[i] = ${fn}(${maskedLoad('x', cfg.vec4)}, p);
 }
@@ -263,10 +261,7 @@ ${want.dx ? `    dx[i] = g * ${dfv};` : ''}
   }
 ${wgReduceVec2(ACT_WG, 'acc')}
   if (li == 0u) { partials[wid.x] = red[0]; }
-}` : `@compute @workgroup_size(${ACT_WG})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * u.gx;
-  if (i >= u.nv) { return; }
+}` : `${gridMain(ACT_WG, 'i', 'u.nv')}
   let p = act_params();
   dx[i] = ${maskedLoad('dy', cfg.vec4)} * ${cfg.vec4 ? 'act_df4' : 'act_df'}(${maskedLoad('x', cfg.vec4)}, p);
 }`}
