@@ -12,3 +12,11 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let ${index} = gid.x + gid.y * u.gx;
   if (${index} >= ${count}) { return; }`;
 }
+
+/** gridMain for kernels whose uniforms are i32 (the conv family): `<index>` is an i32 and `u.gx` an i32. */
+export function gridMainI32(wg: number, index: string, count: string): string {
+  return `@compute @workgroup_size(${wg})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let ${index} = i32(gid.x + gid.y * u32(u.gx));
+  if (${index} >= ${count}) { return; }`;
+}
