@@ -14,7 +14,7 @@
 //   param grad: one workgroup per channel sums its G partials and applies each param's
 //              constraint chain (sign(raw) under abs, 2 raw under square), writing g[c, k]
 import { activationDef, type ActivationKind } from './activations.ts';
-import { ACT_WG, activationWgsl } from './activation_kernels.ts';
+import { ACT_WG, activationWgsl, constraintChainWgsl, paramGradConstraints } from './activation_kernels.ts';
 import { wgReduceVec2, wgReduceVec2Decl } from './wgsl_workgroup_reduce.ts';
 import { gridMain } from './wgsl_grid.ts';
 
@@ -121,14 +121,9 @@ export function channelParamGradBindsRaw(kind: ActivationKind): boolean {
 }
 
 export function activationChannelParamGradWgsl(kind: ActivationKind): string {
-  const cs = activationDef(kind).params.map((q) => q.constraint);
+  const { cs, bindsRaw } = paramGradConstraints('activationChannelParamGradWgsl', kind);
   const P = cs.length;
-  if (P < 1) throw new Error(`activationChannelParamGradWgsl: ${kind} has no parameters`);
-  const bindsRaw = cs.some((c) => c !== 'none');
-  const chain = (k: number, lane: string) => {
-    const r = `raw[c * ${P}u + ${k}u]`;
-    return cs[k] === 'abs' ? `red[0].${lane} * sign(${r})` : cs[k] === 'square' ? `red[0].${lane} * (2.0 * ${r})` : `red[0].${lane}`;
-  };
+  const chain = (k: number, lane: string) => constraintChainWgsl(cs[k]!, `red[0].${lane}`, `raw[c * ${P}u + ${k}u]`);
   return `// activation_param_grad per channel (${kind}: ${cs.join(', ')})
 ${uniformStruct()}
 @group(0) @binding(1) var<storage, read> partials: array<vec2<f32>>;

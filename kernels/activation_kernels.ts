@@ -269,6 +269,26 @@ ${wgReduceVec2(ACT_WG, 'acc')}
 }
 
 /**
+ * The constraints of `kind`'s params, for a param-gradient kernel (`who` names it in the
+ * error when the kind has none), and whether that kernel binds the raw params (some
+ * constraint is not 'none').
+ */
+export function paramGradConstraints(who: string, kind: ActivationKind): { cs: ParamConstraint[]; bindsRaw: boolean } {
+  const cs = activationDef(kind).params.map((q) => q.constraint);
+  if (cs.length < 1) throw new Error(`${who}: ${kind} has no parameters`);
+  return { cs, bindsRaw: cs.some((c) => c !== 'none') };
+}
+
+/**
+ * WGSL of the gradient of a RAW param from `g`, the gradient of its effective value, by the
+ * constraint's chain rule at raw value `raw`: abs: g sign(raw) (sign(0) = 0); square:
+ * g 2 raw; none: g.
+ */
+export function constraintChainWgsl(con: ParamConstraint, g: string, raw: string): string {
+  return con === 'abs' ? `${g} * sign(${raw})` : con === 'square' ? `${g} * (2.0 * ${raw})` : g;
+}
+
+/**
  * activation_param_grad: sums the backward kernel's per-workgroup partials and applies
  * each parameter's constraint chain rule (abs: multiply by sign(raw), sign(0) = 0;
  * square: by 2 raw), writing the gradient of the RAW params. Bindings: 0 uniforms (u.n =
@@ -276,14 +296,9 @@ ${wgReduceVec2(ACT_WG, 'acc')}
  * g (P floats). One workgroup.
  */
 export function activationParamGradWgsl(kind: ActivationKind): string {
-  const cs = activationDef(kind).params.map((q) => q.constraint);
+  const { cs, bindsRaw } = paramGradConstraints('activationParamGradWgsl', kind);
   const count = cs.length;
-  if (count < 1) throw new Error(`activationParamGradWgsl: ${kind} has no parameters`);
-  const bindsRaw = cs.some((c) => c !== 'none');
-  const chain = (k: number, c: string) => {
-    const con = cs[k]!;
-    return con === 'abs' ? `red[0].${c} * sign(raw[${k}])` : con === 'square' ? `red[0].${c} * (2.0 * raw[${k}])` : `red[0].${c}`;
-  };
+  const chain = (k: number, c: string) => constraintChainWgsl(cs[k]!, `red[0].${c}`, `raw[${k}]`);
   return `// activation_param_grad (${kind}: ${cs.join(', ')})
 struct U { n: u32, p0: u32, p1: u32, p2: u32 };
 @group(0) @binding(0) var<uniform> u: U;
