@@ -7,7 +7,7 @@
 // worst-case robust accuracy with its Wilson 95% interval, and the masking warning (a
 // gradient-free stage broke examples that every gradient stage before it missed).
 import { Tensor, argmax, gather, noGrad, scope } from '../engine/index.ts';
-import type { Module } from '../nn/module.ts';
+import { saveModes, type Module } from '../nn/module.ts';
 import type { BnMode } from './attacks/common.ts';
 import { STAGES, STANDARD_BUDGETS, STANDARD_SEQUENCE, checkStageNames, type StageBudgets, type StageRegistry } from './autoattack_stages.ts';
 import { wilson } from './stats.ts';
@@ -122,16 +122,6 @@ export function maskingSentence(count: number, gradientFree: string[], gradientS
   return `${gradientFree.join(', ')} (gradient-free) broke ${count} example${count === 1 ? '' : 's'} that every gradient-based stage (${gradientStages.join(', ')}) missed: the model's gradients may be masked or obfuscated, and robust accuracy measured with gradient attacks alone overestimates its robustness.`;
 }
 
-function modeFlags(model: Module): [Module, boolean][] {
-  const flags: [Module, boolean][] = [];
-  const walk = (m: Module): void => {
-    flags.push([m, m.training]);
-    for (const [, c] of m.children()) walk(c);
-  };
-  walk(model);
-  return flags;
-}
-
 /** Predicted classes of x (eval of logits, no tape) and the number of classes. */
 async function predict(model: Module, x: Tensor): Promise<{ pred: Int32Array; classes: number }> {
   const { p, classes } = noGrad(() =>
@@ -185,7 +175,7 @@ export async function autoAttack(model: Module, x: Tensor, y: Tensor, opts: Auto
   const robust = new Uint8Array(n);
   const brokenBy: (string | null)[] = new Array(n).fill(null);
   const xAdv = opts.returnAdversarial ? new Float32Array(n * d) : null;
-  const flags = modeFlags(model);
+  const restoreModes = saveModes(model);
   const stages: StageResult[] = [];
   const report = (p: Omit<AutoAttackProgress, 'n' | 'robust' | 'seconds'>) => opts.onProgress?.({ ...p, n, robust: robust.reduce((a, v) => a + v, 0), seconds: (performance.now() - t0) / 1000 });
   let classes = 0;
@@ -263,7 +253,7 @@ export async function autoAttack(model: Module, x: Tensor, y: Tensor, opts: Auto
       }
     }
   } finally {
-    for (const [m, on] of flags) m.training = on;
+    restoreModes();
   }
   const count = (a: Uint8Array) => a.reduce((acc, v) => acc + v, 0);
   const ci = (k: number) => ({ correct: k, accuracy: k / n, ...wilson(k, n) });

@@ -5,7 +5,7 @@
 // accuracy to ~0, and a count of examples whose input gradient is exactly zero). Reports
 // are plain JSON-able objects.
 import { Tensor, argmax, eq, noGrad, scope, type Device } from '../engine/index.ts';
-import type { Module } from '../nn/module.ts';
+import { saveModes, type Module } from '../nn/module.ts';
 import type { ImageSet } from '../nn/data/loader.ts';
 import { linfNormPerExample, resolveThreat, checkEps, checkCount, type Norm } from './threat.ts';
 import { Fgm, Fgsm, Pgd, objectiveAndGrad, withAttackMode, type Attack, type BnMode } from './attacks/index.ts';
@@ -108,12 +108,7 @@ export async function evaluateRobust(device: Device, model: Module, data: ImageS
   const secs = attacks.map(() => 0);
   let cleanSecs = 0;
   let zeroGrad = 0;
-  const flags: [Module, boolean][] = [];
-  const walk = (m: Module): void => {
-    flags.push([m, m.training]);
-    for (const [, c] of m.children()) walk(c);
-  };
-  walk(model);
+  const restoreModes = saveModes(model);
   model.eval();
   try {
     for (let s = 0; s < n; s += bs) {
@@ -143,7 +138,7 @@ export async function evaluateRobust(device: Device, model: Module, data: ImageS
       }
     }
   } finally {
-    for (const [m, on] of flags) m.training = on;
+    restoreModes();
   }
   const worst = worstCaseCorrect(clean, per);
   const count = (a: Uint8Array) => a.reduce((acc, v) => acc + v, 0);

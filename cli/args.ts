@@ -59,6 +59,11 @@ function convert(cmd: string, name: string, spec: FlagSpec, raw: unknown, from: 
   }
 }
 
+/** The one positional argument of `cmd` must be `name` (the `kind` of thing it names, e.g. "study"). */
+export function expectOneName(cmd: string, kind: string, name: string, positional: string[]): void {
+  if (positional[0] !== name || positional.length !== 1) throw new UsageError(`${cmd}: expected the ${kind} name "${name}", got ${positional.length ? `"${positional.join(' ')}"` : 'nothing'}`);
+}
+
 /** Parse argv against specs. Precedence: command line > --config file > defaults. */
 export function parseFlags(cmd: string, argv: string[], specs: Record<string, FlagSpec>): { flags: Flags; positional: string[]; help: boolean } {
   const byKebab = new Map(Object.keys(specs).map((k) => [kebab(k), k]));

@@ -11,7 +11,7 @@ import { makeAttack, type Attack } from '../adversarial/attacks/index.ts';
 import { loadModel } from '../nn/model_checkpoint.ts';
 import { helpText, parseFlags, UsageError, type FlagSpec } from './args.ts';
 import { DATA_FLAGS, MODEL_FLAGS, buildModel, loadData, modelFlagsFromCheckpoint } from './setup.ts';
-import { RunDir, defaultRunName } from './rundir.ts';
+import { RUN_FLAGS, RunDir, defaultRunName } from './rundir.ts';
 import { barChart, lineChart } from './svg.ts';
 import { cleanLogits, perExampleCsv } from './per_example.ts';
 import { AUTOATTACK_FLAGS, autoAttackSection, runAutoAttackCli, splitAttacks } from './eval_autoattack.ts';
@@ -34,8 +34,7 @@ const FLAGS: Record<string, FlagSpec> = {
   masking: { type: 'bool', help: 'eval: run the gradient-masking sanity checks', default: true },
   savePerExample: { type: 'bool', help: 'write per_example.csv: label, clean prediction and logits, and the outcome under each attack and the worst case, per test image', default: false },
   ...AUTOATTACK_FLAGS,
-  name: { type: 'string', help: 'run name (directory under --out)' },
-  out: { type: 'string', help: 'output directory', default: 'runs' },
+  ...RUN_FLAGS,
 };
 
 export const EVAL_HELP = helpText(

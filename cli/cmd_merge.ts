@@ -5,15 +5,15 @@
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { helpText, parseFlags, UsageError, type FlagSpec } from './args.ts';
-import { RunDir, defaultRunName } from './rundir.ts';
+import { RUN_FLAGS, RunDir, defaultRunName } from './rundir.ts';
 import type { SatPlan } from './sat_protocol.ts';
 import type { JobFile } from './sat_job.ts';
 import { writeSatReport } from './cmd_reproduce.ts';
 
 const FLAGS: Record<string, FlagSpec> = {
   partial: { type: 'bool', help: 'write the report even when jobs are missing (they are listed; no statement involves them)', default: false },
-  name: { type: 'string', help: 'run name of the merged report (directory under --out)' },
-  out: { type: 'string', help: 'output directory', default: 'runs' },
+  ...RUN_FLAGS,
+  name: { ...RUN_FLAGS.name!, help: 'run name of the merged report (directory under --out)' },
 };
 
 export const MERGE_HELP = helpText(

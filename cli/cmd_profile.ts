@@ -11,7 +11,7 @@ import { activationParamGroups } from '../adversarial/train/index.ts';
 import { Pgd, Fgsm } from '../adversarial/attacks/index.ts';
 import { Adam, SGD } from '../nn/optim.ts';
 import { makeSchedule } from '../nn/schedule.ts';
-import { RunDir, defaultRunName } from './rundir.ts';
+import { RUN_FLAGS, RunDir, defaultRunName } from './rundir.ts';
 import { writeFileSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 
@@ -28,8 +28,7 @@ const FLAGS: Record<string, FlagSpec> = {
   timing: { type: 'string', help: "per-kernel timing: auto (GPU timestamps where the adapter has 'timestamp-query') or none (counts only)", choices: ['auto', 'none'], default: 'auto' },
   quantized: { type: 'bool', help: "keep Dawn's timestamp quantization (65536 ns steps); off by default here", default: false },
   json: { type: 'string', help: 'write the JSON here (default: <out>/<name>/profile.json)' },
-  name: { type: 'string', help: 'run name (directory under --out)' },
-  out: { type: 'string', help: 'output directory for runs', default: 'runs' },
+  ...RUN_FLAGS,
 };
 
 export const PROFILE_HELP = helpText(

@@ -5,10 +5,10 @@
 // job files exactly as `kinkless merge` writes it from several shards.
 import { mkdirSync } from 'node:fs';
 import { createDevice, ACTIVATIONS, type ActivationKind } from '../engine/index.ts';
-import { helpText, parseFlags, UsageError, type FlagSpec } from './args.ts';
+import { expectOneName, helpText, parseFlags, UsageError, type FlagSpec } from './args.ts';
 import { loadData } from './setup.ts';
 import { Interrupt } from './train_run.ts';
-import { RunDir, defaultRunName } from './rundir.ts';
+import { RUN_FLAGS, RunDir, defaultRunName } from './rundir.ts';
 import { lineChart } from './svg.ts';
 import { STAGES, STANDARD_SEQUENCE } from '../adversarial/autoattack_stages.ts';
 import { SAT_ACTIVATIONS, SAT_PRESETS, makePlan, parseShard, shardJobs, type SatBudget, type SatPlan } from './sat_protocol.ts';
@@ -38,8 +38,7 @@ const FLAGS: Record<string, FlagSpec> = {
   seed: { type: 'int', help: 'first seed for init, data order and attacks', default: 0 },
   shard: { type: 'string', help: 'run only slice i of n (0-based, "i/n": job j runs in shard j mod n); combine the run directories with `kinkless merge`' },
   resume: { type: 'bool', help: 'skip jobs whose result file (jobs/<id>.json, same plan) is already in the run directory', default: false },
-  name: { type: 'string', help: 'run name (directory under --out)' },
-  out: { type: 'string', help: 'output directory', default: 'runs' },
+  ...RUN_FLAGS,
 };
 
 export const REPRODUCE_HELP = helpText(
@@ -135,7 +134,7 @@ export async function cmdReproduce(argv: string[]): Promise<number> {
     console.log(REPRODUCE_HELP);
     return 0;
   }
-  if (positional[0] !== 'sat' || positional.length !== 1) throw new UsageError(`kinkless reproduce: expected the experiment name "sat", got ${positional.length ? `"${positional.join(' ')}"` : 'nothing'}`);
+  expectOneName('kinkless reproduce', 'experiment', 'sat', positional);
   const shard = parseShard(flags.shard as string | undefined);
   const budget = budgetFromFlags(flags);
   const plan = makePlan(budget, flags.eps as number, flags.seed as number);

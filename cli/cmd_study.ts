@@ -11,10 +11,10 @@ import { loadModel, saveModel } from '../nn/model_checkpoint.ts';
 import type { Model } from '../nn/models/common.ts';
 import { ACTIVATION_KINDS } from '../engine/index.ts';
 import { studyKink, compareKinkStudies, KINK_DEFAULTS, type KinkStudyResult } from '../adversarial/study/kink.ts';
-import { helpText, parseFlags, UsageError, type FlagSpec } from './args.ts';
+import { expectOneName, helpText, parseFlags, UsageError, type FlagSpec } from './args.ts';
 import { DATA_FLAGS, MODEL_FLAGS, buildModel, loadData, modelFlagsFromCheckpoint } from './setup.ts';
 import { trainRun, Interrupt, type TrainRunResult } from './train_run.ts';
-import { RunDir, defaultRunName } from './rundir.ts';
+import { RUN_FLAGS, RunDir, defaultRunName } from './rundir.ts';
 import { Progress } from './progress.ts';
 import { barChart, lineChart, type Series } from './svg.ts';
 import { withCi, points, type PairedComparison } from '../adversarial/stats_report.ts';
@@ -49,8 +49,7 @@ const FLAGS: Record<string, FlagSpec> = {
   histRange: { type: 'number', help: 'pre-activation histograms cover [-r, r]', default: KINK_DEFAULTS.histRange, min: 0 },
   bins: { type: 'int', help: 'histogram bins', default: KINK_DEFAULTS.bins, min: 2 },
   bnMode: { type: 'string', help: 'batch-norm mode during the study', choices: ['eval', 'train'], default: 'eval' },
-  name: { type: 'string', help: 'run name (directory under --out)' },
-  out: { type: 'string', help: 'output directory', default: 'runs' },
+  ...RUN_FLAGS,
 };
 
 export const STUDY_HELP = helpText(
@@ -97,7 +96,7 @@ export async function cmdStudy(argv: string[]): Promise<number> {
     console.log(STUDY_HELP);
     return 0;
   }
-  if (positional[0] !== 'kink' || positional.length !== 1) throw new UsageError(`kinkless study: expected the study name "kink", got ${positional.length ? `"${positional.join(' ')}"` : 'nothing'}`);
+  expectOneName('kinkless study', 'study', 'kink', positional);
   const ckpts = flags.checkpoint as string[] | undefined;
   if (flags.activations && flags.activation) throw new UsageError('kinkless study: give --activations or --activation, not both');
   if (ckpts && (flags.activations || flags.activation)) throw new UsageError('kinkless study: --checkpoint studies the given models; drop --activations / --activation');

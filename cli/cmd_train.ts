@@ -5,7 +5,7 @@ import { helpText, parseFlags, UsageError, type FlagSpec } from './args.ts';
 import { loadModel } from '../nn/model_checkpoint.ts';
 import { DATA_FLAGS, MODEL_FLAGS, buildModel, loadData } from './setup.ts';
 import { TRAIN_FLAGS, trainRun, Interrupt } from './train_run.ts';
-import { RunDir, defaultRunName } from './rundir.ts';
+import { RUN_FLAGS, RunDir, defaultRunName } from './rundir.ts';
 import { Progress } from './progress.ts';
 import { lineChart } from './svg.ts';
 
@@ -14,8 +14,7 @@ const FLAGS: Record<string, FlagSpec> = {
   ...MODEL_FLAGS,
   ...TRAIN_FLAGS,
   from: { type: 'string', help: 'start from the weights of this checkpoint (fine-tuning; the optimizer starts fresh)' },
-  name: { type: 'string', help: 'run name (directory under --out)' },
-  out: { type: 'string', help: 'output directory for runs', default: 'runs' },
+  ...RUN_FLAGS,
 };
 
 export const TRAIN_HELP = helpText(

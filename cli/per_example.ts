@@ -1,19 +1,14 @@
 // `kinkless eval --save-per-example`: one CSV row per test example with its label, the
 // clean prediction and logits, and whether it survives each attack and the worst case.
 import { Tensor, noGrad, scope, type Device } from '../engine/index.ts';
-import type { Module } from '../nn/module.ts';
+import { saveModes, type Module } from '../nn/module.ts';
 import type { ImageSet } from '../nn/data/loader.ts';
 import type { RobustReport } from '../adversarial/eval.ts';
 
 /** Clean logits [n, classes] of the first n examples, eval mode (the model's modes are restored). */
 export async function cleanLogits(device: Device, model: Module, data: ImageSet, n: number, batchSize: number): Promise<{ logits: Float32Array; classes: number }> {
   const sample = data.shape.reduce((a, b) => a * b, 1);
-  const modes: [Module, boolean][] = [];
-  const walk = (m: Module): void => {
-    modes.push([m, m.training]);
-    for (const [, c] of m.children()) walk(c);
-  };
-  walk(model);
+  const restoreModes = saveModes(model);
   model.eval();
   const parts: Float32Array[] = [];
   let classes = 0;
@@ -26,7 +21,7 @@ export async function cleanLogits(device: Device, model: Module, data: ImageSet,
       y.dispose();
     }
   } finally {
-    for (const [m, on] of modes) m.training = on;
+    restoreModes();
   }
   const logits = new Float32Array(n * classes);
   let at = 0;

@@ -2,6 +2,13 @@
 // metrics.csv, report.md and SVG plots. JSON and reports are written atomically.
 import { mkdirSync, writeFileSync, renameSync, appendFileSync, existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import type { FlagSpec } from './args.ts';
+
+/** The --name and --out flags of every command that writes a run directory. */
+export const RUN_FLAGS: Record<string, FlagSpec> = {
+  name: { type: 'string', help: 'run name (directory under --out)' },
+  out: { type: 'string', help: 'output directory for runs', default: 'runs' },
+};
 
 function atomicWrite(path: string, text: string): void {
   const tmp = `${path}.tmp-${process.pid}`;

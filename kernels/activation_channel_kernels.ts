@@ -14,8 +14,9 @@
 //   param grad: one workgroup per channel sums its G partials and applies each param's
 //              constraint chain (sign(raw) under abs, 2 raw under square), writing g[c, k]
 import { activationDef, type ActivationKind } from './activations.ts';
-import { ACT_WG, activationWgsl } from './activation_kernels.ts';
+import { ACT_WG, activationWgsl, constraintChainWgsl, paramGradConstraints } from './activation_kernels.ts';
 import { wgReduceVec2, wgReduceVec2Decl } from './wgsl_workgroup_reduce.ts';
+import { gridMain } from './wgsl_grid.ts';
 
 /** Minimum grid-stride items per thread of the per-channel backward with param grads. */
 const MIN_ITEMS = 8;
@@ -55,10 +56,7 @@ ${uniformStruct()}
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;
 ${math}
 ${activationWgsl({ kind: cfg.kind, params: { from: 'channel', binding: 2 } })}
-@compute @workgroup_size(${ACT_WG})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * u.gx;
-  if (i >= u.n) { return; }
+${gridMain(ACT_WG, 'i', 'u.n')}
   y[i] = act_f(x[i], act_params_c((i / u.S) % u.C));
 }
 `;
@@ -86,10 +84,7 @@ ${math}
 ${activationWgsl({ kind: cfg.kind, params: { from: 'channel', binding: 3 }, surrogate: sur })}`;
   if (!want.dp) {
     return `${head}
-@compute @workgroup_size(${ACT_WG})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * u.gx;
-  if (i >= u.n) { return; }
+${gridMain(ACT_WG, 'i', 'u.n')}
   dx[i] = dy[i] * act_df(x[i], act_params_c((i / u.S) % u.C));
 }
 `;
@@ -126,14 +121,9 @@ export function channelParamGradBindsRaw(kind: ActivationKind): boolean {
 }
 
 export function activationChannelParamGradWgsl(kind: ActivationKind): string {
-  const cs = activationDef(kind).params.map((q) => q.constraint);
+  const { cs, bindsRaw } = paramGradConstraints('activationChannelParamGradWgsl', kind);
   const P = cs.length;
-  if (P < 1) throw new Error(`activationChannelParamGradWgsl: ${kind} has no parameters`);
-  const bindsRaw = cs.some((c) => c !== 'none');
-  const chain = (k: number, lane: string) => {
-    const r = `raw[c * ${P}u + ${k}u]`;
-    return cs[k] === 'abs' ? `red[0].${lane} * sign(${r})` : cs[k] === 'square' ? `red[0].${lane} * (2.0 * ${r})` : `red[0].${lane}`;
-  };
+  const chain = (k: number, lane: string) => constraintChainWgsl(cs[k]!, `red[0].${lane}`, `raw[c * ${P}u + ${k}u]`);
   return `// activation_param_grad per channel (${kind}: ${cs.join(', ')})
 ${uniformStruct()}
 @group(0) @binding(1) var<storage, read> partials: array<vec2<f32>>;

@@ -39,6 +39,7 @@
 
 import { activationDef, type ActivationKind, type ParamConstraint } from './activations.ts';
 import { wgReduceVec2, wgReduceVec2Decl } from './wgsl_workgroup_reduce.ts';
+import { gridMain } from './wgsl_grid.ts';
 
 export type { ParamConstraint };
 
@@ -172,10 +173,7 @@ ${uniformStruct()}
 @group(0) @binding(${2 + pb}) var<storage, read_write> y: array<${T}>;
 ${math}
 ${activationWgsl({ kind: cfg.kind, params: source(cfg, 2) })}
-@compute @workgroup_size(${ACT_WG})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * u.gx;
-  if (i >= u.nv) { return; }
+${gridMain(ACT_WG, 'i', 'u.nv')}
   let p = act_params();
   y[i] = ${fn}(${maskedLoad('x', cfg.vec4)}, p);
 }
@@ -263,14 +261,31 @@ ${want.dx ? `    dx[i] = g * ${dfv};` : ''}
   }
 ${wgReduceVec2(ACT_WG, 'acc')}
   if (li == 0u) { partials[wid.x] = red[0]; }
-}` : `@compute @workgroup_size(${ACT_WG})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * u.gx;
-  if (i >= u.nv) { return; }
+}` : `${gridMain(ACT_WG, 'i', 'u.nv')}
   let p = act_params();
   dx[i] = ${maskedLoad('dy', cfg.vec4)} * ${cfg.vec4 ? 'act_df4' : 'act_df'}(${maskedLoad('x', cfg.vec4)}, p);
 }`}
 `;
+}
+
+/**
+ * The constraints of `kind`'s params, for a param-gradient kernel (`who` names it in the
+ * error when the kind has none), and whether that kernel binds the raw params (some
+ * constraint is not 'none').
+ */
+export function paramGradConstraints(who: string, kind: ActivationKind): { cs: ParamConstraint[]; bindsRaw: boolean } {
+  const cs = activationDef(kind).params.map((q) => q.constraint);
+  if (cs.length < 1) throw new Error(`${who}: ${kind} has no parameters`);
+  return { cs, bindsRaw: cs.some((c) => c !== 'none') };
+}
+
+/**
+ * WGSL of the gradient of a RAW param from `g`, the gradient of its effective value, by the
+ * constraint's chain rule at raw value `raw`: abs: g sign(raw) (sign(0) = 0); square:
+ * g 2 raw; none: g.
+ */
+export function constraintChainWgsl(con: ParamConstraint, g: string, raw: string): string {
+  return con === 'abs' ? `${g} * sign(${raw})` : con === 'square' ? `${g} * (2.0 * ${raw})` : g;
 }
 
 /**
@@ -281,14 +296,9 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
  * g (P floats). One workgroup.
  */
 export function activationParamGradWgsl(kind: ActivationKind): string {
-  const cs = activationDef(kind).params.map((q) => q.constraint);
+  const { cs, bindsRaw } = paramGradConstraints('activationParamGradWgsl', kind);
   const count = cs.length;
-  if (count < 1) throw new Error(`activationParamGradWgsl: ${kind} has no parameters`);
-  const bindsRaw = cs.some((c) => c !== 'none');
-  const chain = (k: number, c: string) => {
-    const con = cs[k]!;
-    return con === 'abs' ? `red[0].${c} * sign(raw[${k}])` : con === 'square' ? `red[0].${c} * (2.0 * raw[${k}])` : `red[0].${c}`;
-  };
+  const chain = (k: number, c: string) => constraintChainWgsl(cs[k]!, `red[0].${c}`, `raw[${k}]`);
   return `// activation_param_grad (${kind}: ${cs.join(', ')})
 struct U { n: u32, p0: u32, p1: u32, p2: u32 };
 @group(0) @binding(0) var<uniform> u: U;

@@ -7,6 +7,7 @@
 // of the two. engine/ops/activation_value_grad.ts launches it.
 import { ACT_WG, actKernelParamSource, actMaskedLoad, actUniformStruct, activationWgsl, type ActKernelConfig, type ActivationParamSource } from './activation_kernels.ts';
 import { wgReduceVec2, wgReduceVec2Decl } from './wgsl_workgroup_reduce.ts';
+import { gridMain } from './wgsl_grid.ts';
 
 /** What the fused kernel reads and writes. */
 export interface ActValueGradWant {
@@ -75,10 +76,7 @@ ${math}
 ${activationWgsl({ kind: cfg.kind, params: src, surrogate: sur })}`;
   if (!want.dp) {
     return `${head}
-@compute @workgroup_size(${ACT_WG})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * u.gx;
-  if (i >= u.nv) { return; }
+${gridMain(ACT_WG, 'i', 'u.nv')}
   let p = act_params();
 ${body}
 }

@@ -16,6 +16,7 @@
 // non-negative terms, no E[x^2] - E[x]^2 cancellation. In eval mode shift = running mean.
 
 import { defineKernel, type Binding } from './kernel.ts';
+import { gridMain } from './wgsl_grid.ts';
 
 /** Threads per workgroup of the elementwise kernels. */
 export const BN_WG = 256;
@@ -164,10 +165,7 @@ const EW_U = `struct U { n: u32, C: u32, HW: u32, gx: u32, invM: f32, p0: u32, p
 @group(0) @binding(0) var<uniform> u: U;`;
 
 function ewHead(vec4: boolean): string {
-  return `@compute @workgroup_size(${BN_WG})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let t = gid.x + gid.y * u.gx;
-  if (t >= u.n) { return; }
+  return `${gridMain(BN_WG, 't', 'u.n')}
   let c = ((t * ${vec4 ? 4 : 1}u) / u.HW) % u.C;
   let shift = stats[c];
   let mr = stats[u.C + c];

@@ -8,6 +8,7 @@
 // Bindings: zt, y, [z], [b], then the epilogue's own buffers (from gemmEpilogueBinding).
 
 import { defineKernel, reads, writes } from './kernel.ts';
+import { gridMainI32 } from './wgsl_grid.ts';
 
 export const GEMM_EPI_WG = 64;
 /** Consecutive output pixels per thread (per-invocation overhead dominates copies on lavapipe). */
@@ -52,10 +53,7 @@ struct U { Nc: i32, O: i32, OHW: i32, Og: i32, n0: i32, gx: i32, threads: i32, p
 ${saveZ ? '@group(0) @binding(3) var<storage, read_write> z: array<f32>;' : ''}
 ${bias ? `@group(0) @binding(${saveZ ? 4 : 3}) var<storage, read> b: array<f32>;` : ''}
 ${act ?? ''}
-@compute @workgroup_size(${GEMM_EPI_WG})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let t = i32(gid.x + gid.y * u32(u.gx));
-  if (t >= u.threads) { return; }
+${gridMainI32(GEMM_EPI_WG, 't', 'u.threads')}
   let nblk = (u.OHW + ${E - 1}) / ${E};
   let blk = t % nblk;
   let plane = t / nblk;

@@ -21,6 +21,7 @@
 // incremental (no div/mod per element); out-of-range taps read a clamped address and are
 // zeroed with select, so no lane branches.
 import { defineKernel, reads, writes } from './kernel.ts';
+import { gridMainI32 } from './wgsl_grid.ts';
 
 export const GEMM_WG = 64;
 /** Elements (pixels) per thread of the im2col / col2im kernels (a multiple of 4). */
@@ -116,10 +117,7 @@ export function im2colWgsl(vec: boolean, E = GEMM_EPT, oneGroup = false): string
 ${GEMM_UNIFORM_WGSL}
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> col: array<${vec ? 'vec4<f32>' : 'f32'}>;
-@compute @workgroup_size(${GEMM_WG})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let t = i32(gid.x + gid.y * u32(u.gx));
-  if (t >= u.threads) { return; }
+${gridMainI32(GEMM_WG, 't', 'u.threads')}
   let blk = t % u.nblk;
   let row = t / u.nblk;
   let OHW = u.OH * u.OW;
@@ -176,10 +174,7 @@ export function col2imWgsl(sh: number, sw: number, vec: boolean, kMajor = false,
 ${GEMM_UNIFORM_WGSL}
 @group(0) @binding(1) var<storage, read> dcol: array<f32>;
 @group(0) @binding(2) var<storage, read_write> dx: array<${vec ? 'vec4<f32>' : 'f32'}>;
-@compute @workgroup_size(${GEMM_WG})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let t = i32(gid.x + gid.y * u32(u.gx));
-  if (t >= u.threads) { return; }
+${gridMainI32(GEMM_WG, 't', 'u.threads')}
   let blk = t % u.nblk;
   let plane = t / u.nblk;
   let c = plane % u.C;
@@ -227,10 +222,7 @@ export function col2imPhaseWgsl(sh: number, sw: number, kMajor: boolean, E: numb
 ${GEMM_UNIFORM_WGSL}
 @group(0) @binding(1) var<storage, read> dcol: array<f32>;
 @group(0) @binding(2) var<storage, read_write> dx: array<f32>;
-@compute @workgroup_size(${GEMM_WG})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let t = i32(gid.x + gid.y * u32(u.gx));
-  if (t >= u.threads) { return; }
+${gridMainI32(GEMM_WG, 't', 'u.threads')}
   let RH = (u.H + ${sh - 1}) / ${sh};
   let blk = t % u.nblk;
   var r = t / u.nblk;
@@ -290,10 +282,7 @@ ${GEMM_UNIFORM_WGSL}
 @group(0) @binding(1) var<storage, read> w: array<f32>;
 ${bias ? '@group(0) @binding(2) var<storage, read> b: array<f32>;' : ''}
 @group(0) @binding(${bias ? 3 : 2}) var<storage, read_write> waug: array<f32>;
-@compute @workgroup_size(${GEMM_WG})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = i32(gid.x + gid.y * u32(u.gx));
-  if (i >= u.threads) { return; }
+${gridMainI32(GEMM_WG, 'i', 'u.threads')}
 ${
   rows
     ? `  let o = i / u.Kp;

@@ -3,6 +3,7 @@
 // speed baseline in bench/conv2d.bench.ts. Same uniform block and bindings as the fast ones.
 import { defineKernel, reads, writes } from './kernel.ts';
 import { CONV_UNIFORM_WGSL, convEpilogueKey, convEpilogueStore, convForwardBindings, convForwardDeclsWgsl, type ConvEpilogue } from './conv2d_common.ts';
+import { gridMainI32 } from './wgsl_grid.ts';
 
 export const CONV_NAIVE_WG = 64;
 
@@ -10,10 +11,7 @@ export const CONV_NAIVE_WG = 64;
 export function conv2dNaiveWgsl(epi: ConvEpilogue = { bias: false }): string {
   return `// conv2d (naive${epi.saveZ ? ', saveZ' : ''})
 ${convForwardDeclsWgsl(epi)}
-@compute @workgroup_size(${CONV_NAIVE_WG})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = i32(gid.x + gid.y * u32(u.gx));
-  if (i >= u.N * u.O * u.OH * u.OW) { return; }
+${gridMainI32(CONV_NAIVE_WG, 'i', 'u.N * u.O * u.OH * u.OW')}
   let ow = i % u.OW;
   let oh = (i / u.OW) % u.OH;
   let o = (i / (u.OW * u.OH)) % u.O;
@@ -44,10 +42,7 @@ ${CONV_UNIFORM_WGSL}
 @group(0) @binding(1) var<storage, read> dy: array<f32>;
 @group(0) @binding(2) var<storage, read> w: array<f32>;
 @group(0) @binding(3) var<storage, read_write> dx: array<f32>;
-@compute @workgroup_size(${CONV_NAIVE_WG})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = i32(gid.x + gid.y * u32(u.gx));
-  if (i >= u.N * u.C * u.H * u.W) { return; }
+${gridMainI32(CONV_NAIVE_WG, 'i', 'u.N * u.C * u.H * u.W')}
   let iw = i % u.W;
   let ih = (i / u.W) % u.H;
   let c = (i / (u.W * u.H)) % u.C;
@@ -83,10 +78,7 @@ ${CONV_UNIFORM_WGSL}
 @group(0) @binding(1) var<storage, read> dy: array<f32>;
 @group(0) @binding(2) var<storage, read> x: array<f32>;
 @group(0) @binding(3) var<storage, read_write> dw: array<f32>;
-@compute @workgroup_size(${CONV_NAIVE_WG})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = i32(gid.x + gid.y * u32(u.gx));
-  if (i >= u.O * u.Cg * u.KH * u.KW) { return; }
+${gridMainI32(CONV_NAIVE_WG, 'i', 'u.O * u.Cg * u.KH * u.KW')}
   let kw = i % u.KW;
   let kh = (i / u.KW) % u.KH;
   let ci = (i / (u.KW * u.KH)) % u.Cg;

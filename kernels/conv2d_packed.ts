@@ -11,6 +11,7 @@ import {
   CONV_UNIFORM_WGSL, CONV_WG, actStoreLoop, comps, convEpilogueKey, convForwardBindings, convForwardDeclsWgsl,
   range, type ConvEpilogue,
 } from './conv2d_common.ts';
+import { gridMainI32 } from './wgsl_grid.ts';
 
 /**
  * Zero-padding copy for the packed kernels: xp[n, c, i, j] = x[n, c, i - ph, j - pw] inside
@@ -26,11 +27,8 @@ function padWgsl(): string {
 ${CONV_UNIFORM_WGSL}
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> xp: array<f32>;
-@compute @workgroup_size(${CONV_WG})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = i32(gid.x + gid.y * u32(u.gx));
+${gridMainI32(CONV_WG, 'i', 'u.N * u.C * u.Hp * 4 * u.Wq')}
   let Wp = 4 * u.Wq;
-  if (i >= u.N * u.C * u.Hp * Wp) { return; }
   let j = i % Wp;
   let r = i / Wp;
   let ii = r % u.Hp;
@@ -56,11 +54,8 @@ export function conv2dPackFilterWgsl(flip: boolean): string {
 ${CONV_UNIFORM_WGSL}
 @group(0) @binding(1) var<storage, read> w: array<f32>;
 @group(0) @binding(2) var<storage, read_write> wt: array<f32>;
-@compute @workgroup_size(${CONV_WG})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = i32(gid.x + gid.y * u32(u.gx));
+${gridMainI32(CONV_WG, 'i', 'u.G * u.Cg * u.KH * u.KW * 4 * u.OgQ')}
   let OgP = 4 * u.OgQ;
-  if (i >= u.G * u.Cg * u.KH * u.KW * OgP) { return; }
   let q = i % OgP;
   var r = i / OgP;
   let kw = r % u.KW; r = r / u.KW;

@@ -11,6 +11,7 @@
 // it llvmpipe's fast math reassociated (z1 - z3) + 1e-12 into z1 + (1e-12 - z3), which
 // loses the 1e-12 and gave 0/0 = NaN on tied rows (measured). The gap is >= 0 anyway.
 import { defineKernel, reads, writes } from './kernel.ts';
+import { gridMain } from './wgsl_grid.ts';
 
 export const DLR_WG = 64;
 
@@ -81,10 +82,7 @@ ${grad}`
   return `// dlr${targeted ? '_targeted' : ''}${backward ? '_backward' : ''} (thread per row)
 ${HEAD}
 ${bindingsWgsl(targeted, backward)}
-@compute @workgroup_size(${DLR_WG})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let row = gid.x + gid.y * u.gx;
-  if (row >= u.N) { return; }
+${gridMain(DLR_WG, 'row', 'u.N')}
 ${ORDER}
 ${body(targeted)}
 ${tail}
@@ -115,10 +113,7 @@ struct U { N: u32, C: u32, gx: u32, k: u32 };
 @group(0) @binding(0) var<uniform> u: U;
 @group(0) @binding(1) var<storage, read> logits: array<f32>;
 @group(0) @binding(2) var<storage, read_write> out: array<i32>;
-@compute @workgroup_size(${DLR_WG})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let row = gid.x + gid.y * u.gx;
-  if (row >= u.N) { return; }
+${gridMain(DLR_WG, 'row', 'u.N')}
   let base = row * u.C;
   var found = 0u;
   for (var c = 0u; c < u.C; c++) {

@@ -3,6 +3,7 @@
 // The expression refers to inputs a0..a3, scalars s.x..s.w, and the value type T.
 
 import { defineKernel, type Kernel } from './kernel.ts';
+import { gridMain } from './wgsl_grid.ts';
 
 export type EwDType = 'f32' | 'i32';
 
@@ -65,10 +66,7 @@ ${decls}
 @group(0) @binding(${n + 1}) var<storage, read_write> out: array<${T}>;
 alias T = ${T};
 ${k.preamble ?? ''}
-@compute @workgroup_size(${EW_WORKGROUP})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * u.gx;
-  if (i >= u.n) { return; }
+${gridMain(EW_WORKGROUP, 'i', 'u.n')}
   let s = u.s;
 ${load}
   out[i] = ${k.expr};

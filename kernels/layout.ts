@@ -9,6 +9,7 @@
 // see assertIndexRange in engine/ops/indexing.ts for an explicit check).
 
 import { defineKernel, reads, writes } from './kernel.ts';
+import { gridMain } from './wgsl_grid.ts';
 
 export const LAYOUT_WG = 256;
 /** Max rank of the strided kernels (shapes and strides live in two vec4 uniforms each). */
@@ -45,10 +46,7 @@ struct U {
 @group(0) @binding(0) var<uniform> u: U;
 @group(0) @binding(1) var<storage, read> x: array<${W}>;
 @group(0) @binding(2) var<storage, read_write> y: array<${W}>;
-@compute @workgroup_size(${LAYOUT_WG})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let t = gid.x + gid.y * u.gx;
-  if (t >= u.threads) { return; }
+${gridMain(LAYOUT_WG, 't', 'u.threads')}
   let last = u.rank - 1u;
   let inner = ${DIM('shape', 'last')};
   let sin = ${DIM('sst', 'last')};
@@ -86,10 +84,7 @@ struct U { B: u32, R4: u32, C4: u32, gx: u32 };
 @group(0) @binding(0) var<uniform> u: U;
 @group(0) @binding(1) var<storage, read> x: array<vec4<u32>>;
 @group(0) @binding(2) var<storage, read_write> y: array<vec4<u32>>;
-@compute @workgroup_size(${LAYOUT_WG})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let t = gid.x + gid.y * u.gx;
-  if (t >= u.B * u.R4 * u.C4) { return; }
+${gridMain(LAYOUT_WG, 't', 'u.B * u.R4 * u.C4')}
   let cb = t % u.C4;
   let rest = t / u.C4;
   let rb = rest % u.R4;
@@ -136,10 +131,7 @@ struct U {
 @group(0) @binding(0) var<uniform> u: U;
 @group(0) @binding(1) var<storage, read> x: array<u32>;
 @group(0) @binding(2) var<storage, read_write> y: array<u32>;
-@compute @workgroup_size(${LAYOUT_WG})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let t = gid.x + gid.y * u.gx;
-  if (t >= u.threads) { return; }
+${gridMain(LAYOUT_WG, 't', 'u.threads')}
   let last = u.rank - 1u;
   let inner = ${DIM('shape', 'last')};
   var row = t / u.chunks;
@@ -210,28 +202,42 @@ export function collapsePadDims(
 const GATHER_HEADER = `struct U { outer: u32, A: u32, K: u32, inner: u32, gx: u32, p0: u32, p1: u32, p2: u32 };
 @group(0) @binding(0) var<uniform> u: U;`;
 
+/** Thread per dx element of [outer, A, inner]: t, then i (inner index), oa (outer * A + a) and a. */
+const GATHER_DX_MAIN = `${gridMain(LAYOUT_WG, 't', 'u.outer * u.A * u.inner')}
+  let i = t % u.inner;
+  let oa = t / u.inner;
+  let a = oa % u.A;`;
+
 /**
- * gather (index_select): x viewed as [outer, A, inner], idx [K] -> y [outer, K, inner],
- * y[o, k, i] = x[o, idx[k], i] (0 when idx[k] is outside [0, A)). Thread per output.
+ * gather (index_select) and take_along_axis: x viewed as [outer, A, inner], a thread per
+ * output; y[t] = x[o, a, i], or 0 when a is outside [0, A). gather: idx [K], y [outer, K,
+ * inner], a = idx[k]. take_along_axis: idx [outer, inner], y [outer, inner], a = idx[o, i].
  */
-export function gatherWgsl(): string {
-  return `// gather (raw 32-bit words)
+function gatherReadWgsl(along: boolean): string {
+  const title = along ? 'take_along_axis' : 'gather';
+  const coords = along
+    ? `let o = t / u.inner;
+  let a = idx[t];`
+    : `let ok = t / u.inner;
+  let k = ok % u.K;
+  let o = ok / u.K;
+  let a = idx[k];`;
+  return `// ${title} (raw 32-bit words)
 ${GATHER_HEADER}
 @group(0) @binding(1) var<storage, read> x: array<u32>;
 @group(0) @binding(2) var<storage, read> idx: array<i32>;
 @group(0) @binding(3) var<storage, read_write> y: array<u32>;
-@compute @workgroup_size(${LAYOUT_WG})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let t = gid.x + gid.y * u.gx;
-  if (t >= u.outer * u.K * u.inner) { return; }
+${gridMain(LAYOUT_WG, 't', along ? 'u.outer * u.inner' : 'u.outer * u.K * u.inner')}
   let i = t % u.inner;
-  let ok = t / u.inner;
-  let k = ok % u.K;
-  let o = ok / u.K;
-  let a = idx[k];
+  ${coords}
   if (a >= 0 && u32(a) < u.A) { y[t] = x[(o * u.A + u32(a)) * u.inner + i]; } else { y[t] = 0u; }
 }
 `;
+}
+
+/** gather (index_select): y[o, k, i] = x[o, idx[k], i] (0 when idx[k] is outside [0, A)). */
+export function gatherWgsl(): string {
+  return gatherReadWgsl(false);
 }
 
 /**
@@ -245,18 +251,12 @@ ${GATHER_HEADER}
 @group(0) @binding(1) var<storage, read> dy: array<f32>;
 @group(0) @binding(2) var<storage, read> idx: array<i32>;
 @group(0) @binding(3) var<storage, read_write> dx: array<f32>;
-@compute @workgroup_size(${LAYOUT_WG})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let t = gid.x + gid.y * u.gx;
-  if (t >= u.outer * u.A * u.inner) { return; }
-  let i = t % u.inner;
-  let oa = t / u.inner;
-  let a = i32(oa % u.A);
+${GATHER_DX_MAIN}
   let o = oa / u.A;
   var acc = 0.0;
   var p = o * u.K * u.inner + i;
   for (var k = 0u; k < u.K; k++) {
-    if (idx[k] == a) { acc += dy[p]; }
+    if (idx[k] == i32(a)) { acc += dy[p]; }
     p += u.inner;
   }
   dx[t] = acc;
@@ -275,10 +275,7 @@ export function gatherBucketWgsl(pass: 'count' | 'place'): string {
 ${GATHER_HEADER}
 @group(0) @binding(1) var<storage, read> idx: array<i32>;
 ${place ? '@group(0) @binding(2) var<storage, read> start: array<u32>;\n@group(0) @binding(3) var<storage, read_write> order: array<u32>;' : '@group(0) @binding(2) var<storage, read_write> cnt: array<u32>;'}
-@compute @workgroup_size(${LAYOUT_WG})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let a = gid.x + gid.y * u.gx;
-  if (a >= u.A) { return; }
+${gridMain(LAYOUT_WG, 'a', 'u.A')}
   let ai = i32(a);
   var j = ${place ? 'start[a]' : '0u'};
   for (var k = 0u; k < u.K; k++) {
@@ -331,13 +328,7 @@ ${GATHER_HEADER}
 @group(0) @binding(2) var<storage, read> start: array<u32>;
 @group(0) @binding(3) var<storage, read> order: array<u32>;
 @group(0) @binding(4) var<storage, read_write> dx: array<f32>;
-@compute @workgroup_size(${LAYOUT_WG})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let t = gid.x + gid.y * u.gx;
-  if (t >= u.outer * u.A * u.inner) { return; }
-  let i = t % u.inner;
-  let oa = t / u.inner;
-  let a = oa % u.A;
+${GATHER_DX_MAIN}
   let base = (oa / u.A) * u.K * u.inner + i;
   var acc = 0.0;
   for (var j = start[a]; j < start[a + 1u]; j++) { acc += dy[base + order[j] * u.inner]; }
@@ -346,26 +337,9 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
 `;
 }
 
-/**
- * take_along_axis: x [outer, A, inner], idx [outer, inner] -> y [outer, inner],
- * y[o, i] = x[o, idx[o, i], i] (0 outside [0, A)). Raw words (f32 or i32 x).
- */
+/** take_along_axis: x [outer, A, inner], idx [outer, inner] -> y [outer, inner], y[o, i] = x[o, idx[o, i], i] (0 outside [0, A)). */
 export function takeAlongAxisWgsl(): string {
-  return `// take_along_axis (raw 32-bit words)
-${GATHER_HEADER}
-@group(0) @binding(1) var<storage, read> x: array<u32>;
-@group(0) @binding(2) var<storage, read> idx: array<i32>;
-@group(0) @binding(3) var<storage, read_write> y: array<u32>;
-@compute @workgroup_size(${LAYOUT_WG})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let t = gid.x + gid.y * u.gx;
-  if (t >= u.outer * u.inner) { return; }
-  let i = t % u.inner;
-  let o = t / u.inner;
-  let a = idx[t];
-  if (a >= 0 && u32(a) < u.A) { y[t] = x[(o * u.A + u32(a)) * u.inner + i]; } else { y[t] = 0u; }
-}
-`;
+  return gatherReadWgsl(true);
 }
 
 /** take_along_axis_backward: dx[o, a, i] = dy[o, i] if idx[o, i] == a else 0 (thread per dx). */
@@ -375,15 +349,9 @@ ${GATHER_HEADER}
 @group(0) @binding(1) var<storage, read> dy: array<f32>;
 @group(0) @binding(2) var<storage, read> idx: array<i32>;
 @group(0) @binding(3) var<storage, read_write> dx: array<f32>;
-@compute @workgroup_size(${LAYOUT_WG})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let t = gid.x + gid.y * u.gx;
-  if (t >= u.outer * u.A * u.inner) { return; }
-  let i = t % u.inner;
-  let oa = t / u.inner;
-  let a = i32(oa % u.A);
+${GATHER_DX_MAIN}
   let j = (oa / u.A) * u.inner + i;
-  dx[t] = select(0.0, dy[j], idx[j] == a);
+  dx[t] = select(0.0, dy[j], idx[j] == i32(a));
 }
 `;
 }
@@ -395,10 +363,7 @@ struct U { n: u32, C: u32, gx: u32, p0: u32 };
 @group(0) @binding(0) var<uniform> u: U;
 @group(0) @binding(1) var<storage, read> labels: array<i32>;
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;
-@compute @workgroup_size(${LAYOUT_WG})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let t = gid.x + gid.y * u.gx;
-  if (t >= u.n * u.C) { return; }
+${gridMain(LAYOUT_WG, 't', 'u.n * u.C')}
   y[t] = select(0.0, 1.0, labels[t / u.C] == i32(t % u.C));
 }
 `;

@@ -10,6 +10,7 @@
 // rounding matches a K-ordered sum regrouped into S blocks (no atomics).
 
 import { defineKernel, reads, writes, type Binding } from './kernel.ts';
+import { gridMain } from './wgsl_grid.ts';
 
 export const SPLITK_WG = 64;
 
@@ -43,10 +44,7 @@ struct U { n: u32, MN: u32, N: u32, S: u32, gx: u32, p0: u32, p1: u32, p2: u32${
 @group(0) @binding(0) var<uniform> u: U;
 ${decl.join('\n')}
 ${p.act ?? ''}
-@compute @workgroup_size(${SPLITK_WG})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * u.gx;
-  if (i >= u.n) { return; }
+${gridMain(SPLITK_WG, 'i', 'u.n')}
   let e = i * ${w}u;
   let bt = e / u.MN;
   let r = e % u.MN;

@@ -3,6 +3,7 @@
 // The gradient scale comes from a one-element storage buffer, so clipping needs no readback.
 // Launched by engine/ops/optim.ts through the descriptors at the end of this file.
 import { defineKernel, reads, writes } from './kernel.ts';
+import { gridMain } from './wgsl_grid.ts';
 
 export const OPT_WG = 256;
 
@@ -19,10 +20,7 @@ struct U { n: u32, gx: u32, lr: f32, mu: f32, wd: f32, nesterov: u32, p0: u32, p
 @group(0) @binding(2) var<storage, read> gscale: array<f32>;
 @group(0) @binding(3) var<storage, read_write> p: array<f32>;
 @group(0) @binding(4) var<storage, read_write> v: array<f32>;
-@compute @workgroup_size(${OPT_WG})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * u.gx;
-  if (i >= u.n) { return; }
+${gridMain(OPT_WG, 'i', 'u.n')}
   let pi = p[i];
   let gi = g[i] * gscale[0] + u.wd * pi;
   let vi = u.mu * v[i] + gi;
@@ -47,10 +45,7 @@ struct U { n: u32, gx: u32, lr: f32, b1: f32, b2: f32, eps: f32, wd: f32, bc1: f
 @group(0) @binding(3) var<storage, read_write> p: array<f32>;
 @group(0) @binding(4) var<storage, read_write> m: array<f32>;
 @group(0) @binding(5) var<storage, read_write> v: array<f32>;
-@compute @workgroup_size(${OPT_WG})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * u.gx;
-  if (i >= u.n) { return; }
+${gridMain(OPT_WG, 'i', 'u.n')}
   var pi = p[i];
   var gi = g[i] * gscale[0];
   if (u.decoupled == 1u) { pi = pi - u.lr * u.wd * pi; } else { gi = gi + u.wd * pi; }

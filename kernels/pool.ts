@@ -8,6 +8,7 @@
 // where gx is the number of threads along x of the (possibly 2-D) grid.
 
 import { defineKernel, reads, writes } from './kernel.ts';
+import { gridMain } from './wgsl_grid.ts';
 
 export const POOL_WG = 256;
 
@@ -69,10 +70,7 @@ ${HEADER}
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;
 ${withIndex ? '@group(0) @binding(3) var<storage, read_write> idx: array<i32>;' : ''}
-@compute @workgroup_size(${POOL_WG})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let o = gid.x + gid.y * u.gx;
-  if (o >= u.NC * u.OH * u.OW) { return; }
+${gridMain(POOL_WG, 'o', 'u.NC * u.OH * u.OW')}
 ${WINDOW}
   var bi = ha * i32(u.W) + wa;
   var best = x[base + u32(bi)];
@@ -96,10 +94,7 @@ ${HEADER}
 @group(0) @binding(1) var<storage, read> dy: array<f32>;
 @group(0) @binding(2) var<storage, read> idx: array<i32>;
 @group(0) @binding(3) var<storage, read_write> dx: array<f32>;
-@compute @workgroup_size(${POOL_WG})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * u.gx;
-  if (i >= u.NC * u.H * u.W) { return; }
+${gridMain(POOL_WG, 'i', 'u.NC * u.H * u.W')}
 ${COVER}
   let me = i32(h * u.W + w);
   var acc = 0.0;
@@ -124,10 +119,7 @@ ${HEADER}
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;
 ${DIVISOR}
-@compute @workgroup_size(${POOL_WG})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let o = gid.x + gid.y * u.gx;
-  if (o >= u.NC * u.OH * u.OW) { return; }
+${gridMain(POOL_WG, 'o', 'u.NC * u.OH * u.OW')}
 ${WINDOW}
   var acc = 0.0;
   for (var h = ha; h < hb; h++) {
@@ -146,10 +138,7 @@ ${HEADER}
 @group(0) @binding(1) var<storage, read> dy: array<f32>;
 @group(0) @binding(2) var<storage, read_write> dx: array<f32>;
 ${DIVISOR}
-@compute @workgroup_size(${POOL_WG})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * u.gx;
-  if (i >= u.NC * u.H * u.W) { return; }
+${gridMain(POOL_WG, 'i', 'u.NC * u.H * u.W')}
 ${COVER}
   var acc = 0.0;
 ${forCover('      acc += dy[o] / divisor(oh * i32(u.SH) - i32(u.PH), ow * i32(u.SW) - i32(u.PW));')}

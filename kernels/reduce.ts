@@ -3,6 +3,7 @@
 // shared-memory tree (few outputs, long rows), and argmax.
 
 import { defineKernel, reads, writes } from './kernel.ts';
+import { gridMain } from './wgsl_grid.ts';
 
 export type ReduceOp = 'sum' | 'max';
 
@@ -14,20 +15,26 @@ const COMB: Record<ReduceOp, (a: string, b: string) => string> = {
   max: (a, b) => `max(${a}, ${b})`,
 };
 
-/** One thread per output (o = outer index * inner + inner index). Uniforms: outer, R, inner, gx. */
-export function reduceRowsWgsl(op: ReduceOp): string {
-  return `// reduce_${op} (thread per output)
+/**
+ * The module head of the thread-per-output kernels (reduce_rows, argmax): uniforms outer,
+ * R, inner, gx; bindings x (f32) and y (`yType`); output o = ou * inner + iv, and `base`
+ * indexes x at row 0 of output o (add u.inner per row).
+ */
+function perOutputHead(title: string, yType: string): string {
+  return `// ${title} (thread per output)
 struct U { outer: u32, R: u32, inner: u32, gx: u32 };
 @group(0) @binding(0) var<uniform> u: U;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read_write> y: array<f32>;
-@compute @workgroup_size(${RED_WG})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let o = gid.x + gid.y * u.gx;
-  if (o >= u.outer * u.inner) { return; }
+@group(0) @binding(2) var<storage, read_write> y: array<${yType}>;
+${gridMain(RED_WG, 'o', 'u.outer * u.inner')}
   let ou = o / u.inner;
   let iv = o % u.inner;
-  var base = ou * u.R * u.inner + iv;
+  var base = ou * u.R * u.inner + iv;`;
+}
+
+/** One thread per output (o = outer index * inner + inner index). Uniforms: outer, R, inner, gx. */
+export function reduceRowsWgsl(op: ReduceOp): string {
+  return `${perOutputHead(`reduce_${op}`, 'f32')}
   var acc = ${IDENT[op]};
   for (var r = 0u; r < u.R; r++) {
     acc = ${COMB[op]('acc', 'x[base]')};
@@ -50,10 +57,7 @@ struct U { outer: u32, R: u32, inner: u32, L: u32, C: u32, gx: u32, p1: u32, p2:
 @group(0) @binding(0) var<uniform> u: U;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;
-@compute @workgroup_size(${RED_WG})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let t = gid.x + gid.y * u.gx;
-  if (t >= u.outer * u.inner * u.C) { return; }
+${gridMain(RED_WG, 't', 'u.outer * u.inner * u.C')}
   let o = t / u.C;
   let c = t % u.C;
   let ou = o / u.inner;
@@ -71,18 +75,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
 
 /** argmax over the middle axis, first index on ties; output i32. Uniforms: outer, R, inner, gx. */
 export function argmaxWgsl(): string {
-  return `// argmax (thread per output)
-struct U { outer: u32, R: u32, inner: u32, gx: u32 };
-@group(0) @binding(0) var<uniform> u: U;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read_write> y: array<i32>;
-@compute @workgroup_size(${RED_WG})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let o = gid.x + gid.y * u.gx;
-  if (o >= u.outer * u.inner) { return; }
-  let ou = o / u.inner;
-  let iv = o % u.inner;
-  var base = ou * u.R * u.inner + iv;
+  return `${perOutputHead('argmax', 'i32')}
   var best = x[base];
   var bi = 0u;
   for (var r = 1u; r < u.R; r++) {

@@ -10,6 +10,7 @@
 // magnitude 1e30 give finite results. log-sum-exp = m + log(s) with s in [1, C].
 import { WGSL_EXP_NEG } from './wgsl_math.ts';
 import { defineKernel, reads, writes } from './kernel.ts';
+import { gridMain } from './wgsl_grid.ts';
 
 export const SX_WG = 64;
 
@@ -29,10 +30,7 @@ function onlinePass(src: string): string {
 const ROW_HEAD = `struct U { outer: u32, R: u32, inner: u32, gx: u32 };
 @group(0) @binding(0) var<uniform> u: U;`;
 
-const ROW_MAIN = `@compute @workgroup_size(${SX_WG})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let row = gid.x + gid.y * u.gx;
-  if (row >= u.outer * u.inner) { return; }`;
+const ROW_MAIN = `${gridMain(SX_WG, 'row', 'u.outer * u.inner')}`;
 
 /** softmax / log_softmax over the middle axis of [outer, R, inner]. Uniforms: outer, R, inner, gx. */
 export function softmaxWgsl(log: boolean): string {

@@ -8,6 +8,16 @@ import { WGSL_GELU_FORWARD } from './wgsl_gelu_forward.ts';
 
 export { WGSL_EXP_NEG_HALF_SQ, WGSL_GELU_FORWARD, WGSL_NORMAL_CDF, WGSL_NORMAL_PDF };
 
+/**
+ * Horner evaluation as WGSL statements: `var <acc>: f32 = c[0];` then
+ * `<acc> = fma(<acc>, <x>, c[j]);` for each later coefficient (highest power first),
+ * one statement a line, later lines at `indent`.
+ */
+function horner(acc: string, x: string, coeffs: readonly string[], indent: string): string {
+  const steps = coeffs.slice(1).map((c) => `${acc} = fma(${acc}, ${x}, ${c});`);
+  return [`var ${acc}: f32 = ${coeffs[0]};`, ...steps].join(`\n${indent}`);
+}
+
 // NOTE: exp(x) for x <= 0, flushed to exactly 0 below -88. f32 underflows to subnormals
 // below -87.3 and to 0 below -103.3; some drivers clamp the argument of exp2 and hand
 // back a tiny nonzero value instead. Multiplied by a huge x (say 1e30, as in x*s(x) or
@@ -48,14 +58,7 @@ export const WGSL_LOG1P01 = /* wgsl */ `
 fn k_log1p01(y: f32) -> f32 {
   let s = y / (2.0 + y);
   let t = s * s;
-  var p: f32 = 1.0 / 15.0;
-  p = fma(p, t, 1.0 / 13.0);
-  p = fma(p, t, 1.0 / 11.0);
-  p = fma(p, t, 1.0 / 9.0);
-  p = fma(p, t, 1.0 / 7.0);
-  p = fma(p, t, 1.0 / 5.0);
-  p = fma(p, t, 1.0 / 3.0);
-  p = fma(p, t, 1.0);
+  ${horner('p', 't', ['1.0 / 15.0', '1.0 / 13.0', '1.0 / 11.0', '1.0 / 9.0', '1.0 / 7.0', '1.0 / 5.0', '1.0 / 3.0', '1.0'], '  ')}
   return 2.0 * s * p;
 }
 `;
@@ -74,15 +77,7 @@ export const WGSL_EXPM1_NEG = /* wgsl */ `
 fn k_expm1_neg(x_in: f32) -> f32 {
   let x = min(x_in, 0.0);
   if (x > -0.5) {
-    var p: f32 = 1.0 / 362880.0;
-    p = fma(p, x, 1.0 / 40320.0);
-    p = fma(p, x, 1.0 / 5040.0);
-    p = fma(p, x, 1.0 / 720.0);
-    p = fma(p, x, 1.0 / 120.0);
-    p = fma(p, x, 1.0 / 24.0);
-    p = fma(p, x, 1.0 / 6.0);
-    p = fma(p, x, 0.5);
-    p = fma(p, x, 1.0);
+    ${horner('p', 'x', ['1.0 / 362880.0', '1.0 / 40320.0', '1.0 / 5040.0', '1.0 / 720.0', '1.0 / 120.0', '1.0 / 24.0', '1.0 / 6.0', '0.5', '1.0'], '    ')}
     return x * p;
   }
   return k_exp_neg(x) - 1.0;
@@ -97,18 +92,7 @@ export const WGSL_EXPM1_MINUS_XEXP = /* wgsl */ `
 fn k_expm1_minus_xexp(y_in: f32) -> f32 {
   let y = min(y_in, 0.0);
   if (y > -1.0) {
-    var p: f32 = 1.0 / 518918400.0;
-    p = fma(p, y, 1.0 / 43545600.0);
-    p = fma(p, y, 1.0 / 3991680.0);
-    p = fma(p, y, 1.0 / 403200.0);
-    p = fma(p, y, 1.0 / 45360.0);
-    p = fma(p, y, 1.0 / 5760.0);
-    p = fma(p, y, 1.0 / 840.0);
-    p = fma(p, y, 1.0 / 144.0);
-    p = fma(p, y, 1.0 / 30.0);
-    p = fma(p, y, 1.0 / 8.0);
-    p = fma(p, y, 1.0 / 3.0);
-    p = fma(p, y, 0.5);
+    ${horner('p', 'y', ['1.0 / 518918400.0', '1.0 / 43545600.0', '1.0 / 3991680.0', '1.0 / 403200.0', '1.0 / 45360.0', '1.0 / 5760.0', '1.0 / 840.0', '1.0 / 144.0', '1.0 / 30.0', '1.0 / 8.0', '1.0 / 3.0', '0.5'], '    ')}
     return -(y * y) * p;
   }
   return k_exp_neg(y) * (1.0 - y) - 1.0;
@@ -142,12 +126,7 @@ fn k_erf(a_in: f32) -> f32 {
     return select(v, -v, a < 0.0);
   }
   let s = a * a;
-  var r: f32 = -5.96761703e-4;
-  r = fma(r, s, 4.99119423e-3);
-  r = fma(r, s, -2.67681349e-2);
-  r = fma(r, s, 1.12819925e-1);
-  r = fma(r, s, -3.76125336e-1);
-  r = fma(r, s, 1.28379166e-1);
+  ${horner('r', 's', ['-5.96761703e-4', '4.99119423e-3', '-2.67681349e-2', '1.12819925e-1', '-3.76125336e-1', '1.28379166e-1'], '  ')}
   return fma(r, a, a);
 }
 `;
@@ -164,14 +143,7 @@ fn k_x_minus_log1p(u_in: f32) -> f32 {
   }
   let s = u / (2.0 + u);
   let t = s * s;
-  var p: f32 = 1.0 / 17.0;
-  p = fma(p, t, 1.0 / 15.0);
-  p = fma(p, t, 1.0 / 13.0);
-  p = fma(p, t, 1.0 / 11.0);
-  p = fma(p, t, 1.0 / 9.0);
-  p = fma(p, t, 1.0 / 7.0);
-  p = fma(p, t, 1.0 / 5.0);
-  p = fma(p, t, 1.0 / 3.0);
+  ${horner('p', 't', ['1.0 / 17.0', '1.0 / 15.0', '1.0 / 13.0', '1.0 / 11.0', '1.0 / 9.0', '1.0 / 7.0', '1.0 / 5.0', '1.0 / 3.0'], '  ')}
   return u * s - 2.0 * s * t * p;
 }
 `;

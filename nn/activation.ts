@@ -5,7 +5,7 @@
 import { Tensor, type Device } from '../engine/index.ts';
 import { activation, resolveActivation, type ActivationSpec, type ResolvedActivation } from '../engine/ops/activation.ts';
 import { unconstrain, type ActivationKind } from '../engine/index.ts';
-import { Module, parameter } from './module.ts';
+import { Module, allModules, parameter } from './module.ts';
 
 export type { ActivationSpec, ResolvedActivation };
 
@@ -134,13 +134,7 @@ export class Activation extends Module {
 
 /** Every Activation layer in a model (depth-first). */
 export function activationLayers(m: Module): Activation[] {
-  const out: Activation[] = [];
-  const walk = (mod: Module) => {
-    if (mod instanceof Activation) out.push(mod);
-    for (const [, c] of mod.children()) walk(c);
-  };
-  walk(m);
-  return out;
+  return allModules(m).filter((x): x is Activation => x instanceof Activation);
 }
 
 /**

@@ -3,9 +3,10 @@
 // string values), padded with spaces to a multiple of 8, then the little-endian
 // tensor bytes laid out contiguously in sorted-name order. Files are written
 // atomically (temp file, fsync, rename).
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { readFileNamed } from './read_file.ts';
 
 export type SafetensorsDtype = 'F32' | 'I32' | 'F64' | 'I64' | 'U8';
 export type NamedArrayData = Float32Array | Int32Array | Float64Array | BigInt64Array | Uint8Array;
@@ -249,13 +250,7 @@ export function saveCheckpointFile(
 
 /** Reads and decodes a safetensors checkpoint file. */
 export function loadCheckpointFile(path: string): Safetensors {
-  let bytes: Uint8Array;
-  try {
-    bytes = readFileSync(path);
-  } catch (e) {
-    throw new Error(`loadCheckpointFile ${path}: cannot read file: ${(e as Error).message}`);
-  }
-  return decodeSafetensors(bytes, path);
+  return decodeSafetensors(readFileNamed('loadCheckpointFile', path), path);
 }
 
 /**

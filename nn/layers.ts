@@ -11,7 +11,7 @@ import { Activation } from './activation.ts';
 import { maxPool2d, avgPool2d, globalAvgPool2d } from '../engine/ops/pool.ts';
 import { batchNorm2d } from '../engine/ops/batchnorm.ts';
 import { bernoulliMask } from '../engine/ops/random.ts';
-import { Module, parameter } from './module.ts';
+import { Module, allModules, parameter } from './module.ts';
 import { initValues } from './init.ts';
 
 export class Sequential extends Module {
@@ -72,13 +72,7 @@ export function restoreEpilogueFusion(model: Module, prev: boolean[]): void {
 }
 
 function sequentials(model: Module): Sequential[] {
-  const out: Sequential[] = [];
-  const walk = (m: Module): void => {
-    if (m instanceof Sequential) out.push(m);
-    for (const [, c] of m.children()) walk(c);
-  };
-  walk(model);
-  return out;
+  return allModules(model).filter((m): m is Sequential => m instanceof Sequential);
 }
 
 function posInt(layer: string, arg: string, v: number): void {

@@ -132,3 +132,25 @@ export abstract class Module {
     for (const [, b] of this.namedBuffers()) b.dispose();
   }
 }
+
+/** `model` and every module below it, depth-first (a module before its children, in registration order). */
+export function allModules(model: Module): Module[] {
+  const out: Module[] = [];
+  const walk = (m: Module): void => {
+    out.push(m);
+    for (const [, c] of m.children()) walk(c);
+  };
+  walk(model);
+  return out;
+}
+
+/**
+ * Records the training flag of `model` and every module below it; the returned function
+ * puts each flag back (around a temporary train() / eval() switch).
+ */
+export function saveModes(model: Module): () => void {
+  const flags = allModules(model).map((m) => [m, m.training] as const);
+  return () => {
+    for (const [m, on] of flags) m.training = on;
+  };
+}

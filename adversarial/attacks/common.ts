@@ -7,7 +7,7 @@
 import { Tensor, add, clone, detach, full, grad, gt, maximum, neg, noGrad, scope, sum, where, zerosLike } from '../../engine/index.ts';
 import { softmaxCrossEntropy } from '../../engine/ops/loss.ts';
 import { RngState } from '../../engine/ops/random.ts';
-import type { Module } from '../../nn/module.ts';
+import { saveModes, type Module } from '../../nn/module.ts';
 import { checkCount, type ResolvedThreat } from '../threat.ts';
 
 /**
@@ -119,18 +119,13 @@ export function withAttackMode<T>(model: Module, bnMode: BnMode, fn: () => T): T
  * function that restores each module's training flag and each parameter's requiresGrad.
  */
 export function enterAttackMode(model: Module, bnMode: BnMode): () => void {
-  const flags: [Module, boolean][] = [];
-  const walk = (m: Module): void => {
-    flags.push([m, m.training]);
-    for (const [, c] of m.children()) walk(c);
-  };
-  walk(model);
+  const restoreModes = saveModes(model);
   const params = model.parameters();
   const req = params.map((p) => p.requiresGrad);
   model.train(bnMode === 'train');
   for (const p of params) p.requiresGrad = false;
   return () => {
-    for (const [m, on] of flags) m.training = on;
+    restoreModes();
     params.forEach((p, i) => (p.requiresGrad = req[i]!));
   };
 }

@@ -3,27 +3,17 @@
 // gradient gives no step). Targeted: along minus the target's gradient. On a linear model
 // away from the box edges this is the exact L2 worst case.
 import { Tensor, boxStep } from '../../engine/index.ts';
-import type { Module } from '../../nn/module.ts';
-import { ascentDirection, resolveThreat } from '../threat.ts';
-import { BaseAttack, objectiveAndGrad, type AttackOptions } from './common.ts';
-import { fmt } from './fgsm.ts';
+import { ascentDirection } from '../threat.ts';
+import { OneStepAttack, type OneStepOptions } from './one_step.ts';
 
-export interface FgmOptions extends AttackOptions {
-  eps: number;
-  bounds?: [number, number];
-}
+export type FgmOptions = OneStepOptions;
 
-export class Fgm extends BaseAttack {
-  readonly name: string;
+export class Fgm extends OneStepAttack {
   constructor(opts: FgmOptions) {
-    super('FGM', resolveThreat({ norm: 'l2', eps: opts?.eps, bounds: opts?.bounds }, 'FGM'), opts);
-    this.name = `FGM(eps=${fmt(this.threat.eps)}${this.targeted ? ', targeted' : ''})`;
+    super('FGM', 'l2', opts);
   }
-  protected run(model: Module, x: Tensor, y: Tensor): Tensor {
-    const { obj, g } = objectiveAndGrad(model, x, null, y, this.targeted, true);
-    obj.dispose();
-    const d = ascentDirection(g!, 'l2');
-    g!.dispose();
+  protected step(x: Tensor, g: Tensor): Tensor {
+    const d = ascentDirection(g, 'l2');
     const xa = boxStep(x, d, this.threat.eps, this.threat.bounds);
     d.dispose();
     return xa;

@@ -16,10 +16,11 @@ import { Tensor, add, backward, clamp, clone, keep, noGrad, scope, sign, zeros }
 import { accuracyCount } from '../../engine/ops/loss.ts';
 import { concat, slice } from '../../engine/ops/layout.ts';
 import type { BatchResult, TrainContext, TrainLoop } from '../trainer.ts';
-import { checkCount, checkPositive, resolveThreat, stepDelta, type ResolvedThreat } from '../threat.ts';
-import { checkCommon, checkOptions, type AdvLoopCommon } from './pgd_at.ts';
+import { checkCount, checkPositive, stepDelta, type ResolvedThreat } from '../threat.ts';
+import type { AdvLoopCommon } from './pgd_at.ts';
+import { replaceResult, sharedBackwardSetup } from './shared_backward.ts';
 import { clipPssiluBGrad, trainingObjective } from './guards.ts';
-import { sharedSwitch, withSurrogate } from './sat.ts';
+import { withSurrogate } from './sat.ts';
 
 export interface FreeAtOptions extends AdvLoopCommon {
   eps: number;
@@ -40,10 +41,7 @@ export class FreeAt implements TrainLoop {
   delta: Tensor | null = null;
 
   constructor(readonly opts: FreeAtOptions) {
-    checkOptions('FreeAt', opts);
-    checkCommon('FreeAt', opts);
-    this.smooth = sharedSwitch('FreeAt', opts);
-    this.threat = resolveThreat({ norm: 'linf', eps: opts.eps, bounds: opts.bounds }, 'FreeAt');
+    ({ smooth: this.smooth, threat: this.threat } = sharedBackwardSetup('FreeAt', opts, () => 'linf'));
     checkCount('FreeAt', 'replays', opts.replays, 1);
     this.replays = opts.replays;
     this.step = opts.step ?? opts.eps;
@@ -92,8 +90,7 @@ export class FreeAt implements TrainLoop {
     const [lo, hi] = this.threat.bounds;
     let out: BatchResult | null = null;
     for (let r = 0; r < this.replays; r++) {
-      const prev = out;
-      out = scope(() => {
+      out = replaceResult(out, scope(() => {
         const d = this.current(x);
         const leaf = clone(d);
         leaf.requiresGrad = true;
@@ -112,11 +109,7 @@ export class FreeAt implements TrainLoop {
         this.store(stepDelta(x, d, dir, this.step, this.threat));
         const correct = noGrad(() => accuracyCount(logits, y));
         return { lossSum, correct };
-      });
-      if (prev) {
-        prev.lossSum.dispose();
-        prev.correct.dispose();
-      }
+      }));
     }
     // NOTE: the reported loss / correct count are those of the last replay.
     return out!;

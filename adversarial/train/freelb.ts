@@ -10,12 +10,13 @@ import { Tensor, add, axpy, backward, clamp, clone, keep, noGrad, normalizePerEx
 import { accuracyCount } from '../../engine/ops/loss.ts';
 import { RngState, randomUniform } from '../../engine/ops/random.ts';
 import { Dropout } from '../../nn/layers.ts';
-import type { Module } from '../../nn/module.ts';
+import { allModules, type Module } from '../../nn/module.ts';
 import type { BatchResult, TrainContext, TrainLoop } from '../trainer.ts';
-import { ascentDirection, checkCount, checkEps, checkPositive, linfNormPerExample, projectDelta, resolveThreat, type Norm, type ResolvedThreat } from '../threat.ts';
-import { checkCommon, checkOptions, type AdvLoopCommon } from './pgd_at.ts';
+import { ascentDirection, checkCount, checkEps, checkPositive, linfNormPerExample, projectDelta, type Norm, type ResolvedThreat } from '../threat.ts';
+import type { AdvLoopCommon } from './pgd_at.ts';
+import { replaceResult, sharedBackwardSetup } from './shared_backward.ts';
 import { clipPssiluBGrad, trainingObjective } from './guards.ts';
-import { sharedSwitch, withSurrogate } from './sat.ts';
+import { withSurrogate } from './sat.ts';
 
 export interface FreeLbOptions extends AdvLoopCommon {
   /** Ascent steps (forward/backward passes) per batch. */
@@ -34,13 +35,7 @@ export interface FreeLbOptions extends AdvLoopCommon {
 
 /** Every Dropout layer of a model. */
 export function dropoutLayers(m: Module): Dropout[] {
-  const out: Dropout[] = [];
-  const walk = (mod: Module) => {
-    if (mod instanceof Dropout) out.push(mod);
-    for (const [, c] of mod.children()) walk(c);
-  };
-  walk(m);
-  return out;
+  return allModules(m).filter((x): x is Dropout => x instanceof Dropout);
 }
 
 export class FreeLb implements TrainLoop {
@@ -51,10 +46,7 @@ export class FreeLb implements TrainLoop {
   private readonly rng: RngState;
 
   constructor(readonly opts: FreeLbOptions) {
-    checkOptions('FreeLb', opts);
-    checkCommon('FreeLb', opts);
-    this.smooth = sharedSwitch('FreeLb', opts);
-    this.threat = resolveThreat({ norm: opts.norm ?? 'l2', eps: opts.eps, bounds: opts.bounds }, 'FreeLb');
+    ({ smooth: this.smooth, threat: this.threat } = sharedBackwardSetup('FreeLb', opts, (o) => o.norm ?? 'l2'));
     checkCount('FreeLb', 'K', opts.K, 1);
     checkPositive('FreeLb', 'alpha', opts.alpha);
     this.initMag = opts.initMag ?? 0;
@@ -100,7 +92,6 @@ export class FreeLb implements TrainLoop {
     ctx.opt.zeroGrad();
     try {
       for (let t = 0; t < K; t++) {
-        const prev = out;
         const r = scope(() => {
           const leaf = clone(delta);
           leaf.requiresGrad = true;
@@ -125,11 +116,7 @@ export class FreeLb implements TrainLoop {
           delta.dispose();
           delta = keep(r.next);
         }
-        out = { lossSum: r.lossSum, correct: r.correct };
-        if (prev) {
-          prev.lossSum.dispose();
-          prev.correct.dispose();
-        }
+        out = replaceResult(out, { lossSum: r.lossSum, correct: r.correct });
       }
     } finally {
       delta.dispose();

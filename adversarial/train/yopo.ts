@@ -18,10 +18,11 @@ import { RngState } from '../../engine/ops/random.ts';
 import { Conv2d, Linear, Sequential } from '../../nn/layers.ts';
 import type { Module } from '../../nn/module.ts';
 import type { BatchResult, TrainContext, TrainLoop } from '../trainer.ts';
-import { applyDelta, checkCount, checkPositive, randomStart, resolveThreat, stepDelta, type ResolvedThreat } from '../threat.ts';
-import { checkCommon, checkOptions, type AdvLoopCommon } from './pgd_at.ts';
+import { applyDelta, checkCount, checkPositive, randomStart, stepDelta, type ResolvedThreat } from '../threat.ts';
+import type { AdvLoopCommon } from './pgd_at.ts';
+import { replaceResult, sharedBackwardSetup } from './shared_backward.ts';
 import { clipPssiluBGrad, objectiveFromLogits } from './guards.ts';
-import { sharedSwitch, withSurrogate } from './sat.ts';
+import { withSurrogate } from './sat.ts';
 
 /** f0 and the rest of the network: logits = rest(firstLayer.forward(x)). */
 export interface YopoSplit {
@@ -86,10 +87,7 @@ export class Yopo implements TrainLoop {
   private splitOf: Module | null = null;
 
   constructor(readonly opts: YopoOptions) {
-    checkOptions('Yopo', opts);
-    checkCommon('Yopo', opts);
-    this.smooth = sharedSwitch('Yopo', opts);
-    this.threat = resolveThreat({ norm: 'linf', eps: opts.eps, bounds: opts.bounds }, 'Yopo');
+    ({ smooth: this.smooth, threat: this.threat } = sharedBackwardSetup('Yopo', opts, () => 'linf'));
     checkCount('Yopo', 'm', opts.m, 1);
     checkCount('Yopo', 'n', opts.n, 1);
     checkPositive('Yopo', 'sigma', opts.sigma);
@@ -122,7 +120,6 @@ export class Yopo implements TrainLoop {
     let out: BatchResult | null = null;
     try {
       for (let j = 0; j < o.m; j++) {
-        const prev = out;
         const r = scope(() => {
           // Full pass: every parameter's gradient, and p = -dL/dz0.
           const xa = applyDelta(x, eta, t);
@@ -164,11 +161,7 @@ export class Yopo implements TrainLoop {
         });
         eta.dispose();
         eta = keep(r.e);
-        out = { lossSum: r.lossSum, correct: r.correct };
-        if (prev) {
-          prev.lossSum.dispose();
-          prev.correct.dispose();
-        }
+        out = replaceResult(out, { lossSum: r.lossSum, correct: r.correct });
       }
     } finally {
       eta.dispose();

@@ -86,24 +86,28 @@ function expandGrad(dy: Tensor, shape: Shape, axes: number[], scale: number): Te
 }
 
 export function sum(x: Tensor, axes?: number | readonly number[], keepdims = false): Tensor {
-  checkF32('sum', x);
-  const ax = normAxes('sum', axes, x.rank);
-  const r = reduceAxes(x, ax, 'sum');
-  const y = keepdims ? viewAndDispose(r, keptShape(x.shape, ax)) : r;
-  record(y, 'sum', [x], (dy) => [expandGrad(dy, x.shape, ax, 1)]);
-  return y;
+  return sumScaled('sum', x, axes, keepdims);
 }
 
 export function mean(x: Tensor, axes?: number | readonly number[], keepdims = false): Tensor {
-  checkF32('mean', x);
-  const ax = normAxes('mean', axes, x.rank);
+  return sumScaled('mean', x, axes, keepdims);
+}
+
+/** sum, or mean (the sum times 1/count of the reduced elements), with the gradient broadcast back. */
+function sumScaled(op: 'sum' | 'mean', x: Tensor, axes: number | readonly number[] | undefined, keepdims: boolean): Tensor {
+  checkF32(op, x);
+  const ax = normAxes(op, axes, x.rank);
   const count = ax.reduce((a, d) => a * x.shape[d]!, 1);
-  if (count === 0) throw new Error(`kinkless: mean: reducing over an empty axis of ${shapeStr(x.shape)}`);
-  const s = reduceAxes(x, ax, 'sum');
-  const r = launchEw(ELEMENTWISE, 'scale', [s], { scalars: [1 / count] });
-  s.dispose();
+  if (op === 'mean' && count === 0) throw new Error(`kinkless: mean: reducing over an empty axis of ${shapeStr(x.shape)}`);
+  const scale = op === 'mean' ? 1 / count : 1;
+  let r = reduceAxes(x, ax, 'sum');
+  if (op === 'mean') {
+    const s = r;
+    r = launchEw(ELEMENTWISE, 'scale', [s], { scalars: [scale] });
+    s.dispose();
+  }
   const y = keepdims ? viewAndDispose(r, keptShape(x.shape, ax)) : r;
-  record(y, 'mean', [x], (dy) => [expandGrad(dy, x.shape, ax, 1 / count)]);
+  record(y, op, [x], (dy) => [expandGrad(dy, x.shape, ax, scale)]);
   return y;
 }
 

@@ -1,7 +1,7 @@
 // IDX file reader/writer (the MNIST container format): a 4-byte magic (two zero
 // bytes, a dtype code, the number of dims), big-endian uint32 dims, then the
 // big-endian data. gzip-compressed input (magic 1f 8b) is inflated transparently.
-import { readFileSync } from 'node:fs';
+import { readFileNamed } from '../read_file.ts';
 import { gunzipSync } from 'node:zlib';
 
 export type IdxDtype = 'u8' | 'i8' | 'i16' | 'i32' | 'f32' | 'f64';
@@ -102,38 +102,26 @@ function decodeBody(view: DataView, off: number, count: number, info: DtypeInfo)
       return bytes.slice();
     case 'i8':
       return new Int8Array(bytes.slice().buffer);
-    case 'i16': {
-      const out = new Int16Array(count);
-      for (let i = 0; i < count; i++) out[i] = view.getInt16(off + 2 * i, false);
-      return out;
-    }
-    case 'i32': {
-      const out = new Int32Array(count);
-      for (let i = 0; i < count; i++) out[i] = view.getInt32(off + 4 * i, false);
-      return out;
-    }
-    case 'f32': {
-      const out = new Float32Array(count);
-      for (let i = 0; i < count; i++) out[i] = view.getFloat32(off + 4 * i, false);
-      return out;
-    }
-    case 'f64': {
-      const out = new Float64Array(count);
-      for (let i = 0; i < count; i++) out[i] = view.getFloat64(off + 8 * i, false);
-      return out;
-    }
+    case 'i16':
+      return readBigEndian(new Int16Array(count), (i) => view.getInt16(off + 2 * i, false));
+    case 'i32':
+      return readBigEndian(new Int32Array(count), (i) => view.getInt32(off + 4 * i, false));
+    case 'f32':
+      return readBigEndian(new Float32Array(count), (i) => view.getFloat32(off + 4 * i, false));
+    case 'f64':
+      return readBigEndian(new Float64Array(count), (i) => view.getFloat64(off + 8 * i, false));
   }
+}
+
+/** Fills `out` with element i = read(i) (a big-endian DataView read) and returns it. */
+function readBigEndian<A extends Int16Array | Int32Array | Float32Array | Float64Array>(out: A, read: (i: number) => number): A {
+  for (let i = 0; i < out.length; i++) out[i] = read(i);
+  return out;
 }
 
 /** Reads and parses an IDX file (plain or gzip); errors name the path. */
 export function readIdxFile(path: string): IdxArray {
-  let buf: Uint8Array;
-  try {
-    buf = readFileSync(path);
-  } catch (e) {
-    throw new Error(`IDX ${path}: cannot read file: ${(e as Error).message}`);
-  }
-  return parseIdx(buf, path);
+  return parseIdx(readFileNamed('IDX', path), path);
 }
 
 /** Serialises an array as an uncompressed IDX buffer (big-endian). */
