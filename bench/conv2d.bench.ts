@@ -112,55 +112,49 @@ function leverCases(device: Device): BenchCase[] {
 /** The filter and bias gradients of a conv as its backward computes them (x needs none). */
 function dwDbCase(device: Device, s: Shape, impl: ConvImpl, group: string, name: string): BenchCase {
   const p = conv2dGeometry(s.x, s.w, s.o);
-  let x: Tensor | null = null;
-  let w: Tensor | null = null;
-  let b: Tensor | null = null;
-  let dy: Tensor | null = null;
   return {
     group,
     name,
     flops: 2 * p.N * p.O * p.OH * p.OW * p.Cg * p.KH * p.KW,
-    setup() {
-      x = Tensor.from(device, rand(p.N * p.C * p.H * p.W, 1), s.x);
-      w = Tensor.from(device, rand(p.O * p.Cg * p.KH * p.KW, 2), s.w);
-      b = Tensor.from(device, rand(p.O, 4), [p.O]);
-      dy = Tensor.from(device, rand(p.N * p.O * p.OH * p.OW, 3), [p.N, p.O, p.OH, p.OW]);
-      w.requiresGrad = true;
-      b.requiresGrad = true;
-    },
-    run() {
-      scope(() => void conv2dBackward(dy!, { x: x!, w: w!, b: b!, p, run: convRun('conv2d', { ...s.o, impl }), kept: null }));
-    },
-    teardown() {
-      for (const t of [x, w, b, dy]) t?.dispose();
-    },
+    ...gradTensors(device, s, p, (t) =>
+      scope(() => void conv2dBackward(t.dy, { x: t.x, w: t.w, b: t.b, p, run: convRun('conv2d', { ...s.o, impl }), kept: null })),
+    ),
   };
 }
 
 /** conv2d forward + gradients of w and b through autograd, GEMM path, with a keepIm2colBytes. */
 function keepCase(device: Device, s: Shape, keepIm2colBytes: number, group: string, name: string): BenchCase {
   const p = conv2dGeometry(s.x, s.w, s.o);
-  let x: Tensor | null = null;
-  let w: Tensor | null = null;
-  let b: Tensor | null = null;
-  let dy: Tensor | null = null;
   return {
     group,
     name,
     flops: 2 * (2 * p.N * p.O * p.OH * p.OW * p.Cg * p.KH * p.KW),
+    ...gradTensors(device, s, p, (t) => scope(() => void grad(conv2d(t.x, t.w, t.b, { ...s.o, impl: 'gemm', keepIm2colBytes }), [t.w, t.b], t.dy))),
+  };
+}
+
+/** setup / run / teardown of a case on x, w, b (w and b needing gradients) and an upstream dy. */
+function gradTensors(
+  device: Device,
+  s: Shape,
+  p: ReturnType<typeof conv2dGeometry>,
+  run: (t: { x: Tensor; w: Tensor; b: Tensor; dy: Tensor }) => void,
+): Pick<BenchCase, 'setup' | 'run' | 'teardown'> {
+  let t: { x: Tensor; w: Tensor; b: Tensor; dy: Tensor } | null = null;
+  return {
     setup() {
-      x = Tensor.from(device, rand(p.N * p.C * p.H * p.W, 1), s.x);
-      w = Tensor.from(device, rand(p.O * p.Cg * p.KH * p.KW, 2), s.w);
-      b = Tensor.from(device, rand(p.O, 4), [p.O]);
-      dy = Tensor.from(device, rand(p.N * p.O * p.OH * p.OW, 3), [p.N, p.O, p.OH, p.OW]);
+      const w = Tensor.from(device, rand(p.O * p.Cg * p.KH * p.KW, 2), s.w);
+      const b = Tensor.from(device, rand(p.O, 4), [p.O]);
       w.requiresGrad = true;
       b.requiresGrad = true;
+      t = { x: Tensor.from(device, rand(p.N * p.C * p.H * p.W, 1), s.x), w, b, dy: Tensor.from(device, rand(p.N * p.O * p.OH * p.OW, 3), [p.N, p.O, p.OH, p.OW]) };
     },
     run() {
-      scope(() => void grad(conv2d(x!, w!, b!, { ...s.o, impl: 'gemm', keepIm2colBytes }), [w!, b!], dy!));
+      run(t!);
     },
     teardown() {
-      for (const t of [x, w, b, dy]) t?.dispose();
+      if (t) for (const v of Object.values(t)) v.dispose();
+      t = null;
     },
   };
 }

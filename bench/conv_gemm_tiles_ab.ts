@@ -6,6 +6,7 @@ import { createDevice, Tensor } from '../engine/index.ts';
 import { matmulRaw } from '../engine/ops/matmul.ts';
 import { conv2dForward, conv2dGeometry, conv2dIm2col } from '../engine/ops/conv2d.ts';
 import { hostRand as rand } from './host_rand.ts';
+import { runInterleaved } from './interleaved_ab.ts';
 
 const rounds = Number(process.argv[2] ?? 9);
 const only = process.argv[3] ?? '';
@@ -54,17 +55,5 @@ for (const [nm, sg] of gtiles) {
   cases[`conv1 dw per image ${nm}`] = () => matmulRaw(dz1, col1v, { sg }).dispose();
   cases[`conv2 dw ${nm}`] = () => matmulRaw(dyP2, col2, { sg }).dispose();
 }
-const names = Object.keys(cases).filter((n) => n.includes(only));
-const times: Record<string, number[]> = Object.fromEntries(names.map((n) => [n, []]));
-for (const n of names) { cases[n]!(); await device.sync(); }
-for (let r = 0; r < rounds; r++) {
-  for (const n of names) {
-    const t0 = performance.now();
-    cases[n]!();
-    await device.sync();
-    times[n]!.push(performance.now() - t0);
-  }
-}
-const med = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)]!;
-for (const n of names) console.log(`${n.padEnd(40)} median ${med(times[n]!).toFixed(2)} ms  min ${Math.min(...times[n]!).toFixed(2)}  (${rounds} interleaved rounds)`);
+await runInterleaved(device, cases, only, rounds, 40);
 process.exit(0);

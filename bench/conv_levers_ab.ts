@@ -5,6 +5,7 @@ import { createDevice, Tensor, grad, scope } from '../engine/index.ts';
 import { conv2dBackward, conv2dBackwardInput, conv2dGeometry, convRun, type Conv2dOptions } from '../engine/ops/conv2d.ts';
 import { conv2dAct } from '../engine/ops/fused.ts';
 import { hostRand as rand } from './host_rand.ts';
+import { runInterleaved } from './interleaved_ab.ts';
 
 const rounds = Number(process.argv[2] ?? 9);
 const only = process.argv[3] ?? '';
@@ -37,18 +38,6 @@ const cases: Record<string, () => void> = {
   'conv2 fwd+dw+db relu permute baked': fwdDw({ gemmForward: 'permute' }),
   'conv2 fwd+dw+db relu direct baked': fwdDw({ gemmForward: 'direct' }),
 };
-const names = Object.keys(cases).filter((n) => n.includes(only));
-const times: Record<string, number[]> = Object.fromEntries(names.map((n) => [n, []]));
-for (const n of names) { cases[n]!(); await device.sync(); }
-for (let r = 0; r < rounds; r++) {
-  for (const n of names) {
-    const t0 = performance.now();
-    cases[n]!();
-    await device.sync();
-    times[n]!.push(performance.now() - t0);
-  }
-}
-const med = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)]!;
-for (const n of names) console.log(`${n.padEnd(28)} median ${med(times[n]!).toFixed(2)} ms  min ${Math.min(...times[n]!).toFixed(2)}  (${rounds} interleaved rounds)`);
+await runInterleaved(device, cases, only, rounds, 28);
 device.destroy?.();
 process.exit(0);

@@ -4,6 +4,7 @@
 // (kernels/wgsl_math.ts). The derivative and the one-pass value-and-gradient kernels keep
 // k_gelu_parts (Phi and phi from the same exp). Error analysis and measurements:
 // docs/numerics.md (GELU bullet).
+import { tailRatioWgsl } from './wgsl_normal.ts';
 
 // NOTE: R(u) = Phi(-u) exp(u^2/2) as 4 polynomials of degree 11 in t = u - c on [0, 1),
 // [1, 3), [3, 7), [7, 14.5] (c = 0.5, 2, 5, 10.5), picked by three comparisons of u (3
@@ -66,22 +67,7 @@ ${pick('c1', 4, 4)}
 ${pick('c2', 8, 4)}
 ${pick('c3', 12, 2)}
   let t = u - c3.y;
-  var g = c3.x;
-  g = fma(g, t, c2.w);
-  g = fma(g, t, c2.z);
-  g = fma(g, t, c2.y);
-  g = fma(g, t, c2.x);
-  g = fma(g, t, c1.w);
-  g = fma(g, t, c1.z);
-  g = fma(g, t, c1.y);
-  g = fma(g, t, c1.x);
-  g = fma(g, t, c0.w);
-  g = fma(g, t, c0.z);
-  let rl = fma(t, g, c0.y);
-  let a = c0.x * w.y;
-  var c = fma(rl, w.z, c0.x * w.z);
-  c = fma(rl, w.y, c);
-  c = fma(a + c, w.x, c);
+${tailRatioWgsl(['c2.w', 'c2.z', 'c2.y', 'c2.x'], 'c3.x')}
   let xq = (clamp(x, -14.5, 14.5) * (a + c)) * w.w;
   return select(xq, x - xq, x > 0.0);
 }

@@ -144,6 +144,26 @@ function pieceSelect(name: string, slot: number): string {
 // is rounded once, at the end, instead of inheriting Phi's absolute rounding of 2^-150
 // times |x| (up to ~8 ULP before). x is clamped to -14.5 there (s = 0 from u = 14.41, so
 // x = -inf gives (-14.5 m) 0 = 0, the limit).
+/**
+ * The shared body of the normal-tail evaluations (here and kernels/wgsl_gelu_forward.ts):
+ * Horner in t of the polynomial R with top coefficient `top`, then `high` (the coefficients
+ * above c1, highest first), c1.wzyx and c0.wz, ending in rl = R(t) - c0.x as r0 + t g; then
+ * a + c = R * w.y recombined with w's split parts (a = c0.x w.y exact-ish, c the rest),
+ * using w = k_exp_neg_half_sq(u). Defines g, rl, a and c.
+ */
+export function tailRatioWgsl(high: readonly string[], top: string): string {
+  const chain = [...high, 'c1.w', 'c1.z', 'c1.y', 'c1.x', 'c0.w', 'c0.z'];
+  return [
+    `  var g = ${top};`,
+    ...chain.map((k) => `  g = fma(g, t, ${k});`),
+    '  let rl = fma(t, g, c0.y);',
+    '  let a = c0.x * w.y;',
+    '  var c = fma(rl, w.z, c0.x * w.z);',
+    '  c = fma(rl, w.y, c);',
+    '  c = fma(a + c, w.x, c);',
+  ].join('\n');
+}
+
 export const WGSL_NORMAL_CDF = /* wgsl */ `
 fn k_normal_cdf(x: f32) -> f32 {
   let u = min(abs(x), 14.5);
@@ -197,21 +217,7 @@ ${pieceSelect('c0', 0)}
 ${pieceSelect('c1', 1)}
 ${pieceSelect('c2', 2)}
   let t = u - bitcast<f32>((bits & 0xff800000u) | 0x00400000u);
-  var g = c2.w;
-  g = fma(g, t, c2.z);
-  g = fma(g, t, c2.y);
-  g = fma(g, t, c2.x);
-  g = fma(g, t, c1.w);
-  g = fma(g, t, c1.z);
-  g = fma(g, t, c1.y);
-  g = fma(g, t, c1.x);
-  g = fma(g, t, c0.w);
-  g = fma(g, t, c0.z);
-  let rl = fma(t, g, c0.y);
-  let a = c0.x * w.y;
-  var c = fma(rl, w.z, c0.x * w.z);
-  c = fma(rl, w.y, c);
-  c = fma(a + c, w.x, c);
+${tailRatioWgsl(['c2.z', 'c2.y', 'c2.x'], 'c2.w')}
   return a + c;
 }
 `;
