@@ -80,7 +80,9 @@ export function adapterSlug(name: string): string {
 }
 
 function matches(filter: string | null, c: { group: string; name: string }): boolean {
-  return filter === null || `${c.group}/${c.name}`.toLowerCase().includes(filter.toLowerCase());
+  if (filter === null) return true;
+  const id = `${c.group}/${c.name}`.toLowerCase();
+  return filter.toLowerCase().split('|').some((f) => id.includes(f));
 }
 
 /** Run the suite; returns the exit code (1 when --compare finds a slower case). */
@@ -131,6 +133,11 @@ export async function runSuite(o: SuiteOptions): Promise<number> {
         },
       });
       rows.push(...got);
+      // NOTE: each file's cases leave buffers in the pool's free lists (the 16M activation
+      // cases several 64 MB ones); measured 2026-12-04, keeping them slowed the e2e steps
+      // that follow by 15-20% on lavapipe (docs/software-gpu.md). Every file starts with an
+      // empty pool, as it would in a process of its own.
+      device.pool.trim();
     }
   } finally {
     device.destroy();
@@ -151,7 +158,7 @@ export async function runSuite(o: SuiteOptions): Promise<number> {
       try {
         const groups = new Set(rows.map((r) => r.group));
         // The peer filters on the group only: pass the group part of "group/name" filters.
-        const filter = o.filter?.split('/')[0] || null;
+        const filter = o.filter?.split('|').map((f) => f.split('/')[0]).join('|') || null;
         const t = await runTorchPeer({ quick: o.quick, filter, mnistDir, onLine: (l) => console.error(`  torch: ${l}`) });
         // Keep the peer rows of the groups we ran (the filter may have left some out).
         rows.push(...t.rows.filter((r) => groups.has(r.group)));

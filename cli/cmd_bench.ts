@@ -6,7 +6,7 @@ import { helpText, parseFlags, UsageError, type FlagSpec } from './args.ts';
 import { DEFAULT_RESULTS_DIR, runSuite } from '../bench/suite.ts';
 
 const FLAGS: Record<string, FlagSpec> = {
-  filter: { type: 'string', help: 'keep cases whose "group/name" contains this substring (case-insensitive)' },
+  filter: { type: 'string', help: 'keep cases whose "group/name" contains this substring (case-insensitive; "a|b" keeps either)' },
   quick: { type: 'bool', help: 'smaller sizes and fewer runs (about 2-3 minutes here)', default: false },
   wall: { type: 'bool', help: 'time kernel cases by wall clock instead of GPU timestamps', default: false },
   report: { type: 'bool', help: 'also write <results>/<date>-<adapter>.md with SVG charts', default: false },

@@ -13,7 +13,7 @@ The BLAS fields name the library torch's matmuls really run on: the BLAS / LAPAC
 BLIS / ATLAS shared objects mapped into this process after a small matmul
 (/proc/self/maps), OpenBLAS's own config and core name when it is one, and torch's
 build-time BLAS_INFO (bench/peers/torch.ts classifies them).
-Usage: torch_peer.py [--quick] [--threads 1,2] [--filter substring] [--mnist-dir DIR]
+Usage: torch_peer.py [--quick] [--threads 1,2] [--filter substring[|substring...]] [--mnist-dir DIR]
 """
 import argparse
 import ctypes
@@ -203,7 +203,8 @@ def main():
     cpu = os.cpu_count() or 1
     threads = [int(t) for t in a.threads.split(",") if t] or sorted({1, max(default_threads, cpu)})
     print(json.dumps({"torch": torch.__version__, "default_threads": default_threads, "cpu_count": cpu, **blas_info()}), flush=True)
-    todo = [c for c in cases(a.quick, a.mnist_dir) if a.filter.lower() in c[0].lower()]
+    alts = [f for f in a.filter.lower().split("|")] or [""]
+    todo = [c for c in cases(a.quick, a.mnist_dir) if any(f in c[0].lower() for f in alts)]
     for t in threads:
         torch.set_num_threads(t)
         for group, extra, fn in todo:
