@@ -113,6 +113,9 @@ function tfStepCase(peer: TfPeer, group: string, kind: 'standard' | 'fast', runs
   };
 }
 
+/** bench/suite_file.ts loads the TF.js peer for this module's 'tfjs webgpu' rows. */
+export const usesTfjs = true;
+
 export function cases(device: Device, opts: { quick: boolean; tfjs?: TfPeer | null }): BenchCase[] {
   const peer = opts.tfjs ?? null;
   // TF.js takes ~1.5 s per step here: few runs.

@@ -20,7 +20,7 @@ import { SmallCnn } from '../nn/models/small_cnn.ts';
 import type { BenchCase } from './harness.ts';
 import { geluForwardBefore } from './gelu_baseline.ts';
 import { hostRand } from './peers/tfjs.ts';
-import { peerSizes } from './peers.bench.ts';
+import { PSSILU_RAW, peerSizes } from './peers.bench.ts';
 import { JAXJS, compareArrays, jaxCnnLoss, jaxCnnStep, loadJaxjs, skipNote, type JaxArray, type JaxModule, type JaxPeer } from './peers/jaxjs.ts';
 
 type Inputs = () => [Float32Array, number[]][];
@@ -41,6 +41,7 @@ export function jaxKernels(quick: boolean): JaxKernel[] {
   const sz = peerSizes(quick);
   const [n, lab] = sz.ew;
   const one: Inputs = () => [[hostRand(n, 7, 4), [n]]];
+  const withRaw: Inputs = () => [...one(), ...PSSILU_RAW.map((v): [Float32Array, number[]] => [Float32Array.of(v), [1]])];
   const out: JaxKernel[] = sz.mm.map((m) => ({
     group: `peer matmul ${m}`,
     flops: 2 * m ** 3,
@@ -54,8 +55,24 @@ export function jaxKernels(quick: boolean): JaxKernel[] {
     { group: `peer silu fwd ${lab}`, bytes: 2 * n * F, inputs: one, build: (jax) => jax.jit((x: JaxArray) => jax.nn.silu(x)) },
     { group: `peer silu grad ${lab}`, bytes: 2 * n * F, inputs: one, build: (jax) => jax.jit(jax.grad((x: JaxArray) => jax.numpy.sum(jax.nn.silu(x)))) },
     { group: `peer gelu fwd ${lab}`, bytes: 2 * n * F, inputs: one, build: (jax) => jax.jit((x: JaxArray) => jax.nn.gelu(x, { approximate: false })) },
+    { group: `peer gelu grad ${lab}`, bytes: 2 * n * F, inputs: one, build: (jax) => jax.jit(jax.grad((x: JaxArray) => jax.numpy.sum(jax.nn.gelu(x, { approximate: false })))) },
+    { group: `peer pssilu fwd ${lab}`, bytes: 2 * n * F, inputs: withRaw, build: (jax) => jax.jit((x: JaxArray, ra: JaxArray, rb: JaxArray) => pssiluJax(jax, x, ra, rb)) },
+    {
+      // dx and both raw parameters' gradients, as ours.
+      group: `peer pssilu grad ${lab}`,
+      bytes: 2 * n * F,
+      inputs: withRaw,
+      build: (jax) => jax.jit(jax.grad((x: JaxArray, ra: JaxArray, rb: JaxArray) => jax.numpy.sum(pssiluJax(jax, x, ra, rb)), { argnums: [0, 1, 2] })),
+    },
   );
   return out;
+}
+
+/** x (s(|a| x) - |b|) / (1 - |b|) in jax-js (every use consumes a reference: .ref keeps one). */
+function pssiluJax(jax: JaxModule, x: JaxArray, ra: JaxArray, rb: JaxArray): JaxArray {
+  const b = jax.numpy.abs(rb);
+  const s = jax.nn.sigmoid(x.ref.mul(jax.numpy.abs(ra))).sub(b.ref);
+  return x.mul(s).div(b.mul(-1).add(1));
 }
 
 function jaxArrays(jax: JaxModule, inputs: Inputs): JaxArray[] {
@@ -194,15 +211,14 @@ export async function checkAgainstOurs(device: Device, peer: JaxPeer, quick: boo
     const host = k.inputs();
     const xs = host.map(([d, s]) => E.Tensor.from(device, d, s));
     const f = k.build(jax);
-    const theirs = await jaxData(f(...jaxArrays(jax, () => host)));
-    let want: E.Tensor;
-    if (k.group.startsWith('peer matmul')) want = matmulRaw(xs[0]!, xs[1]!);
-    else if (k.group.startsWith('peer silu fwd')) want = E.noGrad(() => activation(xs[0]!, 'silu'));
-    else if (k.group.startsWith('peer gelu fwd')) want = E.noGrad(() => activation(xs[0]!, 'gelu'));
-    else want = activationValueAndGrad(xs[0]!, 'silu', undefined, { value: false }).dx;
-    report(k.group.replace(/^peer /, ''), theirs, await ours(want), k.group.includes('matmul') ? 1e-5 : 1e-5);
-    want.dispose();
-    for (const x of xs) x.dispose();
+    const got = f(...jaxArrays(jax, () => host));
+    const theirs = Array.isArray(got) ? await Promise.all(got.map(jaxData)) : [await jaxData(got)];
+    // pssilu grad: jax-js returns d raw a and d raw b apart; ours is one [2] tensor.
+    if (theirs.length === 3) theirs.splice(1, 2, Float32Array.of(...theirs[1]!, ...theirs[2]!));
+    const want = ourResults(k.group, xs);
+    const what = k.group.replace(/^peer /, '');
+    for (let i = 0; i < want.length; i++) report(want.length > 1 ? `${what} [${i}]` : what, theirs[i]!, await ours(want[i]!), 1e-5);
+    for (const t of [...want, ...xs]) t.dispose();
   }
   // The small CNN with OUR weights: mean cross-entropy and its gradients on one batch.
   if (filter !== '') return { lines, ok }; // --filter: the kernel cases only
@@ -224,6 +240,20 @@ export async function checkAgainstOurs(device: Device, peer: JaxPeer, quick: boo
   return { lines, ok };
 }
 
+/** Our results for a kernel case, in the order jax-js returns them. */
+function ourResults(group: string, xs: E.Tensor[]): E.Tensor[] {
+  const [x, ra, rb] = xs;
+  if (group.startsWith('peer matmul')) return [matmulRaw(x!, ra!)];
+  if (group.startsWith('peer silu fwd')) return [E.noGrad(() => activation(x!, 'silu'))];
+  if (group.startsWith('peer silu grad')) return [activationValueAndGrad(x!, 'silu', undefined, { value: false }).dx];
+  if (group.startsWith('peer gelu fwd')) return [E.noGrad(() => activation(x!, 'gelu'))];
+  if (group.startsWith('peer gelu grad')) return [activationValueAndGrad(x!, 'gelu', undefined, { value: false }).dx];
+  const raw = E.concat([ra!, rb!], 0);
+  if (group.startsWith('peer pssilu fwd')) return [E.noGrad(() => activation(x!, { kind: 'pssilu', raw }))];
+  const r = activationValueAndGrad(x!, { kind: 'pssilu', raw }, undefined, { value: false });
+  return [r.dx, r.dParams!];
+}
+
 function median(a: number[]): number {
   const s = [...a].sort((p, q) => p - q);
   return s[Math.floor(s.length / 2)]!;
@@ -237,6 +267,13 @@ function median(a: number[]): number {
 function ourVariants(group: string, xs: E.Tensor[]): [string, () => void][] {
   if (group.startsWith('peer matmul')) return [['kinkless', () => void matmulRaw(xs[0]!, xs[1]!)]];
   if (group.startsWith('peer silu fwd')) return [['kinkless', () => void E.noGrad(() => activation(xs[0]!, 'silu'))]];
+  if (group.startsWith('peer gelu grad')) return [['kinkless fused (dx)', () => void activationValueAndGrad(xs[0]!, 'gelu', undefined, { value: false })]];
+  if (group.startsWith('peer pssilu')) {
+    const raw = E.concat([xs[1]!, xs[2]!], 0);
+    const spec = { kind: 'pssilu' as const, raw };
+    if (group.startsWith('peer pssilu fwd')) return [['kinkless', () => void E.noGrad(() => activation(xs[0]!, spec))]];
+    return [['kinkless fused (dx, da, db)', () => void activationValueAndGrad(xs[0]!, spec, undefined, { value: false })]];
+  }
   if (group.startsWith('peer gelu fwd')) {
     return [
       ['kinkless', () => void E.noGrad(() => activation(xs[0]!, 'gelu'))],

@@ -1,9 +1,10 @@
 // Kernel cases against TF.js's WebGPU backend on the same adapter, compared pairwise in
 // the same run: matmul 512 / 1024, conv2d forward / input gradient / filter gradient on
 // N64 32x32 64->64 3x3 pad 1, relu, silu forward (TF.js: x * sigmoid(x)), silu gradient
-// with the forward included (ours: the one-pass activationValueAndGrad, plus a 'kinkless
+// (dx from x and dy; ours: the one-pass activationValueAndGrad without y, plus a 'kinkless
 // two-pass' row through autograd; TF.js: tf.grad),
-// and GELU (erf; TF.js composes it from five ops). Each group `peer <case>` holds the
+// GELU (erf; TF.js composes it from five ops) forward and gradient, and PSSiLU (two raw
+// parameters) forward and gradient (dx and the parameters' gradients). Each group `peer <case>` holds the
 // rows 'tfjs webgpu' (measured first) and 'kinkless' (baseline 'tfjs webgpu', so its
 // ratio is our speedup over TF.js); the PyTorch CPU rows join the same groups later
 // (bench/peers/torch.ts). Both sides are timed by WALL CLOCK (their own device's sync,
@@ -31,6 +32,8 @@ export const TFJS = 'tfjs webgpu';
 /** Our silu gradient through autograd (forward kernel + backward kernel), next to the fused row. */
 export const KINKLESS_TWO_PASS = 'kinkless two-pass';
 const F = 4;
+/** The fused gradient rows compute dx only, as the peers' gradients return. */
+const DX_ONLY = { value: false } as const;
 
 /** Sizes shared with torch_peer.py. */
 export function peerSizes(quick: boolean): { mm: number[]; convN: number; ew: [number, string] } {
@@ -91,6 +94,27 @@ function oursSide(device: Device, inputs: () => [Float32Array, number[]][], op: 
     },
   };
 }
+
+/** The PSSiLU peer cases' raw parameters [a, b] (effective |a| = 1.5, |b| = 0.25); mirrored in torch_peer.py. */
+export const PSSILU_RAW = [1.5, 0.25] as const;
+
+function pssiluRawInputs(): [Float32Array, number[]][] {
+  return PSSILU_RAW.map((v) => [Float32Array.of(v), [1]]);
+}
+
+// NOTE: tfjs-core 4.22 has no gelu: 0.5 x (1 + erf(x / sqrt 2)) from five ops.
+function geluTf(tf: TfPeer['tf'], x: TfTensor): TfTensor {
+  return tf.mul(tf.mul(x, 0.5), tf.add(tf.erf(tf.mul(x, Math.SQRT1_2)), 1));
+}
+
+/** x (s(|a| x) - |b|) / (1 - |b|) from TF.js ops. */
+function pssiluTf(tf: TfPeer['tf'], x: TfTensor, ra: TfTensor, rb: TfTensor): TfTensor {
+  const b = tf.abs(rb);
+  return tf.div(tf.mul(x, tf.sub(tf.sigmoid(tf.mul(x, tf.abs(ra))), b)), tf.sub(1, b));
+}
+
+/** bench/suite_file.ts loads the TF.js peer for this module's 'tfjs webgpu' rows. */
+export const usesTfjs = true;
 
 export function cases(device: Device, opts: { quick: boolean; tfjs?: TfPeer | null }): BenchCase[] {
   const peer = opts.tfjs ?? null;
@@ -175,7 +199,6 @@ export function cases(device: Device, opts: { quick: boolean; tfjs?: TfPeer | nu
       cy?.dispose();
     },
   });
-  const erfScale = Math.SQRT1_2;
   out.push(
     ...pairCases(device, peer, {
       group: `peer relu ${lab}`,
@@ -193,10 +216,11 @@ export function cases(device: Device, opts: { quick: boolean; tfjs?: TfPeer | nu
       // Minimal traffic of forward + backward fused: read x, dy; write dx.
       group: `peer silu grad ${lab}`,
       bytes: 3 * n * F,
-      // NOTE: ours is the one-pass fused value-and-gradient op (y and dx from one read of
-      // x and dy), the comparable of a fused forward + backward; 'kinkless two-pass' below
-      // is autograd through activation() (forward kernel, then backward kernel).
-      ours: oursSide(device, two, ([x, dy]) => activationValueAndGrad(x!, 'silu', dy!)),
+      // NOTE: every side computes dx = dy f'(x) from x and dy (the peers run their forward
+      // inside the gradient and drop y): ours is the fused op with { value: false }, one
+      // pass; 'kinkless two-pass' below is autograd through activation() (forward kernel,
+      // then backward kernel). Until 2026-12-04 ours also wrote y.
+      ours: oursSide(device, two, ([x, dy]) => activationValueAndGrad(x!, 'silu', dy!, DX_ONLY)),
       tf: tfSide(two, (tf, [x, dy]) => tf.grad((v: TfTensor) => tf.mul(v, tf.sigmoid(v)))(x!, dy!)),
     }),
     {
@@ -212,8 +236,32 @@ export function cases(device: Device, opts: { quick: boolean; tfjs?: TfPeer | nu
       group: `peer gelu fwd ${lab}`,
       bytes: 2 * n * F,
       ours: oursSide(device, one, ([x]) => E.noGrad(() => activation(x!, 'gelu'))),
-      // NOTE: tfjs-core 4.22 has no gelu: 0.5 x (1 + erf(x / sqrt 2)) from five ops.
-      tf: tfSide(one, (tf, [x]) => tf.mul(tf.mul(x!, 0.5), tf.add(tf.erf(tf.mul(x!, erfScale)), 1))),
+      tf: tfSide(one, (tf, [x]) => geluTf(tf, x!)),
+    }),
+    ...pairCases(device, peer, {
+      // As silu grad: dx from x and dy (ours fused in one pass; TF.js tf.grad).
+      group: `peer gelu grad ${lab}`,
+      bytes: 3 * n * F,
+      ours: oursSide(device, two, ([x, dy]) => activationValueAndGrad(x!, 'gelu', dy!, DX_ONLY)),
+      tf: tfSide(two, (tf, [x, dy]) => tf.grad((v: TfTensor) => geluTf(tf, v))(x!, dy!)),
+    }),
+    ...pairCases(device, peer, {
+      // PSSiLU with its two raw parameters (a = |raw a|, b = |raw b|, PSSILU_RAW).
+      group: `peer pssilu fwd ${lab}`,
+      bytes: 2 * n * F,
+      ours: oursSide(device, () => [...one(), [Float32Array.from(PSSILU_RAW), [2]]], ([x, raw]) => E.noGrad(() => activation(x!, { kind: 'pssilu', raw: raw! }))),
+      tf: tfSide(() => [...one(), ...pssiluRawInputs()], (tf, [x, a, b]) => pssiluTf(tf, x!, a!, b!)),
+    }),
+    ...pairCases(device, peer, {
+      // dx and the two raw parameters' gradients from x and dy (ours in one pass plus the
+      // partial-sum reduction; TF.js tf.grads over x, a and b).
+      group: `peer pssilu grad ${lab}`,
+      bytes: 3 * n * F,
+      ours: oursSide(device, () => [...two(), [Float32Array.from(PSSILU_RAW), [2]]], ([x, dy, raw]) => activationValueAndGrad(x!, { kind: 'pssilu', raw: raw! }, dy!, DX_ONLY)),
+      tf: tfSide(
+        () => [...two(), ...pssiluRawInputs()],
+        (tf, [x, dy, a, b]) => tf.grads((v: TfTensor, pa: TfTensor, pb: TfTensor) => pssiluTf(tf, v, pa, pb))([x!, a!, b!], dy!),
+      ),
     }),
   );
   return out;

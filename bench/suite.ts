@@ -1,33 +1,24 @@
-// The benchmark suite: creates a device, loads the TF.js peer (bench/peers/tfjs.ts) unless
-// told not to, runs the cases of every bench/*.bench.ts module (each exports
-// `cases(device, { quick, tfjs })`), then the optional PyTorch CPU peer in its own process
-// (bench/peers/torch.ts), prints one JSON line per case and the tables, and writes
+// The benchmark suite: runs every bench/*.bench.ts module (each exports
+// `cases(device, { quick, tfjs })`) in a child process of its own (bench/suite_file.ts:
+// a fresh device, TF.js loaded there when the module uses it), one file after the other,
+// then the optional PyTorch CPU peer in its own process (bench/peers/torch.ts); prints one
+// JSON line per case and the tables, and writes
 // bench/results/<date>-<adapter>[-quick][-filtered].json (adapter, limits, versions, commit,
 // rows); --report adds the markdown report with SVG charts (bench/report.ts) and --compare
 // checks against an earlier result (bench/compare.ts). cli/cmd_bench.ts parses the flags.
-import { execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
 import { adapterName, createDevice } from '../engine/index.ts';
-import type { Device } from '../engine/device.ts';
 import { defaultMnistDir } from '../nn/data/mnist.ts';
-import { linkBaselines, printResults, runCases, type BenchCase, type BenchRow } from './harness.ts';
+import { linkBaselines, printResults, type BenchRow } from './harness.ts';
+import { matches, type FileRunOptions, type FileRunResult } from './suite_file.ts';
 import { compareRows, formatComparison, loadRows } from './compare.ts';
 import { formatPeerSummary, peerSummary, writeReport, type BenchResult } from './report.ts';
-import { loadTfjs, type TfPeer } from './peers/tfjs.ts';
 import { runTorchPeer, torchAvailable, torchNote } from './peers/torch.ts';
-
-export interface BenchModuleOptions {
-  quick: boolean;
-  /** The TF.js peer when it loaded (null when disabled or unavailable). */
-  tfjs: TfPeer | null;
-}
-
-interface BenchModule {
-  cases(device: Device, opts: BenchModuleOptions): BenchCase[] | Promise<BenchCase[]>;
-}
 
 export interface SuiteOptions {
   filter: string | null;
@@ -79,10 +70,26 @@ export function adapterSlug(name: string): string {
   return head.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '').slice(0, 40) || 'adapter';
 }
 
-function matches(filter: string | null, c: { group: string; name: string }): boolean {
-  if (filter === null) return true;
-  const id = `${c.group}/${c.name}`.toLowerCase();
-  return filter.toLowerCase().split('|').some((f) => id.includes(f));
+/**
+ * Run one bench file in a child process (bench/suite_file.ts) and read its result file.
+ * Sources run through tsx's loader; the built package runs the .js file directly.
+ */
+function runFileInChild(file: string, resultPath: string, o: FileRunOptions): Promise<FileRunResult | { error: string }> {
+  const ts = import.meta.url.endsWith('.ts');
+  const child = join(HERE, ts ? 'suite_file.ts' : 'suite_file.js');
+  const loader = ts ? ['--import', import.meta.resolve('tsx')] : [];
+  return new Promise((done) => {
+    const p = spawn(process.execPath, [...loader, child, file, resultPath, JSON.stringify(o)], { stdio: ['ignore', 'inherit', 'inherit'] });
+    p.on('error', (e) => done({ error: `could not start a child process: ${e.message}` }));
+    p.on('exit', (code, signal) => {
+      if (code !== 0) return done({ error: `its process exited with ${signal ?? `code ${code}`}` });
+      try {
+        done(JSON.parse(readFileSync(resultPath, 'utf8')) as FileRunResult);
+      } catch (e) {
+        done({ error: `no result from its process (${(e as Error).message})` });
+      }
+    });
+  });
 }
 
 /** Run the suite; returns the exit code (1 when --compare finds a slower case). */
@@ -90,57 +97,34 @@ export async function runSuite(o: SuiteOptions): Promise<number> {
   const t0 = performance.now();
   const errors: string[] = [];
   const notes: string[] = [];
+  // The parent only reads what the adapter is; every bench file runs in a child process
+  // with its own device (bench/suite_file.ts), one after the other.
   const device = await createDevice();
   const adapter = adapterName(device);
+  const info = { adapterInfo: { ...device.adapter }, features: device.features, limits: device.limits };
   console.log(`kinkless bench: adapter "${adapter}" (${device.adapter.vendor}/${device.adapter.architecture}), features [${device.features.join(', ')}]`);
-  let tfjs: TfPeer | null = null;
-  if (o.tfjs) {
-    const r = await loadTfjs();
-    if (r.peer) {
-      tfjs = r.peer;
-      console.log(`kinkless bench: TF.js ${tfjs.version} webgpu backend on adapter ${tfjs.adapter}`);
-    } else {
-      const msg = `TF.js peer unavailable, its cases are skipped: ${r.error}`;
-      console.warn(`kinkless bench: ${msg}`);
-      errors.push(msg);
-    }
-  } else notes.push('TF.js peer disabled (--no-tfjs)');
+  device.destroy();
+  if (!o.tfjs) notes.push('TF.js peer disabled (--no-tfjs)');
   const rows: BenchRow[] = [];
+  let tfjs: FileRunResult['tfjs'] = null;
   let torchVersion: string | null = null;
+  const files = readdirSync(HERE).filter((f) => /\.bench\.[jt]s$/.test(f)).sort(); // .js in the built package (dist/)
+  const tmp = mkdtempSync(join(tmpdir(), 'kinkless-bench-'));
   try {
-    const files = readdirSync(HERE).filter((f) => /\.bench\.[jt]s$/.test(f)).sort();  // .js in the built package (dist/)
     for (const f of files) {
-      const mod = (await import(pathToFileURL(join(HERE, f)).href)) as Partial<BenchModule>;
-      if (typeof mod.cases !== 'function') {
-        console.warn(`kinkless bench: ${f} exports no cases(device, opts); skipped`);
+      const got = await runFileInChild(join(HERE, f), join(tmp, `${f}.json`), { quick: o.quick, wall: o.wall, filter: o.filter, tfjs: o.tfjs });
+      if ('error' in got) {
+        console.error(`kinkless bench: ${f}: ${got.error}`);
+        errors.push(`${f}: ${got.error}`);
         continue;
       }
-      const cases = (await mod.cases(device, { quick: o.quick, tfjs })).filter((c) => matches(o.filter, c));
-      if (!cases.length) continue;
-      const got = await runCases(device, cases, {
-        runs: o.quick ? 5 : 10,
-        warmup: o.quick ? 1 : 3,
-        method: o.wall ? 'wall' : 'auto',
-        // NOTE: slow cases (composed activations, naive convs, TF.js's conv filter gradient)
-        // get fewer runs, down to 2, so the whole suite fits in 10 minutes here.
-        budgetMs: o.quick ? 1200 : 3000,
-        minRuns: 2,
-        onRow: (r) => console.error(`  ${r.group}/${r.name}: ${r.median_ms.toFixed(3)} ms (${r.method})`),
-        onError: (c, e) => {
-          const msg = `${c.group}/${c.name}: ${e.message.split('\n')[0]}`;
-          console.error(`  ${msg} (skipped)`);
-          errors.push(msg);
-        },
-      });
-      rows.push(...got);
-      // NOTE: each file's cases leave buffers in the pool's free lists (the 16M activation
-      // cases several 64 MB ones); measured 2026-12-04, keeping them slowed the e2e steps
-      // that follow by 15-20% on lavapipe (docs/software-gpu.md). Every file starts with an
-      // empty pool, as it would in a process of its own.
-      device.pool.trim();
+      rows.push(...got.rows);
+      for (const e of got.errors) if (!errors.includes(e)) errors.push(e);
+      for (const n of got.notes) if (!notes.includes(n)) notes.push(n);
+      tfjs ??= got.tfjs;
     }
   } finally {
-    device.destroy();
+    rmSync(tmp, { recursive: true, force: true });
   }
   // PyTorch after the GPU cases, never beside them: the two would share the CPU.
   const peerRows = rows.some((r) => r.group.startsWith('peer ') || r.group.startsWith('e2e '));
@@ -183,9 +167,7 @@ export async function runSuite(o: SuiteOptions): Promise<number> {
   const result: BenchResult = {
     date: new Date().toISOString(),
     adapter,
-    adapterInfo: { ...device.adapter },
-    features: device.features,
-    limits: device.limits,
+    ...info,
     versions: {
       node: process.versions.node,
       webgpu: pkgVersion('webgpu'),

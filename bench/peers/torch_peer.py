@@ -130,6 +130,25 @@ def cases(quick, mnist_dir):
     out.append((f"peer silu grad {lab}", {"bytes": 12 * n}, silu_grad))
     out.append((f"peer gelu fwd {lab}", {"bytes": 8 * n}, lambda: F.gelu(v)))
 
+    def gelu_grad():
+        xg = v.detach().requires_grad_(True)
+        return torch.autograd.grad(F.gelu(xg), [xg], dv)
+
+    # PSSiLU x (s(|a| x) - |b|) / (1 - |b|) with raw a, b = PSSILU_RAW of peers.bench.ts.
+    ra, rb = torch.tensor([1.5]), torch.tensor([0.25])
+
+    def pssilu(x, pa, pb):
+        b = pb.abs()
+        return x * (torch.sigmoid(pa.abs() * x) - b) / (1 - b)
+
+    def pssilu_grad():
+        xg, pa, pb = (t.detach().requires_grad_(True) for t in (v, ra, rb))
+        return torch.autograd.grad(pssilu(xg, pa, pb), [xg, pa, pb], dv)
+
+    out.append((f"peer gelu grad {lab}", {"bytes": 12 * n}, gelu_grad))
+    out.append((f"peer pssilu fwd {lab}", {"bytes": 8 * n}, lambda: pssilu(v, ra, rb)))
+    out.append((f"peer pssilu grad {lab}", {"bytes": 12 * n}, pssilu_grad))
+
     # End to end (bench/e2e.bench.ts): batch 128, eps 0.3.
     torch.manual_seed(1)
     model = SmallCnn()
