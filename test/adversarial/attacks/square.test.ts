@@ -8,8 +8,9 @@
 // it, Square must find one with a budget of 5000 queries: L-inf at 1.05 d; L2 only well
 // above d (1.4 d on a smooth W, 1.5 d on an i.i.d. one: see the NOTE at the L2 tests). Also:
 // targeted runs reach targets with a float64 certificate of reachability, the attack works
-// on a model whose backward throws (it never asks for a gradient), outputs stay in the box
-// and the ball, seeds reproduce, and bad options give clear errors.
+// on a model whose backward throws (it never asks for a gradient), the L2 search takes the
+// decisions of a float64 replay of the documented update, outputs stay in the box and the
+// ball, seeds reproduce, and bad options give clear errors.
 import { describe, expect, it } from 'vitest';
 import { testDevice } from '../../helpers/device.ts';
 import { randArray } from '../../helpers/compare.ts';
@@ -17,6 +18,7 @@ import { Tensor, clone, flatten, grad, record, sum, type Device } from '../../..
 import { linear } from '../../../engine/ops/matmul.ts';
 import { Module, parameter } from '../../../nn/module.ts';
 import { Square, makeAttack } from '../../../adversarial/attacks/index.ts';
+import { squareL2Replay64, type SquareL2Case } from '../../reference/square64.ts';
 
 const N = 16, H = 8, D = H * H, C = 10;
 const FAR: [number, number] = [-1e3, 1e3];
@@ -287,7 +289,7 @@ describe('Square: box, ball, bookkeeping, seeds, errors', () => {
     const model = new Lin(dev, W, P);
     const Y = Int32Array.from({ length: M }, (_, r) => argmax(logits(W, X.subarray(r * P, (r + 1) * P), P)));
     Y[0] = (Y[0]! + 1) % C; // already misclassified: no queries, returned unchanged
-    return { dev, model, X, Y, x: Tensor.from(dev, X, [M, ...SH]), y: Tensor.from(dev, Y, [M], 'i32') };
+    return { dev, W, model, X, Y, x: Tensor.from(dev, X, [M, ...SH]), y: Tensor.from(dev, Y, [M], 'i32') };
   }
 
   for (const norm of ['linf', 'l2'] as const) {
@@ -319,6 +321,41 @@ describe('Square: box, ball, bookkeeping, seeds, errors', () => {
       expect(Array.from(xp)).toEqual(Array.from(a.xa));
     });
   }
+
+  /**
+   * L2 Square on the GPU against its float64 replay from the documented update
+   * (test/reference/square64.ts, the same random stream): the same query counts and
+   * successes, the same points and margins to float32 rounding. This pins the two-window
+   * mass move, the per-channel rescaling, the box clip and the acceptance to the published
+   * algorithm (docs/autoattack.md, "Square").
+   */
+  async function matchesReplay(k: SquareL2Case, model: Module, x: Tensor, y: Tensor) {
+    const ref = squareL2Replay64(k);
+    // The replay binds only where no two compared margins are within float32 rounding
+    // (measured: closest relative gaps 4.5e-3 and 2.2e-4 in the two cases below).
+    expect(ref.minGap).toBeGreaterThan(1e-4);
+    const r = await new Square({ norm: 'l2', eps: k.eps, bounds: k.bounds as [number, number], seed: k.seed, queries: k.queries, pInit: k.pInit }).attack(model, x, y);
+    expect(Array.from(r.queries)).toEqual(Array.from(ref.queries));
+    expect(Array.from(r.fooled)).toEqual(Array.from(ref.fooled));
+    const xa = await r.xAdv.f32();
+    let err = 0;
+    for (let j = 0; j < xa.length; j++) err = Math.max(err, Math.abs(xa[j]! - ref.xAdv[j]!));
+    expect(err).toBeLessThan(1e-4); // measured 1.8e-7 (box case), 1.3e-5 (|x| up to ~30)
+    for (let i = 0; i < k.shape[0]; i++) expect(Math.abs(r.margins[i]! - ref.margins[i]!)).toBeLessThan(1e-4 * Math.max(1, Math.abs(ref.margins[i]!)));
+  }
+
+  it('l2: the same decisions and points as a float64 replay of the documented update (2 x 5 x 7, box clipping)', async () => {
+    // Inputs at the box edges: the clip leaves ||delta|| < eps, so the room term and its
+    // division by C = 2 matter; the 4 attacked examples are fooled after 1 to 54 iterations.
+    const s = await boxCase();
+    await matchesReplay({ W: s.W, classes: C, X: s.X, shape: [M, ...SH], labels: s.Y, eps: 2, bounds: [0, 1], queries: 80, pInit: 0.8, seed: 7 }, s.model, s.x, s.y);
+  });
+
+  it('l2: the same decisions and points as a float64 replay of the documented update (8 x 8, sides 7, 5, 3)', async () => {
+    // 300 iterations, none fooled yet: every schedule stage up to side 3 on 16 examples.
+    const s = await linearCase('l2');
+    await matchesReplay({ W: s.W, classes: C, X: s.X, shape: [N, 1, H, H], labels: s.Y, eps: 1.5 * Math.max(...s.d), bounds: FAR, queries: 300, pInit: 0.8, seed: 3 }, s.model, s.x, s.y);
+  });
 
   it('rejects bad options and inputs with clear errors', async () => {
     const s = await boxCase();
