@@ -239,6 +239,9 @@ export class Square extends BaseAttack {
     const t = this.threat;
     const p = squareP(this.pInit, it, this.queries, this.rescaleSchedule);
     const dev = a.x.device;
+    // NOTE: every offset where the window fits, 0..H - s. AutoAttack's reference code draws
+    // from [0, H - s), never the last offset (on 8 x 8 with s = 7: offset 0 only); a float64
+    // host re-implementation of the L2 loop fooled fewer with that range (docs/autoattack.md).
     const pos = (s: number) => [rng.int(H - s + 1), rng.int(W - s + 1)] as const;
     if (t.norm === 'linf') {
       // One square, shared by the batch (as in AutoAttack), set to +-eps per channel: the

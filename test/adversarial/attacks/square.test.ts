@@ -5,9 +5,12 @@
 //   L2:    d = min_{t != y} (z_y - z_t) / ||w_y - w_t||_2
 // With no bias, scaling x scales every margin, so each example is scaled to d = 1.
 // Below d no point of the ball is misclassified (so none may be fooled at 0.98 d); above
-// it, Square must find one with a budget of 5000 queries. Also: targeted runs reach targets
-// with a float64 certificate of reachability, the attack works on a model whose backward throws (it never asks for a gradient), outputs stay in the box and
-// the ball, seeds reproduce, and bad options give clear errors.
+// it, Square must find one with a budget of 5000 queries: L-inf at 1.05 d; L2 only well
+// above d (1.4 d on a smooth W, 1.5 d on an i.i.d. one: see the NOTE at the L2 tests). Also:
+// targeted runs reach targets with a float64 certificate of reachability, the attack works
+// on a model whose backward throws (it never asks for a gradient), the L2 search takes the
+// decisions of a float64 replay of the documented update, outputs stay in the box and the
+// ball, seeds reproduce, and bad options give clear errors.
 import { describe, expect, it } from 'vitest';
 import { testDevice } from '../../helpers/device.ts';
 import { randArray } from '../../helpers/compare.ts';
@@ -15,6 +18,7 @@ import { Tensor, clone, flatten, grad, record, sum, type Device } from '../../..
 import { linear } from '../../../engine/ops/matmul.ts';
 import { Module, parameter } from '../../../nn/module.ts';
 import { Square, makeAttack } from '../../../adversarial/attacks/index.ts';
+import { squareL2Replay64, type SquareL2Case } from '../../reference/square64.ts';
 
 const N = 16, H = 8, D = H * H, C = 10;
 const FAR: [number, number] = [-1e3, 1e3];
@@ -55,16 +59,16 @@ function argmax(z: number[]): number {
   return b;
 }
 
-/** Label (the argmax) and closed-form minimal distance of one example. */
-function distance(W: Float64Array, x: ArrayLike<number>, norm: Norm): { y: number; d: number } {
-  const z = logits(W, x, D);
+/** Label (the argmax) and closed-form minimal distance of one example with `dim` inputs. */
+function distance(W: Float64Array, x: ArrayLike<number>, norm: Norm, dim = D): { y: number; d: number } {
+  const z = logits(W, x, dim);
   const y = argmax(z);
   let d = Infinity;
   for (let t = 0; t < C; t++) {
     if (t === y) continue;
     let n = 0;
-    for (let k = 0; k < D; k++) {
-      const v = W[y * D + k]! - W[t * D + k]!;
+    for (let k = 0; k < dim; k++) {
+      const v = W[y * dim + k]! - W[t * dim + k]!;
       n += norm === 'linf' ? Math.abs(v) : v * v;
     }
     d = Math.min(d, (z[y]! - z[t]!) / (norm === 'linf' ? n : Math.sqrt(n)));
@@ -72,23 +76,52 @@ function distance(W: Float64Array, x: ArrayLike<number>, norm: Norm): { y: numbe
   return { y, d };
 }
 
-async function linearCase(norm: Norm, boom = false) {
+/**
+ * Rows of a spatially smooth W on h x h inputs: each class is a sum of 4 separable 2-D
+ * cosines cos(pi u (i + 1/2) / h) cos(pi v (j + 1/2) / h) with frequencies u, v in {0, 1, 2}
+ * and weights uniform in [-1, 1], plus uniform noise of amplitude 0.05 per pixel (float32
+ * values). Every w_y - w_t, the optimal L2 direction, is then smooth, as image gradients are.
+ */
+function smoothW(h: number, seed: number): Float64Array {
+  const P = h * h;
+  const r = randArray(C * 4 * 3 + C * P, seed, 0, 1);
+  let q = 0;
+  const W = new Float64Array(C * P);
+  for (let c = 0; c < C; c++) {
+    for (let k = 0; k < 4; k++) {
+      const u = Math.floor(r[q++]! * 3);
+      const v = Math.floor(r[q++]! * 3);
+      const a = 2 * r[q++]! - 1;
+      for (let i = 0; i < h; i++) for (let j = 0; j < h; j++) W[c * P + i * h + j] += a * Math.cos((Math.PI * u * (i + 0.5)) / h) * Math.cos((Math.PI * v * (j + 0.5)) / h);
+    }
+    for (let k = 0; k < P; k++) W[c * P + k] += 0.05 * (2 * r[q++]! - 1);
+  }
+  return Float64Array.from(W, (v) => Math.fround(v));
+}
+
+/**
+ * N examples on h x h inputs for the weights W (default: i.i.d. uniform per pixel on 8 x 8),
+ * each scaled to distance 1; labels and distances recomputed in float64 from the float32
+ * inputs.
+ */
+async function linearCase(norm: Norm, boom = false, h = H, Wgiven?: Float64Array) {
   const dev = await testDevice();
-  const W = Float64Array.from(randArray(C * D, 5, -1, 1), (v) => Math.fround(v));
-  const X = new Float32Array(N * D);
+  const P = h * h;
+  const W = Wgiven ?? Float64Array.from(randArray(C * P, 5, -1, 1), (v) => Math.fround(v));
+  const X = new Float32Array(N * P);
   const Y = new Int32Array(N);
   const d = new Float64Array(N);
   for (let r = 0; r < N; r++) {
-    const x = randArray(D, 100 + r, -1, 1);
-    const d0 = distance(W, x, norm).d;
+    const x = randArray(P, 100 + r, -1, 1);
+    const d0 = distance(W, x, norm, P).d;
     const xs = Float32Array.from(x, (v) => v / d0);
-    const got = distance(W, xs, norm); // recomputed from the float32 inputs
-    X.set(xs, r * D);
+    const got = distance(W, xs, norm, P); // recomputed from the float32 inputs
+    X.set(xs, r * P);
     Y[r] = got.y;
     d[r] = got.d;
   }
-  const model = new Lin(dev, W, D, boom);
-  return { dev, W, X, Y, d, model, x: Tensor.from(dev, X, [N, 1, H, H]), y: Tensor.from(dev, Y, [N], 'i32') };
+  const model = new Lin(dev, W, P, boom);
+  return { dev, W, X, Y, d, P, model, x: Tensor.from(dev, X, [N, 1, h, h]), y: Tensor.from(dev, Y, [N], 'i32') };
 }
 
 /** Largest per-example perturbation norm of xa - x (float64). */
@@ -153,21 +186,45 @@ describe('Square on a linear model (closed-form distances)', () => {
     expect(Array.from(rl.queries)).toEqual(new Array(N).fill(301));
   });
 
-  it('L2: fools all 16 at 1.5 d within the budget, none at 0.98 d', async () => {
-    // NOTE: L2 proposals are windows of side >= 3 with a fixed pseudo-Gaussian profile, so
-    // they cannot follow a direction that is i.i.d. per pixel (this W); measured here:
-    // 0/16 fooled at 1.05 d, 1/16 at 1.2 d, 16/16 at 1.5 d (at most 1260 queries). The
-    // L-inf test above is the sharp one; this one checks the L2 search makes real progress.
-    const s = await linearCase('l2');
-    const eps = 1.5 * Math.max(...s.d);
+  /** L2 Square at f d (seed 1, default 5000 queries): every example fooled, in the ball; none at 0.98 d. */
+  async function l2FoolsAllAt(s: Awaited<ReturnType<typeof linearCase>>, f: number) {
+    const P = s.P;
+    const eps = f * Math.max(...s.d);
     const r = await new Square({ norm: 'l2', eps, bounds: FAR, seed: 1 }).attack(s.model, s.x, s.y);
     const xa = await r.xAdv.f32();
-    for (let i = 0; i < N; i++) expect(argmax(logits(s.W, xa.subarray(i * D, (i + 1) * D), D)), `example ${i}`).not.toBe(s.Y[i]);
-    const ulps = 4 * 2 ** -24 * Math.max(...Array.from(s.X, Math.abs)) * Math.sqrt(D);
-    for (const n of maxNorm(xa, s.X, D, 'l2')) expect(n).toBeLessThanOrEqual(eps * (1 + 1e-5) + ulps);
+    for (let i = 0; i < N; i++) {
+      expect(argmax(logits(s.W, xa.subarray(i * P, (i + 1) * P), P)), `example ${i}`).not.toBe(s.Y[i]);
+      expect(r.fooled[i], `fooled flag of example ${i}`).toBe(1);
+      expect(r.queries[i]).toBeLessThanOrEqual(5001);
+    }
+    const ulps = 4 * 2 ** -24 * Math.max(...Array.from(s.X, Math.abs)) * Math.sqrt(P);
+    for (const n of maxNorm(xa, s.X, P, 'l2')) expect(n).toBeLessThanOrEqual(eps * (1 + 1e-5) + ulps);
+    // Below d: impossible, whatever the search does (a short budget suffices to show it).
     const low = new Square({ norm: 'l2', eps: 0.98 * Math.min(...s.d), bounds: FAR, seed: 2, queries: 300 });
     const rl = await low.attack(s.model, s.x, s.y);
     expect(Array.from(rl.fooled)).toEqual(new Array(N).fill(0));
+    expect(Array.from(rl.queries)).toEqual(new Array(N).fill(301));
+  }
+
+  // NOTE: L2 Square does not get close to d on these models, and that is the published
+  // algorithm, not this implementation: every proposal zeroes a second window W2 and puts
+  // the mass of W1 u W2 into W1 as an equal mix of W1's old (normalised) content and a
+  // fixed dipole pattern, a large move that near the optimum loses more (the zeroed W2)
+  // than it gains, so the search stalls well short of the optimal direction. A float64
+  // host re-implementation of the published update (another random stream) gave the same
+  // picture. Fooled of 16 at 1.02 / 1.05 / 1.1 / 1.2 / 1.3 / 1.4 / 1.5 d (docs/autoattack.md):
+  //   i.i.d. W, 8 x 8:   0 / 0 / 0 / 1 / - / - / 16 (at most 1260 queries at 1.5 d);
+  //   smooth W, 12 x 12: 0 / 0 / 0 / 3 / 16 (up to 4301 queries) / 16 (2446) / 16 (991).
+  // The L-inf test above is the sharp one; these check the L2 search makes real progress.
+  it('L2, i.i.d. W on 8 x 8: fools all 16 at 1.5 d within the budget, none at 0.98 d', async () => {
+    await l2FoolsAllAt(await linearCase('l2'), 1.5);
+  });
+
+  it('L2, spatially smooth W on 12 x 12: fools all 16 at 1.4 d within the budget, none at 0.98 d', async () => {
+    // 12 x 12 does not divide the window sides (7, 5, 3 on 8 x 8; 11, 9, 5, 3 here). At 1.3 d
+    // all 16 fall too, but the last at 4301 queries of 5000 (and the host re-implementation
+    // fooled 14): 1.4 d leaves room for another device's rounding of the logits.
+    await l2FoolsAllAt(await linearCase('l2', false, 12, smoothW(12, 5)), 1.4);
   });
 });
 
@@ -232,7 +289,7 @@ describe('Square: box, ball, bookkeeping, seeds, errors', () => {
     const model = new Lin(dev, W, P);
     const Y = Int32Array.from({ length: M }, (_, r) => argmax(logits(W, X.subarray(r * P, (r + 1) * P), P)));
     Y[0] = (Y[0]! + 1) % C; // already misclassified: no queries, returned unchanged
-    return { dev, model, X, Y, x: Tensor.from(dev, X, [M, ...SH]), y: Tensor.from(dev, Y, [M], 'i32') };
+    return { dev, W, model, X, Y, x: Tensor.from(dev, X, [M, ...SH]), y: Tensor.from(dev, Y, [M], 'i32') };
   }
 
   for (const norm of ['linf', 'l2'] as const) {
@@ -264,6 +321,41 @@ describe('Square: box, ball, bookkeeping, seeds, errors', () => {
       expect(Array.from(xp)).toEqual(Array.from(a.xa));
     });
   }
+
+  /**
+   * L2 Square on the GPU against its float64 replay from the documented update
+   * (test/reference/square64.ts, the same random stream): the same query counts and
+   * successes, the same points and margins to float32 rounding. This pins the two-window
+   * mass move, the per-channel rescaling, the box clip and the acceptance to the published
+   * algorithm (docs/autoattack.md, "Square").
+   */
+  async function matchesReplay(k: SquareL2Case, model: Module, x: Tensor, y: Tensor) {
+    const ref = squareL2Replay64(k);
+    // The replay binds only where no two compared margins are within float32 rounding
+    // (measured: closest relative gaps 4.5e-3 and 2.2e-4 in the two cases below).
+    expect(ref.minGap).toBeGreaterThan(1e-4);
+    const r = await new Square({ norm: 'l2', eps: k.eps, bounds: k.bounds as [number, number], seed: k.seed, queries: k.queries, pInit: k.pInit }).attack(model, x, y);
+    expect(Array.from(r.queries)).toEqual(Array.from(ref.queries));
+    expect(Array.from(r.fooled)).toEqual(Array.from(ref.fooled));
+    const xa = await r.xAdv.f32();
+    let err = 0;
+    for (let j = 0; j < xa.length; j++) err = Math.max(err, Math.abs(xa[j]! - ref.xAdv[j]!));
+    expect(err).toBeLessThan(1e-4); // measured 1.8e-7 (box case), 1.3e-5 (|x| up to ~30)
+    for (let i = 0; i < k.shape[0]; i++) expect(Math.abs(r.margins[i]! - ref.margins[i]!)).toBeLessThan(1e-4 * Math.max(1, Math.abs(ref.margins[i]!)));
+  }
+
+  it('l2: the same decisions and points as a float64 replay of the documented update (2 x 5 x 7, box clipping)', async () => {
+    // Inputs at the box edges: the clip leaves ||delta|| < eps, so the room term and its
+    // division by C = 2 matter; the 4 attacked examples are fooled after 1 to 54 iterations.
+    const s = await boxCase();
+    await matchesReplay({ W: s.W, classes: C, X: s.X, shape: [M, ...SH], labels: s.Y, eps: 2, bounds: [0, 1], queries: 80, pInit: 0.8, seed: 7 }, s.model, s.x, s.y);
+  });
+
+  it('l2: the same decisions and points as a float64 replay of the documented update (8 x 8, sides 7, 5, 3)', async () => {
+    // 300 iterations, none fooled yet: every schedule stage up to side 3 on 16 examples.
+    const s = await linearCase('l2');
+    await matchesReplay({ W: s.W, classes: C, X: s.X, shape: [N, 1, H, H], labels: s.Y, eps: 1.5 * Math.max(...s.d), bounds: FAR, queries: 300, pInit: 0.8, seed: 3 }, s.model, s.x, s.y);
+  });
 
   it('rejects bad options and inputs with clear errors', async () => {
     const s = await boxCase();
