@@ -1,6 +1,7 @@
 // Bench-only A/B baseline for the GELU (erf) forward: the activation forward kernel with
 // the value taken from k_gelu_parts(x).x (6 octave pieces for R plus the Taylor branch near
-// 0, the forward before k_gelu_f; kernels/wgsl_gelu_forward.ts) and k_exp_neg_half_sq's k
+// 0, the forward before k_gelu_f; kernels/wgsl_gelu_forward.ts; appended from the bench-only
+// kernels/wgsl_gelu_parts_before.ts, no longer in wgslMath()) and k_exp_neg_half_sq's k
 // from the saturating u32(kf) as before (the same k), dispatched exactly as
 // engine/ops/activation.ts dispatches the real one (vec4, same workgroup size, same
 // uniforms). Rows that use it say "before" in their name; the engine never uses it.
@@ -11,6 +12,7 @@ import { ACT_WG, activationForwardWgsl, type ActKernelConfig } from '../kernels/
 import { grid1d } from '../kernels/elementwise.ts';
 import { defineKernel, reads, writes } from '../kernels/kernel.ts';
 import { wgslMath } from '../kernels/wgsl_math.ts';
+import { WGSL_GELU_PARTS_BEFORE } from '../kernels/wgsl_gelu_parts_before.ts';
 
 const CFG: ActKernelConfig = { kind: 'gelu', params: 'none', surrogate: null, vec4: true };
 const NEW_BODY = 'return k_gelu_f(x);';
@@ -28,7 +30,7 @@ const geluBeforeKernel = defineKernel<null>({
     for (const want of [NEW_BODY, NEW_K]) {
       if (!src.includes(want)) throw new Error(`bench gelu baseline: the forward kernel no longer contains "${want}"`);
     }
-    return src.replace(NEW_BODY, OLD_BODY).replace(NEW_K, OLD_K);
+    return src.replace(NEW_BODY, OLD_BODY).replace(NEW_K, OLD_K) + WGSL_GELU_PARTS_BEFORE;
   },
 });
 

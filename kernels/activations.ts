@@ -229,13 +229,11 @@ const silu = define({
 
 // ---------------------------------------------------------------------------------
 // GELU (exact) = x Phi(x); df = Phi(x) + x phi(x).
-// NOTE: x Phi, Phi and phi come from k_gelu_parts (wgsl_normal.ts): accurate in relative
-// terms in the lower tail (1 + erf(x/sqrt2) would cancel there), x Phi rounded once even
-// where Phi is subnormal, and one exp(-x^2/2) for all three.
-// NOTE: f alone is k_gelu_f (wgsl_gelu_forward.ts): the same exact exp and rounding
-// structure with fewer pieces for R and no Taylor branch (cheaper on lavapipe, same ULP
-// bound). So f and the value of _fdf may differ by an ULP or two (both within 2 ULP of
-// float64; test/kernels/activation_gelu_ulp.test.ts measures both).
+// NOTE: f alone is k_gelu_f; x Phi, Phi and phi for df and _fdf come from k_gelu_fdf (both
+// wgsl_gelu_forward.ts): accurate in relative terms in the lower tail (1 + erf(x/sqrt2)
+// would cancel there), x Phi rounded once even where Phi is subnormal, one exp(-x^2/2) and
+// one 4-piece R for all three. f and the value of _fdf are the same expression, so the
+// same bits (test/kernels/activation_gelu_grad_dense.test.ts asserts it).
 const gelu = define({
   kind: 'gelu',
   params: [],
@@ -245,12 +243,12 @@ const gelu = define({
       prefix,
       'gelu',
       `  return k_gelu_f(x);`,
-      `  let g = k_gelu_parts(x);
+      `  let g = k_gelu_fdf(x);
   let d = g.z;
   return g.y + ${mul0('x', 'd')};`,
       ZERO2,
-      // x Phi, Phi and phi from one exp(-x^2/2) (k_gelu_parts).
-      `  let g = k_gelu_parts(x);
+      // x Phi, Phi and phi from one exp(-x^2/2) (k_gelu_fdf).
+      `  let g = k_gelu_fdf(x);
   let d = g.z;
   return vec2<f32>(g.x, g.y + ${mul0('x', 'd')});`,
     ),

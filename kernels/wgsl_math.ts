@@ -2,11 +2,13 @@
 // overflow-safe building blocks that activation and loss kernels concatenate into their
 // shaders. WGSL has no erf/log1p/expm1 and may assume no Inf/NaN ever occurs (finite-math
 // rule), so every helper here only ever calls `exp` on a non-positive, bounded argument.
-// The normal pdf/CDF (k_normal_pdf, k_normal_cdf) live in kernels/wgsl_normal.ts.
-import { WGSL_EXP_NEG_HALF_SQ, WGSL_NORMAL_CDF, WGSL_NORMAL_PDF } from './wgsl_normal.ts';
+// The exact exp(-u^2/2) and normal pdf (k_exp_neg_half_sq, k_normal_pdf) live in
+// kernels/wgsl_normal.ts, GELU's x Phi (k_gelu_f) and its parts (k_gelu_fdf) in
+// kernels/wgsl_gelu_forward.ts.
+import { WGSL_EXP_NEG_HALF_SQ, WGSL_NORMAL_PDF } from './wgsl_normal.ts';
 import { WGSL_GELU_FORWARD } from './wgsl_gelu_forward.ts';
 
-export { WGSL_EXP_NEG_HALF_SQ, WGSL_GELU_FORWARD, WGSL_NORMAL_CDF, WGSL_NORMAL_PDF };
+export { WGSL_EXP_NEG_HALF_SQ, WGSL_GELU_FORWARD, WGSL_NORMAL_PDF };
 
 /**
  * Horner evaluation as WGSL statements: `var <acc>: f32 = c[0];` then
@@ -105,7 +107,7 @@ fn k_expm1_minus_xexp(y_in: f32) -> f32 {
 // k_erf_tail_r; below, an odd polynomial. Abramowitz-Stegun 7.1.26 is NOT used: its
 // relative error is 100% near 0. `fma` may or may not be fused (WGSL does not promise
 // it); either is fine here. erf is accurate in absolute terms only near |a| = 4: the
-// normal CDF's lower tail (GELU) uses k_normal_cdf (wgsl_normal.ts), not 1 + erf.
+// normal CDF's lower tail (GELU) uses k_gelu_f / k_gelu_fdf (wgsl_gelu_forward.ts), not 1 + erf.
 export const WGSL_ERF = /* wgsl */ `
 // r(t) with erfc(t) ~= exp(r(t)) for t in (0.927734375, 4]; r < 0 there.
 fn k_erf_tail_r(t: f32) -> f32 {
@@ -161,13 +163,9 @@ export const WGSL_MATH_FUNCTIONS: readonly string[] = [
   'k_erf',
   'k_exp_neg_half_sq',
   'k_normal_pdf',
-  'k_normal_cdf',
   'k_normal_pdf_w',
-  'k_gelu_parts',
-  'k_normal_cdf_near0',
-  'k_normal_cdf_series',
-  'k_normal_qm_w',
   'k_gelu_f',
+  'k_gelu_fdf',
   'k_x_minus_log1p',
 ];
 
@@ -186,7 +184,6 @@ export function wgslMath(): string {
     WGSL_ERF,
     WGSL_EXP_NEG_HALF_SQ,
     WGSL_NORMAL_PDF,
-    WGSL_NORMAL_CDF,
     WGSL_GELU_FORWARD,
     WGSL_X_MINUS_LOG1P,
   ].join('');

@@ -29,11 +29,11 @@ function f32Around(v: number, k: number): number[] {
   return out;
 }
 
-// NOTE: GELU x Phi(x) and GELU' = Phi(x) + x phi(x) (k_normal_cdf, k_normal_pdf in
-// kernels/wgsl_normal.ts) against float64, in ULP of the float64 value, per region: 10001
-// uniform f32 points per region plus the f32 neighbours of the k_normal_cdf piece and
+// NOTE: GELU x Phi(x) and GELU' = Phi(x) + x phi(x) (k_gelu_f, k_gelu_fdf in
+// kernels/wgsl_gelu_forward.ts) against float64, in ULP of the float64 value, per region: 10001
+// uniform f32 points per region plus the f32 neighbours of the (earlier) piece and
 // branch boundaries (|x| = 1/4, 3/8, 1/2, ..., 12). Where Phi(x) itself is subnormal in
-// f32 (x < -12.95) but x Phi(x) is not, the band is reported on its own: k_gelu_parts
+// f32 (x < -12.95) but x Phi(x) is not, the band is reported on its own: k_gelu_f
 // multiplies by x before scaling by the (subnormal) power of two, so x Phi is rounded once
 // (before that fusion the band inherited Phi's absolute rounding of 2^-150 times |x|: 2.45
 // ULP here). No float64 GELU value in these regions is subnormal in f32 (|GELU(-13)| =
@@ -138,8 +138,8 @@ describe('GELU (erf form) ULP error', () => {
   // NOTE: a dense sweep sees the rare worst cases the 10001-point regions above miss. On
   // these 2^22 + 3 points (a size no workgroup or vec4 divides) lavapipe measured, per
   // region from [-14.5, -13) to (0, 10): k_gelu_f 1.81, 1.83, 2.20, 2.23, 1.60, 1.54 ULP max
-  // (means 0.26, 0.36, 0.38, 0.38, 0.35, 0.15); k_gelu_parts (the forward before, still the
-  // value of the one-pass kernel) 1.53, 1.59, 2.04, 2.37, 1.38, 1.56 (means 0.26, 0.36, 0.37,
+  // (means 0.26, 0.36, 0.38, 0.38, 0.35, 0.15); k_gelu_parts (the form before, bench-only
+  // now) 1.53, 1.59, 2.04, 2.37, 1.38, 1.56 (means 0.26, 0.36, 0.37,
   // 0.37, 0.33, 0.18). [10, 14.5] is exact (x - x q rounds to x). docs/numerics.md.
   it('forward on a dense sweep of [-14.5, 14.5] (2^22 + 3 points): within 2.5 ULP per region, mean under 0.4 ULP; signed zeros and specials', async () => {
     const d = await testDevice();
@@ -193,8 +193,9 @@ describe('GELU (erf form) ULP error', () => {
     expectNoNaN(df, 'gelu derivative');
     const want = xs.map((v) => ACTIVATIONS.gelu.df(v, []));
     const scale = xs.map((v, i) => (v < 0 && v >= -1.3 ? Math.max(normalCdf64(v), Math.abs(v * normalPdf64(v))) : Math.abs(want[i]!)));
-    // measured on lavapipe: 1.22, 1.82, 2.32, 2.08, 1.93, band 1.58 ULP (12 half-octave pieces
-    // before: 1.33, 1.82, 2.44, 2.08, 1.93, 1.58); limited by the sum Phi + x phi of two
+    // measured on lavapipe (k_gelu_fdf, 4 pieces): 1.33, 1.94, 2.44, 2.08, 1.93, band 1.58 ULP
+    // (k_gelu_parts' 6 octave pieces: 1.22, 1.82, 2.32, 2.08, 1.93, 1.58; 12 half-octave
+    // pieces: 1.33, 1.82, 2.44, 2.08, 1.93, 1.58); the dense sweep: activation_gelu_grad_dense.test.ts; limited by the sum Phi + x phi of two
     // separately rounded terms that partly cancel for x < 0 (activations.ts). Before, same
     // points: 1.43, 6.86, 21.0, 82.1, 118, 102 ULP.
     expectRegionBounds('gelu derivative', worstPerRegion(xs, (i) => Math.abs(df[i]! - want[i]!) / ulp32(scale[i]!)), {
