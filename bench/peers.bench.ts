@@ -31,6 +31,8 @@ export const KINKLESS = 'kinkless';
 export const TFJS = 'tfjs webgpu';
 /** Our silu gradient through autograd (forward kernel + backward kernel), next to the fused row. */
 export const KINKLESS_TWO_PASS = 'kinkless two-pass';
+/** Our fused gradient with dy = 1 (no dy read), next to the 'kinkless' row that reads dy. */
+export const KINKLESS_DY1 = 'kinkless dy = 1 (as jax-js grad of sum)';
 const F = 4;
 /** The fused gradient rows compute dx only, as the peers' gradients return. */
 const DX_ONLY = { value: false } as const;
@@ -264,5 +266,20 @@ export function cases(device: Device, opts: { quick: boolean; tfjs?: TfPeer | nu
       ),
     }),
   );
+  // dx with dy = 1, read from x alone: the same computation as jax-js's jit(grad(sum(f))).
+  for (const kind of ['silu', 'gelu', 'pssilu'] as const) {
+    const raw = kind === 'pssilu';
+    out.push({
+      group: `peer ${kind} grad ${lab}`,
+      name: KINKLESS_DY1,
+      impl: 'kinkless',
+      bytes: 2 * n * F,
+      method: 'wall',
+      baseline: KINKLESS,
+      ...oursSide(device, () => (raw ? [...one(), [Float32Array.from(PSSILU_RAW), [2]]] : one()), ([x, r]) =>
+        activationValueAndGrad(x!, raw ? { kind, raw: r! } : kind, undefined, DX_ONLY),
+      ),
+    });
+  }
   return out;
 }
