@@ -20,7 +20,7 @@ import { SmallCnn } from '../nn/models/small_cnn.ts';
 import type { BenchCase } from './harness.ts';
 import { geluForwardBefore } from './gelu_baseline.ts';
 import { hostRand } from './peers/tfjs.ts';
-import { PSSILU_RAW, peerSizes } from './peers.bench.ts';
+import { peerSizes, pssiluRawInputs } from './peers.bench.ts';
 import { JAXJS, compareArrays, jaxCnnLoss, jaxCnnStep, loadJaxjs, skipNote, type JaxArray, type JaxModule, type JaxPeer } from './peers/jaxjs.ts';
 
 type Inputs = () => [Float32Array, number[]][];
@@ -41,7 +41,7 @@ export function jaxKernels(quick: boolean): JaxKernel[] {
   const sz = peerSizes(quick);
   const [n, lab] = sz.ew;
   const one: Inputs = () => [[hostRand(n, 7, 4), [n]]];
-  const withRaw: Inputs = () => [...one(), ...PSSILU_RAW.map((v): [Float32Array, number[]] => [Float32Array.of(v), [1]])];
+  const withRaw: Inputs = () => [...one(), ...pssiluRawInputs()];
   const out: JaxKernel[] = sz.mm.map((m) => ({
     group: `peer matmul ${m}`,
     flops: 2 * m ** 3,

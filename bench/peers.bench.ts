@@ -100,8 +100,14 @@ function oursSide(device: Device, inputs: () => [Float32Array, number[]][], op: 
 /** The PSSiLU peer cases' raw parameters [a, b] (effective |a| = 1.5, |b| = 0.25); mirrored in torch_peer.py. */
 export const PSSILU_RAW = [1.5, 0.25] as const;
 
-function pssiluRawInputs(): [Float32Array, number[]][] {
+/** PSSILU_RAW as two [1] host inputs (the peers' a and b). */
+export function pssiluRawInputs(): [Float32Array, number[]][] {
   return PSSILU_RAW.map((v) => [Float32Array.of(v), [1]]);
+}
+
+/** PSSILU_RAW as our one [2] raw-parameter input. */
+function pssiluRawInput(): [Float32Array, number[]] {
+  return [Float32Array.from(PSSILU_RAW), [2]];
 }
 
 // NOTE: tfjs-core 4.22 has no gelu: 0.5 x (1 + erf(x / sqrt 2)) from five ops.
@@ -251,7 +257,7 @@ export function cases(device: Device, opts: { quick: boolean; tfjs?: TfPeer | nu
       // PSSiLU with its two raw parameters (a = |raw a|, b = |raw b|, PSSILU_RAW).
       group: `peer pssilu fwd ${lab}`,
       bytes: 2 * n * F,
-      ours: oursSide(device, () => [...one(), [Float32Array.from(PSSILU_RAW), [2]]], ([x, raw]) => E.noGrad(() => activation(x!, { kind: 'pssilu', raw: raw! }))),
+      ours: oursSide(device, () => [...one(), pssiluRawInput()], ([x, raw]) => E.noGrad(() => activation(x!, { kind: 'pssilu', raw: raw! }))),
       tf: tfSide(() => [...one(), ...pssiluRawInputs()], (tf, [x, a, b]) => pssiluTf(tf, x!, a!, b!)),
     }),
     ...pairCases(device, peer, {
@@ -259,7 +265,7 @@ export function cases(device: Device, opts: { quick: boolean; tfjs?: TfPeer | nu
       // partial-sum reduction; TF.js tf.grads over x, a and b).
       group: `peer pssilu grad ${lab}`,
       bytes: 3 * n * F,
-      ours: oursSide(device, () => [...two(), [Float32Array.from(PSSILU_RAW), [2]]], ([x, dy, raw]) => activationValueAndGrad(x!, { kind: 'pssilu', raw: raw! }, dy!, DX_ONLY)),
+      ours: oursSide(device, () => [...two(), pssiluRawInput()], ([x, dy, raw]) => activationValueAndGrad(x!, { kind: 'pssilu', raw: raw! }, dy!, DX_ONLY)),
       tf: tfSide(
         () => [...two(), ...pssiluRawInputs()],
         (tf, [x, dy, a, b]) => tf.grads((v: TfTensor, pa: TfTensor, pb: TfTensor) => pssiluTf(tf, v, pa, pb))([x!, a!, b!], dy!),
@@ -276,7 +282,7 @@ export function cases(device: Device, opts: { quick: boolean; tfjs?: TfPeer | nu
       bytes: 2 * n * F,
       method: 'wall',
       baseline: KINKLESS,
-      ...oursSide(device, () => (raw ? [...one(), [Float32Array.from(PSSILU_RAW), [2]]] : one()), ([x, r]) =>
+      ...oursSide(device, () => (raw ? [...one(), pssiluRawInput()] : one()), ([x, r]) =>
         activationValueAndGrad(x!, raw ? { kind, raw: r! } : kind, undefined, DX_ONLY),
       ),
     });

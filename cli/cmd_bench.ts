@@ -19,7 +19,7 @@ const FLAGS: Record<string, FlagSpec> = {
 
 export const BENCH_HELP = helpText(
   'kinkless bench [options]',
-  'Benchmarks: matmul, conv2d, elementwise and activation kernels (GPU timestamps), the same\nkernels pairwise against TF.js webgpu on the same adapter and PyTorch on the CPU (wall\nclock), and end-to-end images/s of a standard, a fast-AT and a PGD-10-AT training step of\nthe small MNIST CNN plus PGD-20 attack throughput. Prints one JSON line per case and\ntables; writes the result JSON (adapter, limits, versions, commit). See bench/README.md.',
+  'Benchmarks: matmul, conv2d, elementwise and activation kernels (GPU timestamps), the same\nkernels pairwise against TF.js webgpu on the same adapter and PyTorch on the CPU (wall\nclock), and end-to-end images/s of a standard, a fast-AT and a PGD-10-AT training step of\nthe small MNIST CNN plus PGD-20 attack throughput. Each bench file runs in a process of\nits own. Prints one JSON line per case and tables; writes the result JSON (adapter,\nlimits, versions, commit). See bench/README.md.',
   FLAGS,
   ['npx kinkless bench --quick', 'npx kinkless bench --filter peer --report', 'npm run bench -- --compare bench/results/2025-01-01-llvmpipe.json'],
 );
